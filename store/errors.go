@@ -1,0 +1,91 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Test with errors.Is; a *ValidationError wraps the
+// domain sentinels so both errors.Is and errors.As work.
+var (
+	// ErrNotFound: the room, message, user or session does not exist
+	// (4004 "Resource not found.").
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a uniqueness, check or foreign-key constraint was
+	// violated (4005 "Database constraint violated."), e.g. the same
+	// reaction twice, or a reply that is also a forward.
+	ErrConflict = errors.New("store: constraint violated")
+	// ErrInvalid is wrapped by every *ValidationError that has no more
+	// specific sentinel (bad input: 4003).
+	ErrInvalid = errors.New("store: invalid input")
+	// ErrCapExceeded: adding members would exceed the room's cap (4003 with
+	// the cap message).
+	ErrCapExceeded = errors.New("store: member cap exceeded")
+	// ErrDuplicateOneToOne: the two users already share a one-to-one chat
+	// (4003 "Chat already exists").
+	ErrDuplicateOneToOne = errors.New("store: one-to-one chat already exists")
+	// ErrOneToOneParticipants: a one-to-one chat would not have exactly two
+	// participants (4003 "A one to one chat can only have 2 participants").
+	ErrOneToOneParticipants = errors.New("store: one-to-one chat needs exactly two participants")
+	// ErrWrongRoomType: the operation does not apply to the room's type
+	// (e.g. adding members to a one-to-one chat, admins on a channel).
+	ErrWrongRoomType = errors.New("store: operation not valid for this room type")
+)
+
+// Exact detail strings of PROTOCOL.md carried by validation errors.
+const (
+	MsgChatExists          = "Chat already exists"
+	MsgOneToOneTwo         = "A one to one chat can only have 2 participants"
+	MsgGroupCap            = "Maximum number of group participants exceeded"
+	MsgChannelCap          = "Maximum number of channel subscribers exceeded"
+	MsgMembersGroupChannel = "Invalid room, Can only add or remove members from Groups/Channels"
+	MsgAdminsGroupOnly     = "Room should be a group chat to modify the admins"
+	MsgModeratorsChannel   = "Room should be a channel to modify the moderators"
+	MsgRequired            = "This field is required."
+	MsgBlank               = "This field may not be blank."
+)
+
+// ValidationError is bad input or a violated domain invariant. Field names
+// the input field ("" when the error is about the request as a whole),
+// Message is the detail for the client (the exact PROTOCOL.md string where
+// there is one), Err is the sentinel it wraps (ErrInvalid when nothing more
+// specific applies).
+type ValidationError struct {
+	Field   string
+	Message string
+	Err     error
+}
+
+// Error implements error.
+func (e *ValidationError) Error() string {
+	if e.Field == "" {
+		return e.Message
+	}
+	return e.Field + ": " + e.Message
+}
+
+// Unwrap returns the wrapped sentinel.
+func (e *ValidationError) Unwrap() error {
+	if e.Err == nil {
+		return ErrInvalid
+	}
+	return e.Err
+}
+
+// Invalid returns a *ValidationError wrapping ErrInvalid.
+func Invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...), Err: ErrInvalid}
+}
+
+// Invariant returns a *ValidationError wrapping the sentinel err.
+func Invariant(err error, field, msg string) error {
+	return &ValidationError{Field: field, Message: msg, Err: err}
+}
+
+// CapError is the ErrCapExceeded validation error for a room type.
+func CapError(t RoomType) error {
+	if t == Channel {
+		return Invariant(ErrCapExceeded, "subscribers", MsgChannelCap)
+	}
+	return Invariant(ErrCapExceeded, "participants", MsgGroupCap)
+}
