@@ -1,0 +1,64 @@
+// Package chatmux routes WebSocket events the way go-chi routes HTTP
+// requests.
+//
+// A client sends JSON frames {"event_type": "message.send", "data": {...}}.
+// A Router matches the event name against dotted patterns, runs the
+// middleware chain of the route and calls its Handler, a plain function of a
+// *Context. The Server is an http.Handler: it upgrades requests with
+// github.com/coder/websocket, authenticates them, and runs one connection
+// per client with a bounded outbound queue. Dispatches go to this socket, to
+// every device of a user, or to a group (a room) through a groups.Broker:
+// in-process by default, Redis across nodes.
+//
+// A minimal program:
+//
+//	events := chatmux.NewRouter()
+//	events.Use(middleware.Recoverer)
+//	events.HandleFunc("ping", func(c *chatmux.Context) error {
+//		return c.Send("pong", map[string]any{"at": time.Now()})
+//	})
+//	srv := chatmux.NewServer(events, chatmux.ServerOptions{})
+//	r := chi.NewRouter()
+//	r.Handle("/messaging/", srv)
+//	http.ListenAndServe("127.0.0.1:8080", r)
+//
+// # Patterns
+//
+// A pattern is a dotted name. A segment is static text, a parameter
+// "{name}" that matches exactly one segment, or, as the last segment, the
+// wildcard "*" that matches one or more segments. A static segment wins
+// over a parameter, which wins over the wildcard; when the preferred branch
+// fails further down, matching backtracks.
+//
+//	pattern             matches                      does not match
+//	message.send        message.send                 message.send.now, message
+//	room.{id}.typing    room.42.typing               room.typing, room.4.2.typing
+//	room.*              room.create, room.a.b        room, rooms.create
+//	*                   anything valid               "" , a..b, .a
+//
+// Parameters are read with Context.Param("id"); the wildcard's text with
+// Context.Param("*"). Registration mistakes (a duplicate or malformed
+// pattern, Use after a route) panic at start-up with a "chatmux:" prefix.
+//
+// # Errors
+//
+// A handler returns an error; the server answers the sender with
+// {"error": {"code": ..., "detail": ...}}. Return an *Error (see
+// PermissionDenied, Validation, FieldError, NotFound, Constraint,
+// RateLimited) to choose the code and detail; any other error is a 4006
+// "Internal server error." and is logged with its event. Unknown events are
+// answered {"error": "invalid event type"}. Malformed frames (invalid JSON,
+// a non-object, a non-object data, a binary frame) are answered with 4003
+// and the connection stays open; a frame over ServerOptions.ReadLimit closes
+// it with 1009.
+//
+// # Connections
+//
+// $connect and $disconnect (EventConnect, EventDisconnect) are routed like
+// events when a route exists, so logging, metrics and authentication see
+// them. Each connection joins its user's group (groups.User) on connect.
+// A connection's events are handled in order, one at a time. Its outbound
+// queue is bounded in bytes (ServerOptions.MaxQueueBytes); a connection
+// that cannot keep up is closed with 4008 "slow consumer" and delays no one
+// else. Queued frames are written with one write to the socket.
+package chatmux

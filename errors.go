@@ -1,0 +1,129 @@
+package chatmux
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/coder/websocket"
+)
+
+// Error codes carried in the error envelope {"error": {"code", "detail"}}.
+// They are never WebSocket close codes, except where noted.
+const (
+	// CodeUnauthenticated is the close code of a connection whose
+	// authentication failed (the only code used to close, not to answer).
+	CodeUnauthenticated = 4001
+	// CodePermissionDenied answers an event the user may not perform.
+	CodePermissionDenied = 4002
+	// CodeValidation answers malformed or invalid input.
+	CodeValidation = 4003
+	// CodeNotFound answers an event that names something that does not exist.
+	CodeNotFound = 4004
+	// CodeConstraint answers an event that would break a storage constraint.
+	CodeConstraint = 4005
+	// CodeInternal answers an event whose handler failed unexpectedly.
+	CodeInternal = 4006
+	// CodeSlowConsumer is the close code of a connection whose outbound
+	// queue overflowed.
+	CodeSlowConsumer = 4008
+	// CodeRateLimited answers an event refused by a rate limit.
+	CodeRateLimited = 4029
+)
+
+// Fixed details of the protocol.
+const (
+	DetailNotFound   = "Resource not found."
+	DetailConstraint = "Database constraint violated."
+	DetailInternal   = "Internal server error."
+)
+
+// Error is an error with a protocol code and a detail for the client. The
+// detail is a string, a list of strings or an object of field names to lists
+// of strings; it is sent as is. Err, when set, is the cause: logged, never
+// sent.
+type Error struct {
+	Code   int
+	Detail any
+	Err    error
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("chatmux: error %d: %v: %v", e.Code, e.Detail, e.Err)
+	}
+	return fmt.Sprintf("chatmux: error %d: %v", e.Code, e.Detail)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// NewError returns an Error with the given code and detail.
+func NewError(code int, detail any) *Error { return &Error{Code: code, Detail: detail} }
+
+// PermissionDenied returns a 4002 error with the given detail.
+func PermissionDenied(detail string) *Error {
+	return &Error{Code: CodePermissionDenied, Detail: detail}
+}
+
+// Validation returns a 4003 error. A string detail is sent as a one-element
+// list, as the protocol does; a list or a field map is sent as is.
+func Validation(detail any) *Error {
+	if s, ok := detail.(string); ok {
+		detail = []string{s}
+	}
+	return &Error{Code: CodeValidation, Detail: detail}
+}
+
+// FieldError returns a 4003 error whose detail names one field:
+// {"field": ["message"]}.
+func FieldError(field, message string) *Error {
+	return &Error{Code: CodeValidation, Detail: map[string][]string{field: {message}}}
+}
+
+// NotFound returns a 4004 error with the protocol's fixed detail.
+func NotFound() *Error { return &Error{Code: CodeNotFound, Detail: DetailNotFound} }
+
+// Constraint returns a 4005 error with the protocol's fixed detail, keeping
+// cause for the log.
+func Constraint(cause error) *Error {
+	return &Error{Code: CodeConstraint, Detail: DetailConstraint, Err: cause}
+}
+
+// Internal returns a 4006 error with the protocol's fixed detail, keeping
+// cause for the log.
+func Internal(cause error) *Error {
+	return &Error{Code: CodeInternal, Detail: DetailInternal, Err: cause}
+}
+
+// RateLimited returns a 4029 error whose detail states the limit.
+func RateLimited(detail string) *Error { return &Error{Code: CodeRateLimited, Detail: detail} }
+
+// AsError returns err as an *Error: itself when it is (or wraps) one, else a
+// 4006 internal error that keeps err as its cause.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return Internal(err)
+}
+
+// CloseStatus returns the WebSocket close code of err, or -1 when err is not
+// a close error. It reads the codes chatmux closes with (4001, 4008, 1001,
+// 1009) as well as any other.
+func CloseStatus(err error) int {
+	return int(websocket.CloseStatus(err))
+}
+
+type errorBody struct {
+	Code   int `json:"code"`
+	Detail any `json:"detail"`
+}
+
+func encodeError(e *Error) ([]byte, error) {
+	return json.Marshal(struct {
+		Error errorBody `json:"error"`
+	}{errorBody{e.Code, e.Detail}})
+}

@@ -1,0 +1,15 @@
+// Package groups fans messages out to named groups of connections: a room,
+// all devices of a user.
+//
+// A Broker delivers a published Message to every Member of a group. The
+// in-process broker (NewMemory) serves one node; a distributed broker (such
+// as the Redis one) forwards publications between nodes and hands them to
+// its node's local members through a Hub, the sharded local index of
+// members that every broker shares.
+//
+// Messages are of two kinds: data (an encoded frame that every member
+// queues as is: one encoding for any number of recipients) and control
+// (join or leave another group). Control messages published to a user's
+// group move all of that user's connections, on every node, in or out of a
+// room's group.
+package groups

@@ -1,0 +1,422 @@
+package chatmux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+
+	"github.com/chatmux/chatmux/groups"
+)
+
+// Reserved event names routed when a connection opens and closes, through
+// the same middleware as every event. A $connect handler that returns an
+// error closes the connection (with the error's code when it is a 4xxx
+// *Error, else 1011). $disconnect runs after the connection has left every
+// group, with a context that outlives the connection by
+// ServerOptions.DisconnectTimeout.
+const (
+	EventConnect    = "$connect"
+	EventDisconnect = "$disconnect"
+)
+
+// Authenticator identifies the user of an upgrade request. An error, or a
+// nil user, rejects the connection: the upgrade completes, then the server
+// closes it with code 4001.
+type Authenticator func(r *http.Request) (*User, error)
+
+// Observer receives connection-level events (for metrics). Its methods are
+// called on hot paths and must not block.
+type Observer interface {
+	ConnOpened(c *Conn)
+	ConnClosed(c *Conn)
+	QueueOverflow(c *Conn)
+}
+
+// ServerOptions configures a Server. The zero value of each field means its
+// default.
+type ServerOptions struct {
+	// Authenticate identifies users. Nil accepts every connection as
+	// anonymous (Context.User returns nil).
+	Authenticate Authenticator
+	// Broker fans out dispatches; the default is the in-process
+	// groups.NewMemory().
+	Broker groups.Broker
+	// OriginPatterns lists the hosts allowed to connect cross-origin
+	// (path.Match patterns). The default allows same-origin only.
+	OriginPatterns []string
+	// InsecureSkipVerify disables the origin check.
+	InsecureSkipVerify bool
+	// ReadLimit is the largest frame accepted, in bytes (default 64 KiB).
+	// A larger frame closes the connection with 1009.
+	ReadLimit int64
+	// MaxQueueBytes bounds each connection's outbound queue (default
+	// 1 MiB). Overflow closes the connection with 4008 "slow consumer".
+	MaxQueueBytes int
+	// WriteTimeout bounds one write to a socket (default 10s).
+	WriteTimeout time.Duration
+	// PingInterval is how long a connection may stay silent before the
+	// server pings it (default 30s; negative disables pings).
+	PingInterval time.Duration
+	// PingTimeout is how long a ping waits for its pong before the
+	// connection is closed (default 15s).
+	PingTimeout time.Duration
+	// DisconnectTimeout bounds the $disconnect handler (default 10s).
+	DisconnectTimeout time.Duration
+	// ErrorHandler turns a handler's error into an answer. The default
+	// sends the error envelope to the sender and logs 4006 errors.
+	ErrorHandler func(c *Context, err error)
+	// Logger receives the server's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Observer, when set, receives connection-level events.
+	Observer Observer
+}
+
+// Server is an http.Handler that upgrades requests to WebSocket connections
+// and routes their events. Mount it on any chi or net/http router.
+type Server struct {
+	router       Router
+	broker       groups.Broker
+	opts         ServerOptions
+	logger       *slog.Logger
+	errorHandler func(c *Context, err error)
+
+	mu       sync.Mutex
+	conns    map[*Conn]struct{}
+	stopping bool
+	stopPing chan struct{}
+	pingOn   bool
+	wg       sync.WaitGroup
+	open     atomic.Int64
+}
+
+// NewServer returns a server that routes events with router.
+func NewServer(router Router, opts ServerOptions) *Server {
+	if router == nil {
+		panic("chatmux: NewServer needs a router")
+	}
+	if opts.Broker == nil {
+		opts.Broker = groups.NewMemory()
+	}
+	if opts.ReadLimit <= 0 {
+		opts.ReadLimit = 64 << 10
+	}
+	if opts.MaxQueueBytes <= 0 {
+		opts.MaxQueueBytes = 1 << 20
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = 30 * time.Second
+	}
+	if opts.PingTimeout <= 0 {
+		opts.PingTimeout = 15 * time.Second
+	}
+	if opts.DisconnectTimeout <= 0 {
+		opts.DisconnectTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Server{
+		router: router,
+		broker: opts.Broker,
+		opts:   opts,
+		logger: opts.Logger,
+		conns:  map[*Conn]struct{}{},
+	}
+	s.errorHandler = opts.ErrorHandler
+	if s.errorHandler == nil {
+		s.errorHandler = s.defaultErrorHandler
+	}
+	return s
+}
+
+// Broker returns the server's broker.
+func (s *Server) Broker() groups.Broker { return s.broker }
+
+// Router returns the server's router.
+func (s *Server) Router() Router { return s.router }
+
+// Len returns the number of open connections.
+func (s *Server) Len() int { return int(s.open.Load()) }
+
+// ServeHTTP upgrades the request and serves the connection until it
+// closes. It returns as soon as the connection is set up.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	stopping := s.stopping
+	if !stopping {
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if stopping {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	started := false
+	defer func() {
+		if !started {
+			s.wg.Done()
+		}
+	}()
+
+	var user *User
+	var authErr error
+	if s.opts.Authenticate != nil {
+		user, authErr = s.opts.Authenticate(r)
+		if authErr == nil && user == nil {
+			authErr = errors.New("no user")
+		}
+	}
+
+	hw := &hijackWriter{ResponseWriter: w, timeout: s.opts.WriteTimeout}
+	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
+		OriginPatterns:     s.opts.OriginPatterns,
+		InsecureSkipVerify: s.opts.InsecureSkipVerify,
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		s.logger.Debug("chatmux: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	if authErr != nil {
+		s.logger.Info("chatmux: authentication failed", "remote", r.RemoteAddr, "err", authErr)
+		go func() { _ = ws.Close(CodeUnauthenticated, "authentication failed") }()
+		return
+	}
+	ws.SetReadLimit(s.opts.ReadLimit)
+
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	c := &Conn{
+		srv:         s,
+		ws:          ws,
+		raw:         hw.cork,
+		id:          uuid.NewString(),
+		user:        user,
+		remoteAddr:  r.RemoteAddr,
+		header:      r.Header,
+		connectedAt: time.Now(),
+		ctx:         ctx,
+		cancel:      cancel,
+	}
+	c.lastRead.Store(c.connectedAt.UnixNano())
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.startPingerLocked()
+	s.mu.Unlock()
+	s.open.Add(1)
+	if s.opts.Observer != nil {
+		s.opts.Observer.ConnOpened(c)
+	}
+	if user != nil {
+		if err := c.Join(ctx, groups.User(user.ID)); err != nil {
+			s.logger.Error("chatmux: failed to join the user's group", "conn", c.id, "err", err)
+		}
+	}
+	started = true
+	go c.readLoop()
+}
+
+// remove forgets a finished connection.
+func (s *Server) remove(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.open.Add(-1)
+	if s.opts.Observer != nil {
+		s.opts.Observer.ConnClosed(c)
+	}
+	s.wg.Done()
+}
+
+// startPingerLocked starts the one keepalive goroutine that serves every
+// connection. s.mu is held.
+func (s *Server) startPingerLocked() {
+	if s.pingOn || s.opts.PingInterval < 0 || s.stopping {
+		return
+	}
+	s.pingOn = true
+	s.stopPing = make(chan struct{})
+	s.wg.Add(1)
+	go s.pinger(s.stopPing)
+}
+
+func (s *Server) pinger(stop chan struct{}) {
+	defer s.wg.Done()
+	interval := s.opts.PingInterval
+	tick := time.NewTicker(interval / 2)
+	defer tick.Stop()
+	var due []*Conn
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			limit := now.Add(-interval).UnixNano()
+			due = due[:0]
+			s.mu.Lock()
+			for c := range s.conns {
+				if c.lastRead.Load() < limit && !c.pinging.Load() {
+					due = append(due, c)
+				}
+			}
+			s.mu.Unlock()
+			for _, c := range due {
+				if c.pinging.CompareAndSwap(false, true) {
+					go c.ping()
+				}
+			}
+			clear(due)
+		}
+	}
+}
+
+// serve routes one event, turning a panic into a 4006 error.
+func (s *Server) serve(c *Context) (err error) {
+	defer recoverTo(&err, s.logger, c.event)
+	return s.router.ServeEvent(c)
+}
+
+func (s *Server) routeLifecycle(c *Conn, event string) error {
+	return s.routeLifecycleCtx(c.ctx, c, event)
+}
+
+// routeLifecycleCtx routes $connect or $disconnect when a route exists.
+func (s *Server) routeLifecycleCtx(ctx context.Context, c *Conn, event string) error {
+	if m, ok := s.router.(*Mux); ok {
+		if _, found := m.Match(event); !found {
+			return nil
+		}
+	}
+	cx := newContext(s, c, ctx, event, nil)
+	defer cx.release()
+	return s.serve(cx)
+}
+
+// handleError answers an error raised before routing (a malformed frame).
+func (s *Server) handleError(c *Conn, event string, err error) {
+	cx := newContext(s, c, c.ctx, event, nil)
+	s.errorHandler(cx, err)
+	cx.release()
+}
+
+func (s *Server) defaultErrorHandler(c *Context, err error) {
+	if err == nil {
+		return
+	}
+	e := AsError(err)
+	if e.Code == CodeInternal {
+		var uid any
+		if u := c.User(); u != nil {
+			uid = u.ID
+		}
+		s.logger.Error("chatmux: event failed", "event", c.event, "pattern", c.pattern, "user", uid, "err", err)
+	}
+	b, merr := encodeError(e)
+	if merr != nil {
+		s.logger.Error("chatmux: failed to encode error", "err", merr)
+		b, _ = encodeError(Internal(merr))
+	}
+	_ = c.ReplyRaw(b)
+}
+
+// ErrorEnvelope returns the JSON of the protocol's error envelope for err:
+// {"error": {"code": ..., "detail": ...}}.
+func ErrorEnvelope(err error) ([]byte, error) { return encodeError(AsError(err)) }
+
+// Broadcast sends a dispatch to every member of a group, on every node. The
+// dispatch is encoded once.
+func (s *Server) Broadcast(ctx context.Context, group, eventType string, data any) error {
+	b, err := EncodeDispatch(eventType, data)
+	if err != nil {
+		return fmt.Errorf("failed to encode %s: %w", eventType, err)
+	}
+	return s.Publish(ctx, group, b)
+}
+
+// Publish sends an already encoded frame to every member of a group.
+func (s *Server) Publish(ctx context.Context, group string, frame []byte) error {
+	if err := s.broker.Publish(ctx, group, &groups.Message{Kind: groups.KindData, Data: frame}); err != nil {
+		return fmt.Errorf("failed to publish to %s: %w", group, err)
+	}
+	return nil
+}
+
+// SendUser sends a dispatch to every connection of a user, on every node.
+func (s *Server) SendUser(ctx context.Context, userID int64, eventType string, data any) error {
+	return s.Broadcast(ctx, groups.User(userID), eventType, data)
+}
+
+// JoinUser adds every connection of a user, on every node, to a group. With
+// the in-process broker the local connections have joined when it returns.
+func (s *Server) JoinUser(ctx context.Context, userID int64, group string) error {
+	return s.control(ctx, userID, groups.KindJoin, group)
+}
+
+// LeaveUser removes every connection of a user, on every node, from a group.
+func (s *Server) LeaveUser(ctx context.Context, userID int64, group string) error {
+	return s.control(ctx, userID, groups.KindLeave, group)
+}
+
+func (s *Server) control(ctx context.Context, userID int64, kind groups.Kind, group string) error {
+	if err := s.broker.Publish(ctx, groups.User(userID), &groups.Message{Kind: kind, Group: group}); err != nil {
+		return fmt.Errorf("failed to move user %d's connections (%s): %w", userID, group, err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections, closes every open one with 1001
+// (going away) and waits for their handlers to finish, or for ctx to end,
+// when it closes what is left at once and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	conns := s.stop()
+	for _, c := range conns {
+		c.Close(int(websocket.StatusGoingAway), "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			_ = c.ws.CloseNow()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close closes every connection at once, without the close handshake, and
+// waits for their handlers.
+func (s *Server) Close() error {
+	for _, c := range s.stop() {
+		_ = c.ws.CloseNow()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) stop() []*Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopping = true
+	if s.pingOn {
+		close(s.stopPing)
+		s.pingOn = false
+	}
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}
