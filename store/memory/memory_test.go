@@ -1,0 +1,13 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/chatmux/chatmux/store"
+	"github.com/chatmux/chatmux/store/memory"
+	"github.com/chatmux/chatmux/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(testing.TB) store.Store { return memory.New() })
+}
