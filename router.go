@@ -125,7 +125,7 @@ func (mx *Mux) Mount(prefix string, sub Router) {
 	}
 	mx.handle(prefix+".*", func(c *Context) error {
 		rest := c.popParam()
-		return sm.serve(c, rest, full+".", mx.root().notFoundChain)
+		return sm.serve(c, rest, full+".", mx.root().notFoundHandler())
 	}, false)
 	(*mx.mounts)[full] = sm
 }
@@ -164,6 +164,13 @@ func (mx *Mux) root() *Mux {
 		m = m.parent
 	}
 	return m
+}
+
+func (mx *Mux) notFoundHandler() Handler {
+	if mx.notFound != nil {
+		return mx.notFound
+	}
+	return DefaultNotFound
 }
 
 func (mx *Mux) updateNotFound() {
@@ -225,7 +232,9 @@ func (mx *Mux) serve(c *Context, name, prefix string, fallback Handler) error {
 	if ep == nil {
 		c.pattern = ""
 		if mx.notFound == nil && fallback != nil {
-			return fallback(c)
+			// A mounted router without its own NotFound answers with
+			// the parent's, inside its own middleware.
+			return Chain(fallback, mx.middlewares...)(c)
 		}
 		return mx.notFoundChain(c)
 	}

@@ -178,28 +178,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	hw := &hijackWriter{ResponseWriter: w, timeout: s.opts.WriteTimeout}
-	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
-		OriginPatterns:     s.opts.OriginPatterns,
-		InsecureSkipVerify: s.opts.InsecureSkipVerify,
-		CompressionMode:    websocket.CompressionDisabled,
-	})
-	if err != nil {
-		s.logger.Debug("chatmux: upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return
-	}
 	if authErr != nil {
+		hw := &hijackWriter{ResponseWriter: w, timeout: s.opts.WriteTimeout}
+		ws, err := s.accept(hw, r)
+		if err != nil {
+			return
+		}
 		s.logger.Info("chatmux: authentication failed", "remote", r.RemoteAddr, "err", authErr)
 		go func() { _ = ws.Close(CodeUnauthenticated, "authentication failed") }()
 		return
 	}
-	ws.SetReadLimit(s.opts.ReadLimit)
 
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &Conn{
 		srv:         s,
-		ws:          ws,
-		raw:         hw.cork,
 		id:          uuid.NewString(),
 		user:        user,
 		remoteAddr:  r.RemoteAddr,
@@ -207,7 +199,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		connectedAt: time.Now(),
 		ctx:         ctx,
 		cancel:      cancel,
+		// Hold the writer until the socket exists: frames delivered to
+		// the user's group meanwhile wait in the queue.
+		writing: true,
 	}
+	// Join the user's group before the handshake completes, so that a
+	// client that sees its connection open is already reachable.
+	if user != nil {
+		if err := c.Join(ctx, groups.User(user.ID)); err != nil {
+			s.logger.Error("chatmux: failed to join the user's group", "err", err)
+			cancel()
+			http.Error(w, "broker unavailable", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	hw := &hijackWriter{ResponseWriter: w, timeout: s.opts.WriteTimeout}
+	ws, err := s.accept(hw, r)
+	if err != nil {
+		c.leaveAll(context.Background())
+		cancel()
+		return
+	}
+	ws.SetReadLimit(s.opts.ReadLimit)
 	c.lastRead.Store(c.connectedAt.UnixNano())
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
@@ -217,13 +230,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Observer != nil {
 		s.opts.Observer.ConnOpened(c)
 	}
-	if user != nil {
-		if err := c.Join(ctx, groups.User(user.ID)); err != nil {
-			s.logger.Error("chatmux: failed to join the user's group", "conn", c.id, "err", err)
-		}
+	c.mu.Lock()
+	c.ws, c.raw = ws, hw.cork
+	c.writing = len(c.queue) > 0
+	startWriter := c.writing
+	c.mu.Unlock()
+	if startWriter {
+		go c.writeLoop()
 	}
 	started = true
 	go c.readLoop()
+}
+
+func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:     s.opts.OriginPatterns,
+		InsecureSkipVerify: s.opts.InsecureSkipVerify,
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		s.logger.Debug("chatmux: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return nil, err
+	}
+	return ws, nil
 }
 
 // remove forgets a finished connection.
