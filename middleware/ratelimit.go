@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -48,8 +49,9 @@ type RateLimitOptions struct {
 //
 // Buckets are token buckets (golang.org/x/time/rate) that start full and
 // refill evenly: one event every per/events. A bucket that has refilled
-// completely is forgotten, lazily, while the limiter is in use: its memory
-// is bounded by the senders active within one refill period.
+// completely is forgotten, lazily, by the first event of each refill
+// period: the memory held is bounded by the senders of the last two refill
+// periods, with no goroutine or timer.
 //
 // The lifecycle events $connect and $disconnect are never limited. Events
 // that match no pattern share one bucket per sender, "unknown events".
@@ -82,13 +84,16 @@ type limiter struct {
 	refill time.Duration
 	now    func() time.Time
 	seed   maphash.Seed
-	shards [limiterShards]limiterShard
+	// start is when the limiter was made; lastSweep is when buckets were
+	// last swept, in nanoseconds since start (monotonic).
+	start     time.Time
+	lastSweep atomic.Int64
+	shards    [limiterShards]limiterShard
 }
 
 type limiterShard struct {
-	mu        sync.Mutex
-	buckets   map[bucketKey]*rate.Limiter
-	lastSweep time.Time
+	mu      sync.Mutex
+	buckets map[bucketKey]*rate.Limiter
 }
 
 // bucketKey names a bucket: a pattern and a sender, the user's id or, for
@@ -123,10 +128,9 @@ func newLimiter(opts RateLimitOptions, now func() time.Time) *limiter {
 		now:    now,
 		seed:   maphash.MakeSeed(),
 	}
-	start := now()
+	l.start = now()
 	for i := range l.shards {
 		l.shards[i].buckets = map[bucketKey]*rate.Limiter{}
-		l.shards[i].lastSweep = start
 	}
 	return l
 }
@@ -160,14 +164,14 @@ func (l *limiter) allow(c *chatmux.Context) bool {
 		k.conn = connID(c)
 		h = maphash.String(l.seed, k.conn)
 	}
-	s := &l.shards[(h>>32)%limiterShards]
 	now := l.now()
-
+	since := int64(now.Sub(l.start))
+	if last := l.lastSweep.Load(); since-last >= int64(l.refill) && l.lastSweep.CompareAndSwap(last, since) {
+		l.sweep(now)
+	}
+	s := &l.shards[(h>>32)%limiterShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if now.Sub(s.lastSweep) >= l.refill {
-		s.sweep(now, l.burst)
-	}
 	b := s.buckets[k]
 	if b == nil {
 		b = rate.NewLimiter(l.limit, l.burst)
@@ -177,16 +181,21 @@ func (l *limiter) allow(c *chatmux.Context) bool {
 }
 
 // sweep forgets the buckets that are full again: a new bucket would be the
-// same. It runs at most once per refill period per shard, so a bucket is
-// kept at most two refill periods after its last event.
-func (s *limiterShard) sweep(now time.Time, burst int) {
-	full := float64(burst)
-	for k, b := range s.buckets {
-		if b.TokensAt(now) >= full {
-			delete(s.buckets, k)
+// same. The event that finds the last sweep one refill period old runs it,
+// shard by shard, so a bucket is kept at most two refill periods after its
+// last event, as long as events come; while none come, nothing grows.
+func (l *limiter) sweep(now time.Time) {
+	full := float64(l.burst)
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for k, b := range s.buckets {
+			if b.TokensAt(now) >= full {
+				delete(s.buckets, k)
+			}
 		}
+		s.mu.Unlock()
 	}
-	s.lastSweep = now
 }
 
 // len returns the number of buckets held (for tests).
