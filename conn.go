@@ -197,8 +197,11 @@ func (c *Conn) Close(code int, reason string) {
 	c.mu.Lock()
 	c.closed = true
 	c.dropQueue()
+	ws := c.ws
 	c.mu.Unlock()
-	go func() { _ = c.ws.Close(websocket.StatusCode(code), reason) }()
+	if ws != nil {
+		go func() { _ = ws.Close(websocket.StatusCode(code), reason) }()
+	}
 }
 
 // enqueue queues a frame without blocking. A frame that would take the
@@ -212,12 +215,15 @@ func (c *Conn) enqueue(frame []byte) {
 	if c.queued+len(frame) > c.srv.opts.MaxQueueBytes {
 		c.closed = true
 		c.dropQueue()
+		ws := c.ws
 		c.mu.Unlock()
 		if c.srv.opts.Observer != nil {
 			c.srv.opts.Observer.QueueOverflow(c)
 		}
 		c.srv.logger.Warn("chatmux: closing slow consumer", "conn", c.id, "limit_bytes", c.srv.opts.MaxQueueBytes)
-		go func() { _ = c.ws.Close(CodeSlowConsumer, "slow consumer") }()
+		if ws != nil {
+			go func() { _ = ws.Close(CodeSlowConsumer, "slow consumer") }()
+		}
 		return
 	}
 	c.queue = append(c.queue, frame)

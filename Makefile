@@ -1,0 +1,27 @@
+# chatmux: the two commands of the README are `make run` and `make test`.
+GO ?= go
+
+.PHONY: run test check vet fmt bench services
+
+run:
+	$(GO) run ./examples/chat
+
+export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+export TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+# The whole suite: formatting, vet, the services the integration tests use
+# (PostgreSQL and Redis on 127.0.0.1, started or installed when missing),
+# and every test with the race detector.
+test: check services
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+check:
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Start PostgreSQL and Redis locally (installing them as root if missing).
+services:
+	bash .ci/services.sh

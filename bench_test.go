@@ -1,0 +1,167 @@
+package chatmux
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func benchRouter() *Mux {
+	r := NewRouter()
+	nop := func(*Context) error { return nil }
+	for _, p := range []string{"message.send", "message.read", "message.react", "message.typing", "message.modify",
+		"room.create", "room.list", "room.info", "room.messages", "room.{id}.typing", "room.{id}.members.{user}", "admin.*"} {
+		r.HandleFunc(p, nop)
+	}
+	return r
+}
+
+func BenchmarkMatch(b *testing.B) {
+	r := benchRouter()
+	for _, ev := range []string{"message.send", "room.42.typing", "room.42.members.7", "admin.a.b.c", "nope.nope"} {
+		b.Run(ev, func(b *testing.B) {
+			vals := make([]string, 0, 4)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				_, vals = r.tree.match(ev, vals[:0])
+			}
+		})
+	}
+}
+
+func BenchmarkServeEventFiveMiddlewares(b *testing.B) {
+	r := NewRouter()
+	mw := func(next Handler) Handler {
+		return func(c *Context) error { return next(c) }
+	}
+	r.Use(mw, mw, mw, mw, mw)
+	r.HandleFunc("room.{id}.typing", func(c *Context) error {
+		if c.Param("id") == "" {
+			b.Fatal("no param")
+		}
+		return nil
+	})
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		c := newContext(nil, nil, context.Background(), "room.42.typing", nil)
+		if err := r.ServeEvent(c); err != nil {
+			b.Fatal(err)
+		}
+		c.release()
+	}
+}
+
+func BenchmarkDecodeEnvelope(b *testing.B) {
+	frame := []byte(`{"event_type":"message.send","data":{"room_id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427","content":"hello there"}}`)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := decodeEnvelope(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBroadcastEnqueue1000 measures encode + publish + enqueue to 1,000
+// local connections whose writers are held, so only the broadcast path is
+// counted. Allocations per broadcast must not grow with the recipients.
+func BenchmarkBroadcastEnqueue1000(b *testing.B) {
+	srv := NewServer(NewRouter(), ServerOptions{MaxQueueBytes: 1 << 30, Logger: quietLogger})
+	conns := make([]*Conn, 1000)
+	for i := range conns {
+		c := &Conn{srv: srv, writing: true, ctx: context.Background()}
+		if err := c.Join(context.Background(), "room"); err != nil {
+			b.Fatal(err)
+		}
+		conns[i] = c
+	}
+	payload := map[string]any{"id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "content": "hello", "seq": 1}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := srv.Broadcast(ctx, "room", "message.dispatch", payload); err != nil {
+			b.Fatal(err)
+		}
+		if i%256 == 255 {
+			b.StopTimer()
+			for _, c := range conns {
+				c.mu.Lock()
+				c.dropQueue()
+				c.mu.Unlock()
+			}
+			b.StartTimer()
+		}
+	}
+	b.ReportMetric(float64(b.N*len(conns))/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// BenchmarkBroadcastSockets measures whole deliveries over loopback
+// WebSockets: one broadcast reaches every client, which reads it.
+func BenchmarkBroadcastSockets(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) { benchSockets(b, n) })
+	}
+}
+
+func benchSockets(b *testing.B, n int) {
+	srv := NewServer(NewRouter(), ServerOptions{MaxQueueBytes: 64 << 20, Logger: quietLogger, PingInterval: -1})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(ts.URL, "http")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	clients := make([]*websocket.Conn, n)
+	for i := range clients {
+		c, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.CloseNow()
+		clients[i] = c
+	}
+	for len(srv.conns) < n {
+		time.Sleep(time.Millisecond)
+	}
+	srv.mu.Lock()
+	for c := range srv.conns {
+		_ = c.Join(ctx, "room")
+	}
+	srv.mu.Unlock()
+	frame, _ := json.Marshal(map[string]any{"id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "content": strings.Repeat("x", 100)})
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for _, c := range clients {
+		wg.Add(1)
+		go func(c *websocket.Conn) {
+			defer wg.Done()
+			for i := 0; i < b.N; i++ {
+				_, r, err := c.Reader(ctx)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, r)
+			}
+		}(c)
+	}
+	const window = 32
+	for i := 0; i < b.N; i++ {
+		if err := srv.Broadcast(ctx, "room", "message.dispatch", json.RawMessage(frame)); err != nil {
+			b.Fatal(err)
+		}
+		if i%window == window-1 {
+			time.Sleep(0) // let readers run
+		}
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
+}

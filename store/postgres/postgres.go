@@ -1,0 +1,179 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/chatmux/chatmux/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the embedded schema migrations (goose SQL files).
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic("chatmux: embedded migrations missing: " + err.Error())
+	}
+	return sub
+}
+
+// Store is the PostgreSQL store.Store.
+type Store struct {
+	db *sqlx.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at url (a lib/pq URL or DSN) and checks the
+// connection. Call Migrate before first use.
+func Open(ctx context.Context, url string) (*Store, error) {
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open database: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("failed to connect to database: %w", err)
+	}
+	return New(db), nil
+}
+
+// New returns a Store over an open database handle (driver "postgres").
+func New(db *sqlx.DB) *Store { return &Store{db: db} }
+
+// DB returns the underlying handle.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// Close closes the database handle.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Migrate applies the embedded migrations that are not applied yet. A
+// PostgreSQL advisory lock held for the session makes concurrent starts of
+// several nodes safe: one migrates, the others wait and find nothing to do.
+func (s *Store) Migrate(ctx context.Context) error {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("failed to create migration locker: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, s.db.DB, Migrations(), goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("failed to create migration provider: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("failed to migrate: %w", err)
+	}
+	return nil
+}
+
+// ---- errors ----
+
+// mapErr turns driver errors into the store's typed errors: no rows is
+// ErrNotFound; unique, check and foreign-key violations are ErrConflict (or
+// the protocol's validation error where there is one); malformed input is
+// a validation error. The constraint name is kept for logs; no SQL text is
+// meant for a client.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var pe *pq.Error
+	if !errors.As(err, &pe) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return fmt.Errorf("store/postgres: %w", err)
+	}
+	switch pe.Code {
+	case "23505", "23514", "23503":
+		switch pe.Constraint {
+		case "rooms_one_to_one_pair_key":
+			return store.Invariant(store.ErrDuplicateOneToOne, "", store.MsgChatExists)
+		case "messages_parent_id_fkey":
+			return store.Invalid("parent_message_id", "Invalid pk - object does not exist.")
+		case "messages_forwarded_from_id_fkey":
+			return store.Invalid("forwarded_from_id", "Invalid pk - object does not exist.")
+		}
+		return fmt.Errorf("constraint %s violated: %w", pe.Constraint, store.ErrConflict)
+	case "22P02", "22023", "22001", "22003":
+		return store.Invalid("", "Invalid input.")
+	}
+	return fmt.Errorf("store/postgres: database error %s: %w", pe.Code, err)
+}
+
+func isConstraint(err error, name string) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Constraint == name
+}
+
+func retryable(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// ---- transactions ----
+
+// inTx runs fn in a transaction, committing when it returns nil. A
+// serialization failure or deadlock is retried a few times.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := s.tryTx(ctx, fn)
+		if err == nil || attempt >= 3 || !retryable(err) {
+			return err
+		}
+	}
+}
+
+func (s *Store) tryTx(ctx context.Context, fn func(tx *sqlx.Tx) error) (err error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("failed to begin transaction: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("failed to commit: %w", err)
+	}
+	return nil
+}
+
+// ---- scanning helpers ----
+
+func utc(t time.Time) time.Time { return t.UTC() }
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func uuids(ids []uuid.UUID) pq.StringArray {
+	out := make(pq.StringArray, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
+}
