@@ -30,12 +30,15 @@ import (
 func Logger(logger *slog.Logger) chatmux.Middleware {
 	return func(next chatmux.Handler) chatmux.Handler {
 		return func(c *chatmux.Context) error {
-			start := time.Now()
-			err := next(c)
 			l := logger
 			if l == nil {
 				l = slog.Default()
 			}
+			if !l.Enabled(c.Context(), slog.LevelError) {
+				return next(c) // nothing would be written: skip the clock
+			}
+			start := time.Now()
+			err := next(c)
 			code := 0
 			level := slog.LevelInfo
 			if err != nil {
