@@ -410,7 +410,7 @@ const membershipQuery = `
 		m.user_id IS NOT NULL AS is_member, coalesce(m.is_admin, false) AS is_admin,
 		coalesce(m.permissions, '{}') AS permissions
 	FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $2
-	WHERE r.id = ANY($1)`
+	WHERE r.id = ANY($1::uuid[])`
 
 // Membership implements store.Store: one query.
 func (s *Store) Membership(ctx context.Context, roomID uuid.UUID, userID int64) (store.Membership, error) {
@@ -582,7 +582,7 @@ func (s *Store) SetPermissions(ctx context.Context, roomID uuid.UUID, userIDs []
 	query := `
 		WITH u AS (
 			UPDATE memberships SET permissions = array(
-				SELECT DISTINCT p FROM unnest(permissions || $3::text[]) p ORDER BY p COLLATE "C")
+				SELECT DISTINCT p COLLATE "C" FROM unnest(permissions || $3::text[]) p ORDER BY 1)
 			WHERE room_id = $1 AND user_id = ANY($2) AND user_id <> $4 AND NOT permissions @> $3::text[]
 			RETURNING user_id)
 		SELECT coalesce(array_agg(user_id ORDER BY user_id), '{}') FROM u`
