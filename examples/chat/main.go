@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config is everything the server is started with: flags and environment.
+type config struct {
+	// Addr is the listen address (flag -addr, env CHATMUX_ADDR).
+	Addr string
+	// DatabaseURL selects PostgreSQL when set (env DATABASE_URL).
+	DatabaseURL string
+	// RedisURL selects the Redis broker when set (env REDIS_URL).
+	RedisURL string
+	// JWTSecret enables JWT authentication when set (env CHATMUX_JWT_SECRET).
+	JWTSecret []byte
+	// InsecureDevAuth lets development mode listen on a non-loopback
+	// address (flag -insecure-dev-auth).
+	InsecureDevAuth bool
+	// Origins lists extra origins allowed to open WebSockets (flag
+	// -origins, comma-separated host patterns); same-origin always works.
+	Origins []string
+	// LogFormat is "json" or "text"; LogLevel a slog level name.
+	LogFormat string
+	LogLevel  string
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// devMode reports whether users sign in by name alone.
+func (c config) devMode() bool { return len(c.JWTSecret) == 0 }
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "chat:", err)
+		os.Exit(2)
+	}
+	logger, err := newLogger(cfg.LogFormat, cfg.LogLevel, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chat:", err)
+		os.Exit(2)
+	}
+	slog.SetDefault(logger)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, logger, nil); err != nil {
+		logger.Error("chat: stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// parseConfig reads flags over environment defaults.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	cfg := config{
+		DatabaseURL: getenv("DATABASE_URL"),
+		RedisURL:    getenv("REDIS_URL"),
+		JWTSecret:   []byte(getenv("CHATMUX_JWT_SECRET")),
+	}
+	addr := getenv("CHATMUX_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprint(out, `Usage: chat [flags]
+
+A complete chatmux chat server with a web page at / and the WebSocket
+endpoint at /messaging/.
+
+Environment:
+  CHATMUX_ADDR        listen address (default 127.0.0.1:8080; -addr wins)
+  CHATMUX_JWT_SECRET  HS256 secret; without it users sign in by name (development mode)
+  DATABASE_URL        PostgreSQL URL; without it data lives in memory
+  REDIS_URL           Redis URL for fan-out across nodes; without it, in-process
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.Addr, "addr", addr, "listen `address`")
+	fs.BoolVar(&cfg.InsecureDevAuth, "insecure-dev-auth", false,
+		"allow development-mode sign-in (no password) on a non-loopback address")
+	origins := fs.String("origins", "", "comma-separated extra origin host `patterns` allowed to connect")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown limit")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	for _, o := range strings.Split(*origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.Origins = append(cfg.Origins, o)
+		}
+	}
+	if cfg.devMode() && !cfg.InsecureDevAuth && !isLoopback(cfg.Addr) {
+		return cfg, fmt.Errorf("refusing to start development-mode sign-in (no CHATMUX_JWT_SECRET) on %q, "+
+			"which is not a loopback address: set CHATMUX_JWT_SECRET, listen on 127.0.0.1, or pass -insecure-dev-auth", cfg.Addr)
+	}
+	return cfg, nil
+}
+
+// isLoopback reports whether a listen address only accepts local
+// connections. An empty host (":8080") listens everywhere.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// newLogger returns a slog logger writing to w in the given format.
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid -log-level %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid -log-format %q (text or json)", format)
+}
+
+// run serves until ctx ends, then shuts down gracefully. When ready is not
+// nil it receives the listening address once the server accepts
+// connections.
+func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string) error {
+	if cfg.devMode() {
+		logger.Warn("chat: DEVELOPMENT MODE: no CHATMUX_JWT_SECRET is set, anyone who can reach this server " +
+			"signs in as any user with ?user=<name>, without a password. Set CHATMUX_JWT_SECRET in production.")
+		if !isLoopback(cfg.Addr) {
+			logger.Warn("chat: development-mode sign-in is exposed beyond this machine (-insecure-dev-auth)", "addr", cfg.Addr)
+		}
+	}
+	a, err := newApp(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		_ = a.Close(context.Background())
+		return fmt.Errorf("failed to listen on %s: %w", cfg.Addr, err)
+	}
+	hs := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	logger.Info("chat: listening", "url", "http://"+ln.Addr().String()+"/", "store", a.storeKind, "broker", a.brokerKind,
+		"auth", map[bool]string{true: "development", false: "jwt"}[cfg.devMode()])
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-errc:
+		_ = a.Close(context.Background())
+		return fmt.Errorf("server failed: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("chat: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	// Stop the listener and plain HTTP requests first, then close the
+	// WebSockets (hijacked, so http.Server.Shutdown does not wait for them)
+	// with 1001 and wait for their handlers.
+	herr := hs.Shutdown(sctx)
+	aerr := a.Close(sctx)
+	if err := errors.Join(herr, aerr); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("chat: stopped")
+	return nil
+}
