@@ -120,22 +120,36 @@ func New(reg prometheus.Registerer) *Metrics {
 }
 
 // Middleware is a chatmux.Middleware that counts events by pattern and
-// outcome and observes their durations. Put it after Recoverer, so that a
-// panic counts as the 4006 it is answered with, and before RateLimit and
-// the auth checks, so that what they refuse is counted too.
+// outcome and observes their durations. Put it before RateLimit and the
+// auth checks, so that what they refuse is counted too. A panic that
+// unwinds through it is counted as the 4006 that Recoverer answers, and
+// goes on unwinding. A pattern's "ok" series exists from its first event.
 func (m *Metrics) Middleware(next chatmux.Handler) chatmux.Handler {
 	return func(c *chatmux.Context) error {
 		start := time.Now()
+		done := false
+		defer func() {
+			if !done {
+				m.observe(c.Pattern(), start, errPanicked)
+			}
+		}()
 		err := next(c)
-		d := time.Since(start)
-		pm := m.pattern(c.Pattern())
-		pm.duration.Observe(d.Seconds())
-		if err == nil {
-			pm.ok.Inc()
-		} else {
-			pm.outcome(m, middleware.Outcome(err)).Inc()
-		}
+		done = true
+		m.observe(c.Pattern(), start, err)
 		return err
+	}
+}
+
+// errPanicked stands for a panic: Recoverer answers it with 4006.
+var errPanicked = chatmux.Internal(nil)
+
+func (m *Metrics) observe(pattern string, start time.Time, err error) {
+	pm := m.pattern(pattern)
+	pm.duration.Observe(time.Since(start).Seconds())
+	if err == nil {
+		pm.ok.Inc()
+	} else {
+		pm.outcome(m, middleware.Outcome(err)).Inc()
 	}
 }
 
