@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
@@ -55,6 +56,10 @@ func (j JSON) Clone(field string) (JSON, error) {
 	b, err := json.Marshal(map[string]any(j))
 	if err != nil {
 		return nil, Invalid(field, "Value must be valid JSON.")
+	}
+	if bytes.Contains(b, []byte(`\u0000`)) {
+		// PostgreSQL's jsonb cannot hold NUL characters.
+		return nil, Invalid(field, "Value must not contain NUL characters.")
 	}
 	m := JSON{}
 	if err := json.Unmarshal(b, &m); err != nil {

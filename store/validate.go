@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -15,6 +16,31 @@ func maxLenMsg(n int) string {
 	return fmt.Sprintf("Ensure this field has no more than %d characters.", n)
 }
 
+// ValidateText rejects strings PostgreSQL cannot store (invalid UTF-8 or
+// NUL bytes), so both stores refuse the same input.
+func ValidateText(field string, values ...string) error {
+	for _, v := range values {
+		if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+			return Invalid(field, "Invalid text: must be UTF-8 without NUL characters.")
+		}
+	}
+	return nil
+}
+
+// ValidateUser checks a user for UpsertUser.
+func ValidateUser(u User) error {
+	if u.ID <= 0 {
+		return Invalid("id", "Invalid user id.")
+	}
+	if u.Username == "" {
+		return Invalid("username", MsgRequired)
+	}
+	if err := ValidateText("username", u.Username); err != nil {
+		return err
+	}
+	return ValidateText("user", u.Email, u.FirstName, u.LastName)
+}
+
 // ValidateNewRoom checks r and returns it normalised: defaults applied,
 // JSON objects copied, members de-duplicated without the creator.
 func ValidateNewRoom(r NewRoom) (NewRoom, error) {
@@ -23,6 +49,9 @@ func ValidateNewRoom(r NewRoom) (NewRoom, error) {
 	}
 	if r.CreatorID <= 0 {
 		return r, Invalid("creator", "Invalid user id.")
+	}
+	if err := ValidateText("name", r.Name, r.Description, r.Avatar); err != nil {
+		return r, err
 	}
 	var err error
 	if r.Preferences, err = r.Preferences.Clone("preferences"); err != nil {
@@ -99,6 +128,13 @@ func ValidateRoomUpdate(t RoomType, up RoomUpdate) (RoomUpdate, error) {
 	case Channel:
 		up.GroupLocked, up.JoinApprovalRequired = nil, nil
 	}
+	for _, p := range []*string{up.Name, up.Description, up.Avatar} {
+		if p != nil {
+			if err := ValidateText("name", *p); err != nil {
+				return up, err
+			}
+		}
+	}
 	if up.Name != nil {
 		if err := ValidateRoomName(*up.Name); err != nil {
 			return up, err
@@ -116,6 +152,12 @@ func ValidateNewMessage(m NewMessage) (NewMessage, error) {
 	}
 	if m.SenderID <= 0 {
 		return m, Invalid("sender", "Invalid user id.")
+	}
+	if err := ValidateText("content", m.Content); err != nil {
+		return m, err
+	}
+	if err := ValidateText("client_msg_id", m.ClientMsgID); err != nil {
+		return m, err
 	}
 	if utf8.RuneCountInString(m.ClientMsgID) > MaxClientMsgIDLen {
 		return m, Invalid("client_msg_id", "%s", maxLenMsg(MaxClientMsgIDLen))
@@ -139,6 +181,9 @@ func ValidateNewMessage(m NewMessage) (NewMessage, error) {
 
 // ValidateAttachment checks a and returns it with defaults applied.
 func ValidateAttachment(a NewAttachment) (NewAttachment, error) {
+	if err := ValidateText("media", a.MediaURL, string(a.MediaType), a.MimeType, a.Caption); err != nil {
+		return a, err
+	}
 	if a.MediaURL == "" {
 		return a, Invalid("media_url", MsgRequired)
 	}
@@ -166,6 +211,9 @@ func ValidateAttachment(a NewAttachment) (NewAttachment, error) {
 func ValidateReaction(content string) error {
 	if content == "" {
 		return Invalid("reaction_content", MsgBlank)
+	}
+	if err := ValidateText("reaction_content", content); err != nil {
+		return err
 	}
 	if utf8.RuneCountInString(content) > MaxReactionLen {
 		return Invalid("reaction_content", "%s", maxLenMsg(MaxReactionLen))

@@ -143,11 +143,8 @@ func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error
 	if err := ctxErr(ctx); err != nil {
 		return store.User{}, err
 	}
-	if u.ID <= 0 {
-		return store.User{}, store.Invalid("id", "Invalid user id.")
-	}
-	if u.Username == "" {
-		return store.User{}, store.Invalid("username", store.MsgRequired)
+	if err := store.ValidateUser(u); err != nil {
+		return store.User{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -168,8 +165,8 @@ func (s *Store) CreateUserByUsername(ctx context.Context, username string) (stor
 	if err := ctxErr(ctx); err != nil {
 		return store.User{}, err
 	}
-	if username == "" {
-		return store.User{}, store.Invalid("username", store.MsgRequired)
+	if err := store.ValidateUser(store.User{ID: 1, Username: username}); err != nil {
+		return store.User{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -220,6 +217,9 @@ func (s *Store) user(id int64) store.User {
 
 // CreateSession implements store.Store.
 func (s *Store) CreateSession(ctx context.Context, userID int64, connID string) (store.Session, error) {
+	if err := store.ValidateText("conn_id", connID); err != nil {
+		return store.Session{}, err
+	}
 	if err := ctxErr(ctx); err != nil {
 		return store.Session{}, err
 	}

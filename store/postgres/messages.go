@@ -383,6 +383,9 @@ func (s *Store) MessagesBefore(ctx context.Context, roomID uuid.UUID, beforeSeq 
 
 // EditMessage implements store.Store.
 func (s *Store) EditMessage(ctx context.Context, messageID uuid.UUID, content string, extra store.JSON) (store.Message, error) {
+	if err := store.ValidateText("content", content); err != nil {
+		return store.Message{}, err
+	}
 	var x any
 	if extra != nil {
 		c, err := extra.Clone("extra_fields")

@@ -110,7 +110,7 @@ func mapErr(err error) error {
 			return store.Invalid("forwarded_from_id", "Invalid pk - object does not exist.")
 		}
 		return fmt.Errorf("constraint %s violated: %w", pe.Constraint, store.ErrConflict)
-	case "22P02", "22023", "22001", "22003":
+	case "22P02", "22P05", "22021", "22023", "22001", "22003":
 		return store.Invalid("", "Invalid input.")
 	}
 	return fmt.Errorf("store/postgres: database error %s: %w", pe.Code, err)

@@ -58,3 +58,7 @@ func newPGStore(tb testing.TB) *postgres.Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, newStore)
 }
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, newStore)
+}

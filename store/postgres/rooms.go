@@ -19,11 +19,8 @@ const userCols = `id, username, email, first_name, last_name`
 
 // UpsertUser implements store.Store.
 func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error) {
-	if u.ID <= 0 {
-		return store.User{}, store.Invalid("id", "Invalid user id.")
-	}
-	if u.Username == "" {
-		return store.User{}, store.Invalid("username", store.MsgRequired)
+	if err := store.ValidateUser(u); err != nil {
+		return store.User{}, err
 	}
 	var out store.User
 	err := sqlx.GetContext(ctx, s.db, &out, `
@@ -36,8 +33,8 @@ func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error
 
 // CreateUserByUsername implements store.Store.
 func (s *Store) CreateUserByUsername(ctx context.Context, username string) (store.User, error) {
-	if username == "" {
-		return store.User{}, store.Invalid("username", store.MsgRequired)
+	if err := store.ValidateUser(store.User{ID: 1, Username: username}); err != nil {
+		return store.User{}, err
 	}
 	for attempt := 0; ; attempt++ {
 		var out store.User
@@ -75,6 +72,9 @@ func (s *Store) Users(ctx context.Context, ids []int64) ([]store.User, error) {
 
 // CreateSession implements store.Store.
 func (s *Store) CreateSession(ctx context.Context, userID int64, connID string) (store.Session, error) {
+	if err := store.ValidateText("conn_id", connID); err != nil {
+		return store.Session{}, err
+	}
 	now := store.Now()
 	var id int64
 	err := s.db.QueryRowxContext(ctx, `INSERT INTO sessions (user_id, conn_id, last_seen, created_at) VALUES ($1, $2, $3, $3) RETURNING id`,

@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Reactions", testReactions},
 		{"EditDelete", testEditDelete},
 		{"Notifications", testNotifications},
+		{"BadText", testBadText},
 		{"ConcurrentSend", testConcurrentSend},
 		{"ConcurrentIdempotent", testConcurrentIdempotent},
 		{"ConcurrentOneToOne", testConcurrentOneToOne},
@@ -1547,5 +1548,56 @@ func testConcurrentCap(t *testing.T, st store.Store) {
 	mem, _ := st.RoomMemberIDs(ctx, g.ID)
 	if added != 5 || len(mem) != 6 {
 		t.Fatalf("added %d, members %v: want 5 added, 6 members", added, mem)
+	}
+}
+
+func testBadText(t *testing.T, st store.Store) {
+	users(t, st, 2)
+	g := group(t, st, 1, 2)
+	m := send(t, st, g.ID, 1, "ok")
+	nul, bad := "a\x00b", "a\xffb"
+	for _, tc := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"username NUL", func() error { _, err := st.UpsertUser(ctx, store.User{ID: 9, Username: nul}); return err }},
+		{"username invalid UTF-8", func() error { _, err := st.UpsertUser(ctx, store.User{ID: 9, Username: bad}); return err }},
+		{"email NUL", func() error { _, err := st.UpsertUser(ctx, store.User{ID: 9, Username: "x", Email: nul}); return err }},
+		{"dev username", func() error { _, err := st.CreateUserByUsername(ctx, nul); return err }},
+		{"conn id", func() error { _, err := st.CreateSession(ctx, 1, nul); return err }},
+		{"room name", func() error {
+			_, err := st.CreateRoom(ctx, store.NewRoom{Type: store.Group, CreatorID: 1, Name: nul})
+			return err
+		}},
+		{"room description update", func() error { _, err := st.UpdateRoom(ctx, g.ID, store.RoomUpdate{Description: ptr(bad)}); return err }},
+		{"preferences NUL", func() error {
+			_, err := st.UpdateRoom(ctx, g.ID, store.RoomUpdate{Preferences: store.JSON{"k": nul}})
+			return err
+		}},
+		{"content", func() error {
+			_, err := st.SendMessage(ctx, store.NewMessage{RoomID: g.ID, SenderID: 1, Content: nul})
+			return err
+		}},
+		{"caption", func() error {
+			_, err := st.SendMessage(ctx, store.NewMessage{RoomID: g.ID, SenderID: 1,
+				Attachments: []store.NewAttachment{{MediaURL: "u", MediaType: store.MediaImage, Caption: bad}}})
+			return err
+		}},
+		{"extra NUL", func() error {
+			_, err := st.SendMessage(ctx, store.NewMessage{RoomID: g.ID, SenderID: 1, Extra: store.JSON{"x": []any{nul}}})
+			return err
+		}},
+		{"edit", func() error { _, err := st.EditMessage(ctx, m.ID, nul, nil); return err }},
+		{"reaction", func() error {
+			_, err := st.AddReaction(ctx, store.NewReaction{MessageID: m.ID, UserID: 2, Content: bad})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantErr(t, tc.fn(), store.ErrInvalid)
+		})
+	}
+	if r, _ := st.Room(ctx, g.ID); r.LastSeq != 1 || r.Description != "" {
+		t.Fatalf("bad input changed the room: %+v", r)
 	}
 }
