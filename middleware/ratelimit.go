@@ -59,6 +59,11 @@ type RateLimitOptions struct {
 // One RateLimit value keeps its own buckets: a middleware used on two
 // routes with Use limits each pattern separately, and two RateLimit values
 // on one route both apply.
+//
+// RateLimit reads c.Pattern() before the handler runs. Put it on the
+// router that holds the routes (Use, With, Group, Route), not on a router
+// that only Mounts them: there the pattern is not known yet, and every
+// event of the mounted router shares the "unknown events" bucket.
 func RateLimit(events int, per time.Duration) chatmux.Middleware {
 	return RateLimitWithOpts(RateLimitOptions{Events: events, Per: per})
 }
