@@ -85,10 +85,12 @@ type limiter struct {
 	by     RateLimitBy
 	events int
 	per    time.Duration
-	// refill is how long an empty bucket takes to fill up.
-	refill time.Duration
-	now    func() time.Time
-	seed   maphash.Seed
+	// refill is how long an empty bucket takes to fill up; sweepEvery is
+	// how often full buckets are forgotten (refill, at least a second).
+	refill     time.Duration
+	sweepEvery time.Duration
+	now        func() time.Time
+	seed       maphash.Seed
 	// start is when the limiter was made; lastSweep is when buckets were
 	// last swept, in nanoseconds since start (monotonic).
 	start     time.Time
@@ -133,6 +135,7 @@ func newLimiter(opts RateLimitOptions, now func() time.Time) *limiter {
 		now:    now,
 		seed:   maphash.MakeSeed(),
 	}
+	l.sweepEvery = max(l.refill, time.Second)
 	l.start = now()
 	for i := range l.shards {
 		l.shards[i].buckets = map[bucketKey]*rate.Limiter{}
@@ -171,7 +174,7 @@ func (l *limiter) allow(c *chatmux.Context) bool {
 	}
 	now := l.now()
 	since := int64(now.Sub(l.start))
-	if last := l.lastSweep.Load(); since-last >= int64(l.refill) && l.lastSweep.CompareAndSwap(last, since) {
+	if last := l.lastSweep.Load(); since-last >= int64(l.sweepEvery) && l.lastSweep.CompareAndSwap(last, since) {
 		l.sweep(now)
 	}
 	s := &l.shards[(h>>32)%limiterShards]
