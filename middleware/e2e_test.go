@@ -144,11 +144,7 @@ func TestEndToEndRecoverer(t *testing.T) {
 	r := chatmux.NewRouter()
 	r.Use(middleware.RecovererWith(discard))
 	r.HandleFunc("boom", func(*chatmux.Context) error { panic(errors.New("boom")) })
-	r.HandleFunc("nil.map", func(*chatmux.Context) error {
-		var m map[int]int
-		m[1]++
-		return nil
-	})
+	r.HandleFunc("nil.map", nilMapWrite)
 	r.HandleFunc("ping", pong)
 	c := dial(t, startServer(t, r)+"?user=5")
 	for i, event := range []string{"ping", "boom", "ping", "nil.map", "boom", "ping"} {
