@@ -88,10 +88,15 @@ func (s *Store) SendMessage(ctx context.Context, in store.NewMessage) (store.Sen
 	}
 	noteID := uuid.New()
 	var recipients pq.Int64Array
-	err = s.db.QueryRowxContext(ctx, sendSQL,
-		msg.ID, msg.RoomID, msg.SenderID, msg.Content, msg.ParentID, msg.ForwardedFromID, msg.ClientMsgID, msg.Extra, now,
-		uuids(aIDs), urls, types, sizes, mimes, captions, metas, in.Notify, noteID, string(typ),
-	).Scan(&msg.Seq, &recipients)
+	args := []any{msg.ID, msg.RoomID, msg.SenderID, msg.Content, msg.ParentID, msg.ForwardedFromID, msg.ClientMsgID, msg.Extra, now,
+		uuids(aIDs), urls, types, sizes, mimes, captions, metas, in.Notify, noteID, string(typ)}
+	var row *sqlx.Row
+	if stmt := s.sendQuery(ctx); stmt != nil {
+		row = stmt.QueryRowxContext(ctx, args...)
+	} else {
+		row = s.db.QueryRowxContext(ctx, sendSQL, args...)
+	}
+	err = row.Scan(&msg.Seq, &recipients)
 	if err != nil {
 		if in.ClientMsgID != "" && isConstraint(err, "messages_client_msg_id_key") {
 			return s.duplicate(ctx, in)

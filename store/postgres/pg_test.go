@@ -41,6 +41,7 @@ func (cc countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 type pqConn interface {
 	driver.Conn
 	driver.ConnBeginTx
+	driver.ConnPrepareContext
 	driver.QueryerContext
 	driver.ExecerContext
 	driver.NamedValueChecker
@@ -68,6 +69,38 @@ func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driv
 		return nil, err
 	}
 	return countingTx{tx, c.c}, nil
+}
+
+func (c *countingConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
+	c.c.n.Add(1)
+	st, err := c.pqConn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return countingStmt{st.(pqStmt), c.c}, nil
+}
+
+type pqStmt interface {
+	driver.Stmt
+	driver.StmtQueryContext
+	driver.StmtExecContext
+}
+
+// countingStmt counts executions of a prepared statement (one Bind/Execute
+// exchange each).
+type countingStmt struct {
+	pqStmt
+	c *counter
+}
+
+func (s countingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	s.c.n.Add(1)
+	return s.pqStmt.QueryContext(ctx, args)
+}
+
+func (s countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	s.c.n.Add(1)
+	return s.pqStmt.ExecContext(ctx, args)
 }
 
 type countingTx struct {
@@ -149,6 +182,10 @@ func TestRoundTrips(t *testing.T) {
 		}
 	}
 	var msg store.Message
+	// The first send also prepares the send statement on this connection.
+	if _, err := st.SendMessage(ctx, store.NewMessage{RoomID: g.ID, SenderID: 2, Content: "warm-up"}); err != nil {
+		t.Fatal(err)
+	}
 	measure("SendMessage with attachment and notification", 1, func() error {
 		res, err := st.SendMessage(ctx, store.NewMessage{RoomID: g.ID, SenderID: 1, Content: "x", Notify: true, ClientMsgID: "k",
 			Attachments: []store.NewAttachment{{MediaURL: "u", MediaType: store.MediaImage}}})

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,6 +35,9 @@ func Migrations() fs.FS {
 // Store is the PostgreSQL store.Store.
 type Store struct {
 	db *sqlx.DB
+
+	sendMu   sync.Mutex
+	sendStmt atomic.Pointer[sqlx.Stmt] // sendSQL, prepared on first use
 }
 
 var _ store.Store = (*Store)(nil)
@@ -57,8 +62,36 @@ func New(db *sqlx.DB) *Store { return &Store{db: db} }
 // DB returns the underlying handle.
 func (s *Store) DB() *sqlx.DB { return s.db }
 
-// Close closes the database handle.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the prepared statements and the database handle.
+func (s *Store) Close() error {
+	s.sendMu.Lock()
+	if st := s.sendStmt.Swap(nil); st != nil {
+		_ = st.Close()
+	}
+	s.sendMu.Unlock()
+	return s.db.Close()
+}
+
+// sendQuery returns the prepared send statement: prepared once, it skips
+// the parse and plan of a large statement and one network exchange per
+// send. When it cannot be prepared (e.g. the schema is not migrated yet)
+// the plain query is used and preparing is retried on the next call.
+func (s *Store) sendQuery(ctx context.Context) *sqlx.Stmt {
+	if st := s.sendStmt.Load(); st != nil {
+		return st
+	}
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if st := s.sendStmt.Load(); st != nil {
+		return st
+	}
+	st, err := s.db.PreparexContext(ctx, sendSQL)
+	if err != nil {
+		return nil
+	}
+	s.sendStmt.Store(st)
+	return st
+}
 
 // Migrate applies the embedded migrations that are not applied yet. A
 // PostgreSQL advisory lock held for the session makes concurrent starts of
