@@ -50,7 +50,7 @@ func (j *JSON) Scan(src any) error {
 // the copy has the types PostgreSQL would give back (never nil). An object
 // that cannot be encoded is a *ValidationError on field.
 func (j JSON) Clone(field string) (JSON, error) {
-	if j == nil {
+	if len(j) == 0 {
 		return JSON{}, nil
 	}
 	b, err := json.Marshal(map[string]any(j))

@@ -52,10 +52,6 @@ func (s *Store) SendMessage(ctx context.Context, in store.NewMessage) (store.Sen
 			ParentID: in.ParentID, ForwardedFromID: in.ForwardedFromID, IsForwarded: in.ForwardedFromID != nil,
 			ClientMsgID: in.ClientMsgID, Extra: in.Extra, CreatedAt: now, UpdatedAt: now,
 		},
-		delivered: map[int64]struct{}{},
-		receipts:  map[int64]store.ReadReceipt{},
-		reactions: map[int64]store.Reaction{},
-		notes:     map[uuid.UUID]struct{}{},
 	}
 	m.m = copyMessage(m.m)
 	for _, a := range in.Attachments {
@@ -101,6 +97,9 @@ func (s *Store) notify(r *room, m *message, typ store.NotificationType, actor in
 		recipients: rec,
 	}
 	s.notifications[n.n.ID] = n
+	if m.notes == nil {
+		m.notes = map[uuid.UUID]struct{}{}
+	}
 	m.notes[n.n.ID] = struct{}{}
 	return n
 }
@@ -339,7 +338,7 @@ func (s *Store) DeleteMessages(ctx context.Context, ids []uuid.UUID, hard bool) 
 		for nid := range m.notes {
 			delete(s.notifications, nid)
 		}
-		m.notes = map[uuid.UUID]struct{}{}
+		m.notes = nil
 		if !hard {
 			m.m.IsDeleted = true
 			m.m.UpdatedAt = now
@@ -395,6 +394,9 @@ func (s *Store) Acknowledge(ctx context.Context, userID int64, messageIDs []uuid
 			continue
 		}
 		acked = append(acked, m.m.ID)
+		if m.delivered == nil {
+			m.delivered = map[int64]struct{}{}
+		}
 		m.delivered[userID] = struct{}{}
 		for nid := range m.notes {
 			n := s.notifications[nid]
@@ -432,6 +434,9 @@ func (s *Store) MarkRead(ctx context.Context, readerID int64, messageIDs []uuid.
 			continue
 		}
 		rr := store.ReadReceipt{ID: uuid.New(), MessageID: m.m.ID, ReaderID: readerID, ReadAt: now}
+		if m.receipts == nil {
+			m.receipts = map[int64]store.ReadReceipt{}
+		}
 		m.receipts[readerID] = rr
 		out = append(out, rr)
 	}
@@ -463,6 +468,9 @@ func (s *Store) AddReaction(ctx context.Context, in store.NewReaction) (store.Re
 	}
 	now := store.Now()
 	re := store.Reaction{ID: uuid.New(), MessageID: m.m.ID, UserID: in.UserID, Content: in.Content, CreatedAt: now}
+	if m.reactions == nil {
+		m.reactions = map[int64]store.Reaction{}
+	}
 	m.reactions[in.UserID] = re
 	if in.Notify {
 		rid := re.ID
