@@ -92,6 +92,7 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	r.Get("/healthz", a.healthz)
 	r.Get("/config.json", a.pageConfig)
+	r.Get("/me", a.whoami(auth))
 	static, err := fs.Sub(webFS, "web")
 	if err != nil {
 		panic("chat: embedded web files missing: " + err.Error())
@@ -230,6 +231,23 @@ func (a *app) pageConfig(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(map[string]string{"auth": auth, "path": a.wsPath})
+}
+
+// whoami answers the user that the request's credentials (?user= or
+// ?token=, as on the WebSocket) stand for, or 401: the page learns its own
+// user id this way before it connects.
+func (a *app) whoami(auth chatmux.Authenticator) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		u, err := auth(r)
+		if err != nil || u == nil {
+			a.logger.Info("chat: sign-in refused", "remote", r.RemoteAddr, "err", err)
+			http.Error(w, `{"error":"authentication failed"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(store.User{ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName})
+	}
 }
 
 // noCache makes browsers revalidate the page's files, so that a rebuilt
