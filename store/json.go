@@ -12,16 +12,18 @@ import (
 // modify what it gets without touching the store.
 type JSON map[string]any
 
-// Value implements driver.Valuer: the object encoded, "{}" for nil.
+// Value implements driver.Valuer: the object encoded as text, "{}" for
+// nil. (Text rather than bytes, so that it also works with lib/pq's
+// binary_parameters mode.)
 func (j JSON) Value() (driver.Value, error) {
 	if j == nil {
-		return []byte("{}"), nil
+		return "{}", nil
 	}
 	b, err := json.Marshal(map[string]any(j))
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode JSON object: %w", err)
 	}
-	return b, nil
+	return string(b), nil
 }
 
 // Scan implements sql.Scanner for json/jsonb columns.
