@@ -1,0 +1,15 @@
+//go:build !chatbench_chat
+
+package main
+
+import (
+	"errors"
+
+	"github.com/chatmux/chatmux"
+	"github.com/chatmux/chatmux/store"
+)
+
+// chatRouter would register the chat domain; this build has none yet.
+func chatRouter(st store.Store) (chatmux.Router, error) {
+	return nil, errors.New("this chatbench was built without the chat domain: use -bare")
+}

@@ -1,0 +1,5 @@
+package main
+
+import "context"
+
+func runChurn(ctx context.Context, o *options) (*report, error) { return nil, errTODO }

@@ -1,0 +1,417 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "github.com/lib/pq" // the PostgreSQL driver for -database-url
+
+	"github.com/chatmux/chatmux"
+	"github.com/chatmux/chatmux/store"
+	"github.com/chatmux/chatmux/store/memory"
+	"github.com/chatmux/chatmux/store/postgres"
+)
+
+// serveConfig says which server to run.
+type serveConfig struct {
+	Addr        string
+	Bare        bool
+	DatabaseURL string
+	// Schema, when set with DatabaseURL, is created if missing and used
+	// through search_path; DropSchema drops it when the server stops.
+	Schema     string
+	DropSchema bool
+	CPUProfile string
+	LogLevel   string
+	// MaxQueueBytes is the per-connection outbound bound (0: default).
+	MaxQueueBytes int
+}
+
+// benchServer is a chatmux server run by chatbench, in this process or in
+// the serve subcommand's.
+type benchServer struct {
+	url     string
+	srv     *chatmux.Server
+	hs      *http.Server
+	cleanup []func()
+}
+
+// statsReply is what GET /chatbench/stats answers.
+type statsReply struct {
+	Goroutines int   `json:"goroutines"`
+	Conns      int   `json:"conns"`
+	RSS        int64 `json:"rss_bytes"`
+	HeapInuse  uint64 `json:"heap_inuse_bytes"`
+	StackInuse uint64 `json:"stack_inuse_bytes"`
+}
+
+func readStats() statsReply {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	rss, _ := procRSS(os.Getpid())
+	return statsReply{
+		Goroutines: runtime.NumGoroutine(),
+		RSS:        rss,
+		HeapInuse:  ms.HeapInuse,
+		StackInuse: ms.StackInuse,
+	}
+}
+
+func freeMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelError
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// startServer starts a server on cfg.Addr in this process.
+func startServer(ctx context.Context, cfg serveConfig) (*benchServer, error) {
+	logger := newLogger(cfg.LogLevel)
+	bs := &benchServer{}
+	opts := chatmux.ServerOptions{
+		InsecureSkipVerify: true,
+		Logger:             logger,
+		MaxQueueBytes:      cfg.MaxQueueBytes,
+	}
+	var router chatmux.Router
+	if cfg.Bare {
+		router = bareRouter()
+	} else {
+		st, closeStore, err := openStore(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		bs.cleanup = append(bs.cleanup, closeStore)
+		router, err = chatRouter(st)
+		if err != nil {
+			bs.close()
+			return nil, err
+		}
+		opts.Authenticate = devAuth(st)
+	}
+	bs.srv = chatmux.NewServer(router, opts)
+	mux := http.NewServeMux()
+	mux.Handle("/messaging/", bs.srv)
+	mux.HandleFunc("/chatbench/stats", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("gc") != "" {
+			freeMemory()
+		}
+		st := readStats()
+		st.Conns = bs.srv.Len()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
+	})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		bs.close()
+		return nil, fmt.Errorf("failed to listen: %w", err)
+	}
+	bs.url = "ws://" + ln.Addr().String() + "/messaging/"
+	bs.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go func() { _ = bs.hs.Serve(ln) }()
+	return bs, nil
+}
+
+// close stops the server: every connection is closed at once.
+func (bs *benchServer) close() {
+	if bs.hs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = bs.hs.Shutdown(ctx)
+		cancel()
+	}
+	if bs.srv != nil {
+		_ = bs.srv.Close()
+	}
+	for i := len(bs.cleanup) - 1; i >= 0; i-- {
+		bs.cleanup[i]()
+	}
+}
+
+// openStore opens the memory store, or PostgreSQL when a database URL is
+// set (in a schema of its own when cfg.Schema is set).
+func openStore(ctx context.Context, cfg serveConfig) (store.Store, func(), error) {
+	if cfg.DatabaseURL == "" {
+		return memory.New(), func() {}, nil
+	}
+	dbURL := cfg.DatabaseURL
+	var drop func()
+	if cfg.Schema != "" {
+		db, err := sql.Open("postgres", dbURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("failed to open database: %w", err)
+		}
+		if _, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS "`+cfg.Schema+`"`); err != nil {
+			_ = db.Close()
+			return nil, nil, fmt.Errorf("failed to create schema %s: %w", cfg.Schema, err)
+		}
+		drop = func() {
+			if cfg.DropSchema {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, _ = db.ExecContext(ctx, `DROP SCHEMA "`+cfg.Schema+`" CASCADE`)
+				cancel()
+			}
+			_ = db.Close()
+		}
+		dbURL = withSearchPath(dbURL, cfg.Schema)
+	}
+	st, err := postgres.Open(ctx, dbURL)
+	if err != nil {
+		if drop != nil {
+			drop()
+		}
+		return nil, nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		_ = st.Close()
+		if drop != nil {
+			drop()
+		}
+		return nil, nil, err
+	}
+	st.DB().SetMaxOpenConns(32)
+	st.DB().SetMaxIdleConns(32)
+	return st, func() {
+		_ = st.Close()
+		if drop != nil {
+			drop()
+		}
+	}, nil
+}
+
+// withSearchPath adds search_path to a lib/pq URL or key=value DSN; lib/pq
+// sends unknown keys to the server as run-time parameters.
+func withSearchPath(dsn, schema string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err == nil {
+			q := u.Query()
+			q.Set("search_path", schema)
+			u.RawQuery = q.Encode()
+			return u.String()
+		}
+	}
+	return dsn + " search_path=" + schema
+}
+
+// devAuth is the development authentication of examples/chat: ?user=<name>
+// is that user, created in the store on first use.
+func devAuth(st store.Store) chatmux.Authenticator {
+	return func(r *http.Request) (*chatmux.User, error) {
+		name := r.URL.Query().Get("user")
+		if name == "" {
+			return nil, errors.New("no ?user=<username>")
+		}
+		u, err := st.CreateUserByUsername(r.Context(), name)
+		if err != nil {
+			return nil, fmt.Errorf("failed to create user %q: %w", name, err)
+		}
+		return &chatmux.User{ID: u.ID, Username: u.Username}, nil
+	}
+}
+
+// bareRouter is the framework alone: bench.join adds the connection to a
+// group, bench.send broadcasts the content to it as message.dispatch.
+func bareRouter() chatmux.Router {
+	r := chatmux.NewRouter()
+	r.HandleFunc("bench.join", func(c *chatmux.Context) error {
+		var in struct {
+			Group string `json:"group"`
+		}
+		if err := c.Bind(&in); err != nil {
+			return err
+		}
+		if in.Group == "" {
+			return chatmux.FieldError("group", "This field is required.")
+		}
+		if err := c.Join(in.Group); err != nil {
+			return err
+		}
+		return c.Send("bench.joined", map[string]string{"group": in.Group})
+	})
+	r.HandleFunc("bench.send", func(c *chatmux.Context) error {
+		var in struct {
+			Group   string `json:"group"`
+			Content string `json:"content"`
+		}
+		if err := c.Bind(&in); err != nil {
+			return err
+		}
+		return c.Broadcast(in.Group, "message.dispatch", struct {
+			Content string `json:"content"`
+		}{in.Content})
+	})
+	return r
+}
+
+// runServe is the serve subcommand: it runs a server until SIGINT or
+// SIGTERM and prints "listening <url>" on stdout once it accepts.
+func runServe(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cfg serveConfig
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.BoolVar(&cfg.Bare, "bare", false, "serve the framework alone: bench.join and bench.send, no store")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL (default: the in-memory store)")
+	fs.StringVar(&cfg.Schema, "schema", "", "with -database-url: create and use this schema")
+	fs.BoolVar(&cfg.DropSchema, "drop-schema", false, "with -schema: drop the schema on exit")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the server to this file")
+	fs.StringVar(&cfg.LogLevel, "log-level", "error", "server log level")
+	fs.IntVar(&cfg.MaxQueueBytes, "max-queue-bytes", 0, "per-connection outbound queue bound (0: chatmux default)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	raiseFileLimit()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("failed to create profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("failed to start profile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
+	bs, err := startServer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening %s\n", bs.url)
+	<-ctx.Done()
+	bs.close()
+	return nil
+}
+
+// childServer is a serve subcommand run by chatbench.
+type childServer struct {
+	url string
+	cmd *exec.Cmd
+}
+
+// startChild runs "chatbench serve" in a child process and waits until it
+// listens.
+func startChild(cfg serveConfig) (*childServer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("failed to find own executable: %w", err)
+	}
+	args := []string{"serve", "-addr", cfg.Addr, "-log-level", cfg.LogLevel}
+	if cfg.Bare {
+		args = append(args, "-bare")
+	}
+	if cfg.DatabaseURL != "" {
+		args = append(args, "-database-url", cfg.DatabaseURL)
+	}
+	if cfg.Schema != "" {
+		args = append(args, "-schema", cfg.Schema)
+	}
+	if cfg.DropSchema {
+		args = append(args, "-drop-schema")
+	}
+	if cfg.CPUProfile != "" {
+		args = append(args, "-cpuprofile", cfg.CPUProfile)
+	}
+	if cfg.MaxQueueBytes > 0 {
+		args = append(args, "-max-queue-bytes", fmt.Sprint(cfg.MaxQueueBytes))
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("failed to start server: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("failed to start server: %w", err)
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case line, ok := <-lines:
+		if u, found := strings.CutPrefix(line, "listening "); ok && found {
+			return &childServer{url: u, cmd: cmd}, nil
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("server did not start (said %q)", line)
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, errors.New("server did not start within 60s")
+	}
+}
+
+func (c *childServer) pid() int { return c.cmd.Process.Pid }
+
+// stop asks the server to stop and waits for it (it writes its profile on
+// the way out).
+func (c *childServer) stop() error {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- c.cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(60 * time.Second):
+		_ = c.cmd.Process.Kill()
+		return <-done
+	}
+}
+
+// fetchStats asks a chatbench server for its runtime statistics.
+func fetchStats(wsURL string, gc bool) (statsReply, error) {
+	var st statsReply
+	u, err := url.Parse(wsURL)
+	if err != nil {
+		return st, err
+	}
+	u.Scheme = "http"
+	u.Path = "/chatbench/stats"
+	if gc {
+		u.RawQuery = "gc=1"
+	}
+	resp, err := http.Get(u.String())
+	if err != nil {
+		return st, fmt.Errorf("failed to fetch server stats: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("failed to fetch server stats: %s", resp.Status)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	return st, err
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+)
+
+// target is the server under load: started by chatbench (a child process
+// or in this process) or external (-url).
+type target struct {
+	url    *url.URL
+	kind   string // "child", "in-process" or "external"
+	pid    int    // for /proc readings; 0 when unknown or this process
+	stats  bool   // the server answers /chatbench/stats
+	bare   bool
+	child  *childServer
+	inproc *benchServer
+}
+
+// startTarget starts the server of o, or checks o.url.
+func startTarget(ctx context.Context, o *options) (*target, error) {
+	if o.url != "" {
+		u, err := checkTarget(o.url, o.allowRemote)
+		if err != nil {
+			return nil, err
+		}
+		return &target{url: u, kind: "external", pid: o.serverPID}, nil
+	}
+	cfg := o.serve
+	if cfg.DatabaseURL != "" {
+		cfg.Schema = "chatbench_" + newRunID()
+		cfg.DropSchema = true
+	}
+	if o.inProcess {
+		bs, err := startServer(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		u, _ := url.Parse(bs.url)
+		return &target{url: u, kind: "in-process", stats: true, bare: cfg.Bare, inproc: bs}, nil
+	}
+	cs, err := startChild(cfg)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(cs.url)
+	if err != nil {
+		_ = cs.stop()
+		return nil, fmt.Errorf("server gave a bad url: %w", err)
+	}
+	return &target{url: u, kind: "child", pid: cs.pid(), stats: true, bare: cfg.Bare, child: cs}, nil
+}
+
+func (t *target) stop() {
+	switch {
+	case t.child != nil:
+		if err := t.child.stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "chatbench: server exited:", err)
+		}
+	case t.inproc != nil:
+		t.inproc.close()
+	}
+}
+
+// cpu returns the server's CPU time so far, when it runs in a process of
+// its own whose pid is known.
+func (t *target) cpu() (time.Duration, bool) {
+	if t.pid == 0 {
+		return 0, false
+	}
+	d, err := procCPU(t.pid)
+	return d, err == nil
+}
+
+// rss returns the server's resident set size.
+func (t *target) rss() (int64, bool) {
+	if t.pid == 0 {
+		return 0, false
+	}
+	n, err := procRSS(t.pid)
+	return n, err == nil
+}
+
+// serverStats returns the runtime statistics of a server chatbench started;
+// gc forces a collection first and returns freed memory to the OS.
+func (t *target) serverStats(gc bool) (statsReply, bool) {
+	if !t.stats {
+		return statsReply{}, false
+	}
+	if t.inproc != nil {
+		if gc {
+			freeMemory()
+		}
+		st := readStats()
+		st.Conns = t.inproc.srv.Len()
+		return st, true
+	}
+	st, err := fetchStats(t.url.String(), gc)
+	return st, err == nil
+}
+
+// selfCPU returns this process's CPU time.
+func selfCPU() time.Duration {
+	d, _ := procCPU(os.Getpid())
+	return d
+}
