@@ -32,7 +32,7 @@ type Store interface {
 	// ---- sessions (one per connection) ----
 
 	// CreateSession records a new connection of userID with the given
-	// connection id; LastSeen is now.
+	// connection id; LastSeen is now. An unknown user is ErrConflict.
 	CreateSession(ctx context.Context, userID int64, connID string) (Session, error)
 	// TouchSession sets LastSeen of an open session to now and returns it
 	// (session.heartbeat). A missing or closed session is ErrNotFound.
@@ -50,7 +50,9 @@ type Store interface {
 	// with exactly two distinct users is ErrOneToOneParticipants; an existing
 	// one-to-one chat of the same pair is ErrDuplicateOneToOne; more members
 	// than the cap is ErrCapExceeded; a missing or too long name of a group
-	// or channel is a *ValidationError on field "name".
+	// or channel is a *ValidationError on field "name"; an unknown type is a
+	// *ValidationError on "type" ("Invalid resource type"); a creator who is
+	// not a user is ErrNotFound.
 	CreateRoom(ctx context.Context, r NewRoom) (Room, error)
 	// Room returns one room (ErrNotFound when missing).
 	Room(ctx context.Context, roomID uuid.UUID) (Room, error)
@@ -60,7 +62,8 @@ type Store interface {
 	// UpdateRoom applies the non-nil fields of up (room.modify update).
 	// Fields that do not apply to the room's type are ignored (a one-to-one
 	// chat only takes Preferences and Extra). Preferences, when non-nil,
-	// replace the old ones; Extra keys are merged into the old Extra.
+	// replace the old ones; Extra keys are merged into the old Extra. A name
+	// is validated as at creation. UpdatedAt is set to now.
 	UpdateRoom(ctx context.Context, roomID uuid.UUID, up RoomUpdate) (Room, error)
 	// DeleteRoom deletes the room and everything in it (messages,
 	// memberships, notifications). A missing room is ErrNotFound.
@@ -122,7 +125,9 @@ type Store interface {
 	// same room it stores nothing and returns the original message with
 	// Duplicate true. A reply that is also a forward is ErrConflict; a parent
 	// or forwarded message that does not exist is a *ValidationError on
-	// "parent_message_id" / "forwarded_from_id"; a missing room ErrNotFound.
+	// "parent_message_id" / "forwarded_from_id"; a missing room ErrNotFound;
+	// a sender who is not a user ErrConflict. Membership is not checked
+	// (that is policy). Content is stored as given (sanitising is chat's job).
 	SendMessage(ctx context.Context, m NewMessage) (SendResult, error)
 	// Messages returns the messages with the given ids that exist (soft
 	// deleted ones included: check IsDeleted), in the order of ids.
@@ -137,10 +142,11 @@ type Store interface {
 	// size is a *ValidationError.
 	MessagesPage(ctx context.Context, roomID uuid.UUID, page, size int) (MessagePage, error)
 	// MessagesAfter returns up to limit visible messages with seq > afterSeq,
-	// oldest first (catch-up after a reconnect).
+	// oldest first (catch-up after a reconnect). limit < 1 is a
+	// *ValidationError; a missing room ErrNotFound.
 	MessagesAfter(ctx context.Context, roomID uuid.UUID, afterSeq int64, limit int) ([]MessageView, error)
 	// MessagesBefore returns up to limit visible messages with seq <
-	// beforeSeq, newest first (scroll back).
+	// beforeSeq, newest first (scroll back). Errors as MessagesAfter.
 	MessagesBefore(ctx context.Context, roomID uuid.UUID, beforeSeq int64, limit int) ([]MessageView, error)
 	// EditMessage replaces the content (and merges extra keys into Extra) of
 	// a message and sets IsEdited (message.modify update). A missing or soft
@@ -149,14 +155,17 @@ type Store interface {
 	// DeleteMessages deletes messages, soft (IsDeleted) or hard, together
 	// with all their notifications, and moves each affected room's last
 	// message to its latest visible message (message.modify delete).
-	// Missing ids are skipped; the result lists the ids deleted.
+	// Missing ids (and, for a soft delete, already soft-deleted ones) are
+	// skipped; the result lists the ids deleted, in input order. A hard
+	// delete sets the parent/forward links of other messages to it to nil.
 	DeleteMessages(ctx context.Context, ids []uuid.UUID, hard bool) ([]uuid.UUID, error)
 	// Acknowledge adds userID to delivered_to of the messages and removes
 	// userID from the recipients of their notifications, deleting
 	// notifications left without recipients (message.acknowledged). The
 	// user's own messages are skipped. Any missing or soft-deleted id is
 	// ErrNotFound and nothing changes. The result lists the acknowledged ids
-	// (own messages excluded), in input order.
+	// (own messages excluded), in input order. A user who is not a user is
+	// ErrConflict.
 	Acknowledge(ctx context.Context, userID int64, messageIDs []uuid.UUID) ([]uuid.UUID, error)
 	// MarkRead inserts read receipts of readerID, skipping own messages and
 	// messages already read; it returns the receipts newly created, in input
