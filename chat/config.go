@@ -1,0 +1,134 @@
+package chat
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/microcosm-cc/bluemonday"
+
+	"github.com/chatmux/chatmux/store"
+)
+
+// Config configures a Service. Start from DefaultConfig: its boolean
+// settings default to true where the protocol's do, which the zero value
+// of a bool cannot express. Zero numbers and strings mean their default.
+type Config struct {
+	// Store persists everything. Required.
+	Store store.Store
+	// SoftDelete keeps deleted messages (is_deleted = true, hidden from
+	// room.messages and from every message-id check) instead of deleting
+	// them: the package's MESSAGE_SOFT_DELETE. DefaultConfig sets it to
+	// false, the package's default (PROTOCOL.md B7, checklist row 69).
+	SoftDelete bool
+	// Notifications creates notifications on send and reaction and pushes
+	// chat.notifications on connect: the package's ENABLE_NOTIFICATION.
+	// DefaultConfig sets it to true.
+	Notifications bool
+	// InactivityThreshold is how long a session stays active without a
+	// heartbeat (INACTIVITY_THRESHOLD, default 60s). chatmux does not
+	// need it for delivery (membership changes reach every open
+	// connection); it is kept for hosts that report presence.
+	InactivityThreshold time.Duration
+	// MaxGroupParticipants and MaxChannelSubscribers bound the caps
+	// (max_participants, max_subscribers) a client may set when it creates
+	// a room (PROTOCOL.md A2.13). Defaults 1,000 and 10,000.
+	MaxGroupParticipants  int
+	MaxChannelSubscribers int
+	// MaxPageSize caps the size of a room.messages page and the limit of
+	// an after_seq/before_seq query (default 100).
+	MaxPageSize int
+	// MaxMessageLength is the longest message content accepted, in
+	// characters (default 5,000).
+	MaxMessageLength int
+	// Path is the WebSocket endpoint the host mounts the server on
+	// (WEBSOCKET_PATH, default "/messaging/"). chat does not mount
+	// anything itself; hosts read it back from Service.Config.
+	Path string
+	// ExtraMessageFields lists the extra_fields keys, besides
+	// parent_message_id, forwarded_from_id and media, that message.send and
+	// message.modify update accept. Their values are stored in the
+	// message's Extra and shown as top-level fields of the Message object.
+	ExtraMessageFields []string
+	// Logger receives the service's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Defaults of Config.
+const (
+	DefaultInactivityThreshold   = 60 * time.Second
+	DefaultMaxGroupParticipants  = 1000
+	DefaultMaxChannelSubscribers = 10000
+	DefaultMaxPageSize           = 100
+	DefaultMaxMessageLength      = 5000
+	DefaultPath                  = "/messaging/"
+)
+
+// DefaultConfig returns the protocol's defaults: hard delete, notifications
+// on, and the default limits. Set Store before calling New.
+func DefaultConfig() Config {
+	return Config{
+		SoftDelete:            false,
+		Notifications:         true,
+		InactivityThreshold:   DefaultInactivityThreshold,
+		MaxGroupParticipants:  DefaultMaxGroupParticipants,
+		MaxChannelSubscribers: DefaultMaxChannelSubscribers,
+		MaxPageSize:           DefaultMaxPageSize,
+		MaxMessageLength:      DefaultMaxMessageLength,
+		Path:                  DefaultPath,
+	}
+}
+
+// Service is the chat domain: the handlers of the 16 events and of
+// $connect/$disconnect, the permission checks and the wire encoding. Create
+// it with New; it is safe for concurrent use.
+type Service struct {
+	cfg    Config
+	st     store.Store
+	log    *slog.Logger
+	policy *bluemonday.Policy
+	extra  map[string]bool
+}
+
+// New returns a Service. It panics when cfg.Store is nil (a start-up
+// mistake). Zero limits take their defaults; the booleans are used as
+// given (see DefaultConfig).
+func New(cfg Config) *Service {
+	if cfg.Store == nil {
+		panic("chat: Config.Store is required")
+	}
+	if cfg.InactivityThreshold <= 0 {
+		cfg.InactivityThreshold = DefaultInactivityThreshold
+	}
+	if cfg.MaxGroupParticipants <= 0 {
+		cfg.MaxGroupParticipants = DefaultMaxGroupParticipants
+	}
+	if cfg.MaxChannelSubscribers <= 0 {
+		cfg.MaxChannelSubscribers = DefaultMaxChannelSubscribers
+	}
+	if cfg.MaxPageSize <= 0 {
+		cfg.MaxPageSize = DefaultMaxPageSize
+	}
+	if cfg.MaxMessageLength <= 0 {
+		cfg.MaxMessageLength = DefaultMaxMessageLength
+	}
+	if cfg.Path == "" {
+		cfg.Path = DefaultPath
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, policy: newPolicy(), extra: map[string]bool{}}
+	for _, k := range cfg.ExtraMessageFields {
+		if reservedMessageKeys[k] {
+			panic("chat: ExtraMessageFields may not name the built-in field " + k)
+		}
+		s.extra[k] = true
+	}
+	return s
+}
+
+// Config returns the service's configuration, defaults applied.
+func (s *Service) Config() Config { return s.cfg }
+
+// Store returns the service's store.
+func (s *Service) Store() store.Store { return s.st }

@@ -1,0 +1,92 @@
+package chat
+
+import (
+	"github.com/chatmux/chatmux"
+	"github.com/chatmux/chatmux/groups"
+	"github.com/chatmux/chatmux/store"
+)
+
+// connSessionKey is the connection value that holds the store's session id.
+const connSessionKey = "chat.session_id"
+
+// Connect handles $connect: it records the authenticated identity in the
+// store (UpsertUser), opens a session for the connection, joins the
+// connection to the group of every room its user belongs to (from the
+// store, PROTOCOL.md A2.6; the user's own group is joined by the server)
+// and, when notifications are enabled, sends chat.notifications to this
+// socket only. An anonymous connection is closed with 4001.
+func (s *Service) Connect(c *chatmux.Context) error {
+	u := c.User()
+	if u == nil {
+		return errNoUser
+	}
+	ctx := c.Context()
+	if _, err := s.st.UpsertUser(ctx, store.User{ID: u.ID, Username: u.Username, Email: u.Email,
+		FirstName: u.FirstName, LastName: u.LastName}); err != nil {
+		return StoreError(err)
+	}
+	sess, err := s.st.CreateSession(ctx, u.ID, c.Conn().ID())
+	if err != nil {
+		return StoreError(err)
+	}
+	c.Conn().SetValue(connSessionKey, sess.ID)
+	rooms, err := s.st.UserRoomIDs(ctx, u.ID)
+	if err != nil {
+		return StoreError(err)
+	}
+	for _, id := range rooms {
+		if err := c.Join(groups.Room(id.String())); err != nil {
+			return chatmux.Internal(err)
+		}
+	}
+	if !s.cfg.Notifications {
+		return nil
+	}
+	pending, err := s.st.PendingNotifications(ctx, u.ID)
+	if err != nil {
+		return StoreError(err)
+	}
+	data, err := s.notificationsJSON(pending)
+	if err != nil {
+		return chatmux.Internal(err)
+	}
+	return c.Send("chat.notifications", data)
+}
+
+// Disconnect handles $disconnect: it closes the connection's session. The
+// server has already taken the connection out of every group.
+func (s *Service) Disconnect(c *chatmux.Context) error {
+	id, ok := sessionID(c)
+	if !ok {
+		return nil
+	}
+	return StoreError(s.st.CloseSession(c.Context(), id))
+}
+
+func sessionID(c *chatmux.Context) (int64, bool) {
+	if c.Conn() == nil {
+		return 0, false
+	}
+	v, ok := c.Conn().Value(connSessionKey)
+	if !ok {
+		return 0, false
+	}
+	id, ok := v.(int64)
+	return id, ok
+}
+
+var heartbeatOK = []byte(`{"status":"success"}`)
+
+// Heartbeat handles session.heartbeat: it sets the session's last_seen to
+// now and replies {"status": "success"} to this socket.
+func (s *Service) Heartbeat(c *chatmux.Context) error {
+	if _, err := user(c); err != nil {
+		return err
+	}
+	if id, ok := sessionID(c); ok {
+		if _, err := s.st.TouchSession(c.Context(), id); err != nil {
+			return StoreError(err)
+		}
+	}
+	return c.ReplyRaw(heartbeatOK)
+}
