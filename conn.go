@@ -394,9 +394,6 @@ func recoverTo(err *error, logger interface {
 	Error(msg string, args ...any)
 }, event string) {
 	if p := recover(); p != nil {
-		if p == http.ErrAbortHandler {
-			panic(p)
-		}
 		logger.Error("chatmux: panic in handler", "event", event, "panic", p, "stack", string(debug.Stack()))
 		*err = Internal(fmt.Errorf("panic: %v", p))
 	}

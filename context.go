@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/chatmux/chatmux/groups"
 )
@@ -46,16 +47,15 @@ func (c *Context) release() {
 	contextPool.Put(c)
 }
 
-// NewTestContext returns a Context for an event with the given data, not
-// tied to any connection: for unit tests of handlers and middleware that do
-// not answer on a socket. Answering methods return an error.
+// NewTestContext returns a Context for an event with the given data, on a
+// connection of its own (with a unique id) that has no socket: for unit
+// tests of handlers and middleware. Answering methods return an error.
 func NewTestContext(ctx context.Context, event string, data json.RawMessage, user *User) *Context {
-	c := &Context{ctx: ctx, event: event, data: data}
-	if user != nil {
-		c.conn = &Conn{user: user}
-	}
-	return c
+	id := fmt.Sprintf("test-%d", testConnIDs.Add(1))
+	return &Context{ctx: ctx, event: event, data: data, conn: &Conn{id: id, user: user, ctx: ctx}}
 }
+
+var testConnIDs atomic.Int64
 
 // Event returns the event name the client sent.
 func (c *Context) Event() string { return c.event }

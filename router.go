@@ -240,7 +240,12 @@ func (mx *Mux) serve(c *Context, name, prefix string, fallback Handler) error {
 	}
 	c.values = vals
 	c.keys = append(c.keys, ep.keys...)
-	if !ep.hidden {
+	if ep.hidden {
+		// A mount: name the pattern it will reach before the
+		// middleware of this router runs (rate limits, logging).
+		p, _ := mx.Match(name)
+		c.pattern = prefix + p
+	} else {
 		c.pattern = prefix + ep.pattern
 	}
 	return ep.handler(c)

@@ -424,3 +424,23 @@ func FuzzMatch(f *testing.F) {
 		_ = c
 	})
 }
+
+func TestMountPatternVisibleToParentMiddleware(t *testing.T) {
+	var seen string
+	r := NewRouter()
+	r.Use(func(next Handler) Handler {
+		return func(c *Context) error {
+			seen = c.Pattern()
+			return next(c)
+		}
+	})
+	sub := NewRouter()
+	sub.HandleFunc("{id}.pin", func(c *Context) error { return nil })
+	r.Mount("ext", sub)
+	if err := r.ServeEvent(NewTestContext(context.Background(), "ext.5.pin", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if seen != "ext.{id}.pin" {
+		t.Fatalf("parent middleware saw pattern %q", seen)
+	}
+}

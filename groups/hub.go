@@ -16,7 +16,8 @@ type Hub struct {
 	seed   maphash.Seed
 	shards [hubShards]shard
 	// OnDeliver, when set, is called after each local delivery of a data
-	// message with the number of members it reached.
+	// message with the number of members it reached. Set it before the
+	// hub is used.
 	OnDeliver func(group string, members int)
 }
 
