@@ -3,6 +3,8 @@
 package main
 
 import (
+	"log/slog"
+
 	"errors"
 
 	"github.com/chatmux/chatmux"
@@ -10,6 +12,6 @@ import (
 )
 
 // chatRouter would register the chat domain; this build has none yet.
-func chatRouter(st store.Store) (chatmux.Router, error) {
+func chatRouter(st store.Store, notifications bool, logger *slog.Logger) (chatmux.Router, error) {
 	return nil, errors.New("this chatbench was built without the chat domain: use -bare")
 }

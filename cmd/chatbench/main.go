@@ -113,6 +113,7 @@ func parseOptions(scenario string, args []string) (*options, error) {
 	fs.StringVar(&o.serve.CPUProfile, "cpuprofile", "", "write the started server's CPU profile to this file")
 	fs.StringVar(&o.serve.LogLevel, "server-log-level", "error", "log level of the started server")
 	fs.IntVar(&o.serve.MaxQueueBytes, "max-queue-bytes", 0, "per-connection outbound queue bound of the started server (0: default 1 MiB)")
+	fs.BoolVar(&o.serve.NoNotifications, "no-notifications", false, "start the chat server with notifications off")
 	fs.IntVar(&o.sources, "sources", 64, "source addresses in 127.0.0.0/8 to spread connections over (0: kernel's choice)")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 2*time.Minute, "bound on connecting and creating rooms")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "how long to wait for messages in flight after sending stops")

@@ -44,6 +44,8 @@ type serveConfig struct {
 	LogLevel   string
 	// MaxQueueBytes is the per-connection outbound bound (0: default).
 	MaxQueueBytes int
+	// NoNotifications turns the chat domain's notifications off.
+	NoNotifications bool
 }
 
 // benchServer is a chatmux server run by chatbench, in this process or in
@@ -57,9 +59,9 @@ type benchServer struct {
 
 // statsReply is what GET /chatbench/stats answers.
 type statsReply struct {
-	Goroutines int   `json:"goroutines"`
-	Conns      int   `json:"conns"`
-	RSS        int64 `json:"rss_bytes"`
+	Goroutines int    `json:"goroutines"`
+	Conns      int    `json:"conns"`
+	RSS        int64  `json:"rss_bytes"`
 	HeapInuse  uint64 `json:"heap_inuse_bytes"`
 	StackInuse uint64 `json:"stack_inuse_bytes"`
 }
@@ -107,7 +109,7 @@ func startServer(ctx context.Context, cfg serveConfig) (*benchServer, error) {
 			return nil, err
 		}
 		bs.cleanup = append(bs.cleanup, closeStore)
-		router, err = chatRouter(st)
+		router, err = chatRouter(st, !cfg.NoNotifications, logger)
 		if err != nil {
 			bs.close()
 			return nil, err
@@ -281,6 +283,7 @@ func runServe(args []string) error {
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the server to this file")
 	fs.StringVar(&cfg.LogLevel, "log-level", "error", "server log level")
 	fs.IntVar(&cfg.MaxQueueBytes, "max-queue-bytes", 0, "per-connection outbound queue bound (0: chatmux default)")
+	fs.BoolVar(&cfg.NoNotifications, "no-notifications", false, "chat: create no notifications (ENABLE_NOTIFICATION off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -341,6 +344,9 @@ func startChild(cfg serveConfig) (*childServer, error) {
 	}
 	if cfg.MaxQueueBytes > 0 {
 		args = append(args, "-max-queue-bytes", fmt.Sprint(cfg.MaxQueueBytes))
+	}
+	if cfg.NoNotifications {
+		args = append(args, "-no-notifications")
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestPayloadRoundTrip(t *testing.T) {
+	for _, size := range []int{0, 10, 64, 300} {
+		b := appendPayload(nil, 1764000000123456789, 17, 42, size)
+		if len(b) < size {
+			t.Fatalf("size %d: payload of %d bytes", size, len(b))
+		}
+		frame := append([]byte(`{"eventType":"message.dispatch","data":{"content":"`), b...)
+		frame = append(frame, `"}}`...)
+		at, sender, seq, ok := parsePayload(frame)
+		if !ok || at != 1764000000123456789 || sender != 17 || seq != 42 {
+			t.Fatalf("size %d: parsed %d %d %d %v", size, at, sender, seq, ok)
+		}
+	}
+	for _, bad := range []string{"", "CBT", "CBT12", "CBT12.3", "CBT12.3.4", "CBTx.1.2."} {
+		if _, _, _, ok := parsePayload([]byte(bad)); ok {
+			t.Errorf("parsePayload(%q) ok", bad)
+		}
+	}
+}
+
+func TestHistQuantiles(t *testing.T) {
+	var h hist
+	for i := 1; i <= 1000; i++ {
+		h.record(int64(i) * int64(time.Microsecond))
+	}
+	check := func(q float64, want time.Duration) {
+		got := h.quantile(q)
+		if d := float64(got-want) / float64(want); d < -0.04 || d > 0.04 {
+			t.Errorf("quantile(%v) = %v, want about %v", q, got, want)
+		}
+	}
+	check(0.5, 500*time.Microsecond)
+	check(0.99, 990*time.Microsecond)
+	check(1, 1000*time.Microsecond)
+	if h.n != 1000 || h.max != int64(time.Millisecond) {
+		t.Errorf("n %d max %d", h.n, h.max)
+	}
+	for _, v := range []int64{0, 1, 31, 32, 33, 1000, 1 << 40} {
+		if i := histIndex(v); histValue(i) < v || i >= histBuckets {
+			t.Errorf("bucket %d of %d has bound %d", i, v, histValue(i))
+		}
+	}
+}
+
+func TestCheckTarget(t *testing.T) {
+	for _, u := range []string{"ws://127.0.0.1:8080/messaging/", "ws://localhost:1/", "ws://[::1]:80/", "ws://127.3.4.5/"} {
+		if _, err := checkTarget(u, false); err != nil {
+			t.Errorf("%s refused: %v", u, err)
+		}
+	}
+	for _, u := range []string{"ws://10.0.0.1/", "ws://192.168.1.1:80/", "http://127.0.0.1/"} {
+		if _, err := checkTarget(u, false); err == nil {
+			t.Errorf("%s accepted", u)
+		}
+	}
+	if _, err := checkTarget("ws://10.0.0.1/", true); err != nil {
+		t.Errorf("-allow-remote: %v", err)
+	}
+}
+
+// runSmall runs fanout for about a second against an in-process server
+// and checks that every message reached every member of its room.
+func runSmall(t *testing.T, args ...string) *report {
+	t.Helper()
+	base := []string{"-in-process", "-quiet", "-duration", "1s", "-rooms", "2", "-members", "4", "-senders", "3", "-sources", "4"}
+	o, err := parseOptions("fanout", append(base, args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(k string) any {
+		v, ok := rep.get(k)
+		if !ok {
+			t.Fatalf("report has no %s", k)
+		}
+		return v
+	}
+	sent := get("sent").(int64)
+	expected := get("expected_deliveries").(int64)
+	delivered := get("delivered").(int64)
+	if sent == 0 {
+		t.Fatal("nothing sent")
+	}
+	// 2 rooms of 4 members: each message reaches the 4 members of its room.
+	if expected != sent*4 {
+		t.Errorf("expected deliveries %d, want %d (sent %d x 4 members)", expected, sent*4, sent)
+	}
+	if delivered != expected {
+		t.Errorf("delivered %d, want %d", delivered, expected)
+	}
+	for _, k := range []string{"lost", "errors", "gaps", "duplicates_or_reordered", "slow_consumer_closes", "closed_early", "unacked_at_end"} {
+		if v := get(k).(int64); v != 0 {
+			t.Errorf("%s = %d, want 0", k, v)
+		}
+	}
+	if lat := get("latency_ms").(latencySummary); int64(lat.Count) != delivered || lat.P50MS > lat.P99MS || lat.P99MS > lat.MaxMS {
+		t.Errorf("latency summary %+v does not match %d deliveries", lat, delivered)
+	}
+	if ack := get("ack_latency_ms").(latencySummary); int64(ack.Count) != sent {
+		t.Errorf("ack summary %+v does not match %d sends", ack, sent)
+	}
+	var buf bytes.Buffer
+	if err := rep.print(&buf, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.print(&buf, false); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func TestFanoutBare(t *testing.T) {
+	runSmall(t, "-bare")
+}
+
+func TestFanoutBareRate(t *testing.T) {
+	rep := runSmall(t, "-bare", "-rate", "300", "-inflight", "2")
+	if v, _ := rep.get("sends_per_s"); v.(float64) > 400 {
+		t.Errorf("sends/s %v over the target rate 300", v)
+	}
+}
