@@ -1,5 +1,3 @@
-//go:build chatbench_chat
-
 package main
 
 import (
