@@ -221,6 +221,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(s.opts.ReadLimit)
+	c.mu.Lock()
+	c.ws, c.raw = ws, hw.cork
+	c.mu.Unlock()
 	c.lastRead.Store(c.connectedAt.UnixNano())
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
@@ -231,7 +234,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.opts.Observer.ConnOpened(c)
 	}
 	c.mu.Lock()
-	c.ws, c.raw = ws, hw.cork
 	c.writing = len(c.queue) > 0
 	startWriter := c.writing
 	c.mu.Unlock()
