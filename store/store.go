@@ -164,7 +164,7 @@ type Store interface {
 	// notifications left without recipients (message.acknowledged). The
 	// user's own messages are skipped. Any missing or soft-deleted id is
 	// ErrNotFound and nothing changes. The result lists the acknowledged ids
-	// (own messages excluded), in input order. A user who is not a user is
+	// (own messages excluded), in input order. An unknown userID is
 	// ErrConflict.
 	Acknowledge(ctx context.Context, userID int64, messageIDs []uuid.UUID) ([]uuid.UUID, error)
 	// MarkRead inserts read receipts of readerID, skipping own messages and

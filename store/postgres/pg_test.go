@@ -324,3 +324,43 @@ func TestInvalidInputNoSQL(t *testing.T) {
 		t.Fatalf("missing room: %v", err)
 	}
 }
+
+// TestNoOrphanNotifications checks the rows behind the interface: after
+// concurrent acknowledgements no notification is left without recipients.
+func TestNoOrphanNotifications(t *testing.T) {
+	st, _ := countingStore(t)
+	var members []int64
+	for i := int64(1); i <= 8; i++ {
+		if _, err := st.UpsertUser(ctx, store.User{ID: i, Username: "u" + string(rune('0'+i))}); err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, i)
+	}
+	g, err := st.CreateRoom(ctx, store.NewRoom{Type: store.Group, CreatorID: 1, Name: "g", Members: members})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uuid.UUID
+	for i := range 5 {
+		res, err := st.SendMessage(ctx, store.NewMessage{RoomID: g.ID, SenderID: int64(i%2 + 1), Content: "x", Notify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.Message.ID)
+	}
+	var wg sync.WaitGroup
+	for u := int64(1); u <= 8; u++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := st.Acknowledge(ctx, u, ids); err != nil {
+				t.Errorf("Acknowledge(%d): %v", u, err)
+			}
+		}()
+	}
+	wg.Wait()
+	var n int
+	if err := st.DB().GetContext(ctx, &n, `SELECT count(*) FROM notifications`); err != nil || n != 0 {
+		t.Fatalf("%d notifications left (%v), want 0", n, err)
+	}
+}

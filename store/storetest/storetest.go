@@ -60,6 +60,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentIdempotent", testConcurrentIdempotent},
 		{"ConcurrentOneToOne", testConcurrentOneToOne},
 		{"ConcurrentCap", testConcurrentCap},
+		{"ConcurrentAcknowledge", testConcurrentAcknowledge},
+		{"ConcurrentReaction", testConcurrentReaction},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1599,5 +1601,67 @@ func testBadText(t *testing.T, st store.Store) {
 	}
 	if r, _ := st.Room(ctx, g.ID); r.LastSeq != 1 || r.Description != "" {
 		t.Fatalf("bad input changed the room: %+v", r)
+	}
+}
+
+func testConcurrentAcknowledge(t *testing.T, st store.Store) {
+	users(t, st, 10)
+	g := group(t, st, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	a := send(t, st, g.ID, 1, "a")
+	b := send(t, st, g.ID, 2, "b")
+	errs := make([]error, 10)
+	parallel(10, func(i int) {
+		_, errs[i] = st.Acknowledge(ctx, int64(i+1), []uuid.UUID{b.ID, a.ID})
+	})
+	for _, err := range errs {
+		ok(t, err)
+	}
+	if v := oneView(t, st, a.ID); len(v.DeliveredTo) != 9 {
+		t.Fatalf("delivered_to of a = %v, want 9 users", v.DeliveredTo)
+	}
+	for u := int64(1); u <= 10; u++ {
+		if n := pending(t, st, u); len(n) != 0 {
+			t.Fatalf("user %d still has notifications: %+v", u, n)
+		}
+	}
+}
+
+func testConcurrentReaction(t *testing.T, st store.Store) {
+	users(t, st, 6)
+	g := group(t, st, 1, 2, 3, 4, 5, 6)
+	m := send(t, st, g.ID, 1, "m")
+	// The same user, the same emoji, from several devices: one reaction.
+	errs := make([]error, 8)
+	parallel(8, func(i int) {
+		_, errs[i] = st.AddReaction(ctx, store.NewReaction{MessageID: m.ID, UserID: 2, Content: "👍", Notify: true})
+	})
+	okCount := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			okCount++
+		case errors.Is(err, store.ErrConflict):
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if okCount != 1 {
+		t.Fatalf("%d reactions succeeded, want 1", okCount)
+	}
+	// Five users at once: five reactions.
+	parallel(5, func(i int) {
+		errs[i] = nil
+		if i+2 != 2 {
+			_, errs[i] = st.AddReaction(ctx, store.NewReaction{MessageID: m.ID, UserID: int64(i + 2), Content: "🎉"})
+		}
+	})
+	for _, err := range errs[:5] {
+		ok(t, err)
+	}
+	if v := oneView(t, st, m.ID); len(v.Reactions) != 5 {
+		t.Fatalf("%d reactions, want 5", len(v.Reactions))
+	}
+	if n := pending(t, st, 1)[g.ID]; len(n) != 1 || n[0].Type != store.NotifyReaction {
+		t.Fatalf("user 1 (the author) has %+v, want one REACTION notification", n)
 	}
 }
