@@ -1,0 +1,322 @@
+package groups
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatmux/chatmux/internal/testenv"
+)
+
+var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// redisNode is one "node" of a test: a client of its own (named, so that
+// its pub/sub connection can be found in CLIENT LIST) and a broker.
+type redisNode struct {
+	name   string
+	client *redis.Client
+	broker *Redis
+}
+
+// testRedisOptions returns the client options of TEST_REDIS_URL, or skips.
+func testRedisOptions(tb testing.TB) *redis.Options {
+	tb.Helper()
+	o, err := redis.ParseURL(testenv.RedisURL(tb))
+	if err != nil {
+		tb.Fatalf("TEST_REDIS_URL: %v", err)
+	}
+	return o
+}
+
+// newRedisNode starts a broker on a client of its own. addr, when not
+// empty, replaces the Redis address (a proxy's).
+func newRedisNode(tb testing.TB, name, addr string, opts RedisOptions) *redisNode {
+	tb.Helper()
+	o := testRedisOptions(tb)
+	o.ClientName = name
+	if addr != "" {
+		o.Addr = addr
+	}
+	if opts.Logger == nil {
+		opts.Logger = quietLogger
+	}
+	client := redis.NewClient(o)
+	b, err := NewRedis(client, opts)
+	if err != nil {
+		_ = client.Close()
+		tb.Fatalf("NewRedis(%s): %v", name, err)
+	}
+	tb.Cleanup(func() {
+		_ = b.Close()
+		_ = client.Close()
+	})
+	return &redisNode{name: name, client: client, broker: b}
+}
+
+// adminClient is a separate client for inspecting Redis.
+func adminClient(tb testing.TB) *redis.Client {
+	tb.Helper()
+	c := redis.NewClient(testRedisOptions(tb))
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// channels lists the group channels under prefix that Redis has
+// subscribers for.
+func channels(tb testing.TB, admin *redis.Client, prefix string) []string {
+	tb.Helper()
+	out, err := admin.PubSubChannels(context.Background(), prefix+"g:*").Result()
+	if err != nil {
+		tb.Fatalf("PUBSUB CHANNELS: %v", err)
+	}
+	for i, c := range out {
+		out[i] = strings.TrimPrefix(c, prefix+"g:")
+	}
+	return out
+}
+
+// killPubSub kills the pub/sub connections of the named clients only (not
+// those of other tests sharing the Redis) and returns how many it killed.
+func killPubSub(tb testing.TB, admin *redis.Client, name string) int {
+	tb.Helper()
+	list, err := admin.ClientList(context.Background()).Result()
+	if err != nil {
+		tb.Fatalf("CLIENT LIST: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Split(list, "\n") {
+		var id string
+		var named, pubsub bool
+		for _, f := range strings.Fields(line) {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "id":
+				id = v
+			case "name":
+				named = v == name
+			case "flags":
+				pubsub = strings.Contains(v, "P")
+			case "sub":
+				pubsub = pubsub || v != "0"
+			}
+		}
+		if named && pubsub && id != "" {
+			if err := admin.Do(context.Background(), "CLIENT", "KILL", "ID", id).Err(); err == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// recorder is a Member that keeps what it receives.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []*Message
+	ch   chan struct{}
+	// onControl, when set, handles KindJoin and KindLeave (in Deliver,
+	// as chatmux connections do).
+	onControl func(m *Message)
+}
+
+func newRecorder() *recorder { return &recorder{ch: make(chan struct{}, 1)} }
+
+func (r *recorder) Deliver(m *Message) {
+	if m.Kind != KindData {
+		if r.onControl != nil {
+			r.onControl(m)
+		}
+		return
+	}
+	r.mu.Lock()
+	r.msgs = append(r.msgs, m)
+	r.mu.Unlock()
+	select {
+	case r.ch <- struct{}{}:
+	default:
+	}
+}
+
+// data returns the payloads received so far.
+func (r *recorder) data() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.msgs))
+	for i, m := range r.msgs {
+		out[i] = string(m.Data)
+	}
+	return out
+}
+
+// wait waits until the recorder holds n messages, or fails the test.
+func (r *recorder) wait(tb testing.TB, n int, d time.Duration) []string {
+	tb.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		got := r.data()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-r.ch:
+		case <-deadline.C:
+			tb.Fatalf("received %d of %d messages in %v", len(got), n, d)
+		}
+	}
+}
+
+// waitFor waits until the recorder has received s.
+func (r *recorder) waitFor(d time.Duration, s string) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		for _, got := range r.data() {
+			if got == s {
+				return true
+			}
+		}
+		select {
+		case <-r.ch:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
+func dataMsg(s string) *Message { return &Message{Kind: KindData, Data: []byte(s)} }
+
+// proxy is a TCP proxy to Redis that a test can freeze (existing
+// connections stop forwarding, silently) or take down (connections are
+// closed and new ones refused).
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	gen     int // generation of new connections
+	frozen  int // connections of a generation below this are frozen
+	down    bool
+	wg      sync.WaitGroup
+	closed  bool
+	release chan struct{} // closed by close: frozen copies end
+}
+
+func newProxy(tb testing.TB, target string) *proxy {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}, release: make(chan struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	tb.Cleanup(p.close)
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down || p.closed {
+			p.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		p.mu.Unlock()
+		u, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
+		gen := p.gen
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(c, u, gen)
+		go p.pipe(u, c, gen)
+	}
+}
+
+// pipe copies src to dst. Once its generation is frozen it forwards
+// nothing more and keeps both connections open, silent, until close.
+func (p *proxy) pipe(dst, src net.Conn, gen int) {
+	defer p.wg.Done()
+	defer func() { _ = dst.Close(); _ = src.Close() }()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			frozen := gen < p.frozen
+			p.mu.Unlock()
+			if frozen {
+				<-p.release
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// freeze makes every open connection silently stop forwarding; new
+// connections work.
+func (p *proxy) freeze() {
+	p.mu.Lock()
+	p.gen++
+	p.frozen = p.gen
+	p.mu.Unlock()
+}
+
+// setDown closes every connection and refuses new ones (down) or accepts
+// them again.
+func (p *proxy) setDown(down bool) {
+	p.mu.Lock()
+	p.down = down
+	var conns []net.Conn
+	if down {
+		for c := range p.conns {
+			conns = append(conns, c)
+		}
+		clear(p.conns)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+func (p *proxy) close() {
+	p.mu.Lock()
+	p.closed = true
+	conns := p.conns
+	p.conns = map[net.Conn]struct{}{}
+	close(p.release)
+	p.mu.Unlock()
+	_ = p.ln.Close()
+	for c := range conns {
+		_ = c.Close()
+	}
+	p.wg.Wait()
+}
