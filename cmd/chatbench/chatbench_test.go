@@ -137,3 +137,13 @@ func TestFanoutBareRate(t *testing.T) {
 		t.Errorf("sends/s %v over the target rate 300", v)
 	}
 }
+
+func TestFanoutChat(t *testing.T) {
+	runSmall(t)
+}
+
+func TestFanoutChatChannel(t *testing.T) {
+	// Rooms over -group-cap are public channels; the second sender of a
+	// room is made a moderator.
+	runSmall(t, "-group-cap", "2", "-senders", "4")
+}
