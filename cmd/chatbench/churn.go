@@ -1,5 +1,8 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
-func runChurn(ctx context.Context, o *options) (*report, error) { return nil, errTODO }
+func runChurn(ctx context.Context, o *options) (*report, error) { return nil, errors.New("not implemented yet") }

@@ -184,7 +184,7 @@ func parseOptions(scenario string, args []string) (*options, error) {
 	if scenario == "persist" && o.url == "" && o.serve.DatabaseURL == "" {
 		return nil, errors.New("persist needs -database-url (PostgreSQL) or -url of a server on PostgreSQL")
 	}
-	if o.url != "" && (o.serve.Bare || o.serve.DatabaseURL != "" || o.inProcess || o.serve.CPUProfile != "") {
+	if o.url != "" && !o.worker && (o.serve.Bare || o.serve.DatabaseURL != "" || o.inProcess || o.serve.CPUProfile != "") {
 		return nil, errors.New("-bare, -database-url, -in-process and -cpuprofile configure the server chatbench starts; they do not go with -url")
 	}
 	return o, nil
