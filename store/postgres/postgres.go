@@ -6,7 +6,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,8 +98,23 @@ func (s *Store) sendQuery(ctx context.Context) *sqlx.Stmt {
 // Migrate applies the embedded migrations that are not applied yet. A
 // PostgreSQL advisory lock held for the session makes concurrent starts of
 // several nodes safe: one migrates, the others wait and find nothing to do.
+//
+// The lock id is derived from the schema the migrations go to
+// (current_schema(), i.e. the first entry of search_path), so nodes sharing
+// a schema serialise while independent schemas of one database (tests,
+// tenants) do not wait for each other. The lock is polled every second for
+// up to five minutes.
 func (s *Store) Migrate(ctx context.Context) error {
-	locker, err := lock.NewPostgresSessionLocker()
+	var schema string
+	if err := s.db.GetContext(ctx, &schema, `SELECT coalesce(current_schema(), '')`); err != nil {
+		return fmt.Errorf("failed to read the current schema: %w", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte("chatmux goose " + schema))
+	locker, err := lock.NewPostgresSessionLocker(
+		lock.WithLockID(int64(h.Sum64()&math.MaxInt64)),
+		lock.WithLockTimeout(1, 300),
+	)
 	if err != nil {
 		return fmt.Errorf("failed to create migration locker: %w", err)
 	}
