@@ -1,0 +1,113 @@
+package chat_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatmux/chatmux/chat"
+	"github.com/chatmux/chatmux/store"
+)
+
+func TestConnect(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore factory) {
+		e := newEnv(t, newStore)
+		e.users(2)
+		room := e.room(store.OneToOne, 1, 2)
+		// Two undelivered messages to user 2, newest first.
+		m1 := e.message(room, 1, "first")
+		time.Sleep(2 * time.Millisecond)
+		m2 := e.message(room, 1, "second")
+
+		c := e.dialRaw(2, "user2")
+		f := c.expect(chat.DispatchNotifications)
+		if strings.Contains(f.Raw, `"type":"broadcast_group"`) {
+			t.Fatalf("internal artefact on the wire: %s", f.Raw)
+		}
+		got := f.obj(t)
+		list := got[room.String()].([]any)
+		if len(list) != 2 {
+			t.Fatalf("want 2 notifications, got %s", f.Raw)
+		}
+		eq(t, path(t, list[0], "message.id"), m2.String(), "newest first")
+		eq(t, path(t, list[1], "message.id"), m1.String(), "then older")
+		eq(t, path(t, list[0], "notification_type"), "NEW_MESSAGE", "type")
+
+		// The identity from authentication is upserted: a new user with
+		// its names.
+		c3 := e.dialRaw(3, "carol")
+		f = c3.expect(chat.DispatchNotifications)
+		if f.Raw != `{"eventType":"chat.notifications","data":{}}` {
+			t.Fatalf("want empty notifications, got %s", f.Raw)
+		}
+		us, err := e.st.Users(bg, []int64{3})
+		if err != nil || len(us) != 1 || us[0].Username != "carol" || us[0].Email != "carol@example.com" || us[0].FirstName != "Fcarol" {
+			t.Fatalf("user not upserted: %v %v", us, err)
+		}
+
+		// Subscriptions come from the store: the connection is in the room.
+		c1 := e.dial(1)
+		c1.send(chat.EventMessageTyping, map[string]any{"room_id": room.String()})
+		c1.expect(chat.DispatchTyping)
+		c.expect(chat.DispatchTyping)
+	})
+}
+
+func TestConnectNotificationsDisabled(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore factory) {
+		e := newEnv(t, newStore, func(c *chat.Config) { c.Notifications = false })
+		e.users(2)
+		room := e.room(store.OneToOne, 1, 2)
+		e.message(room, 1, "hi")
+		c := e.dialRaw(2, "user2")
+		// No chat.notifications: the first frame is the heartbeat answer.
+		c.send(chat.EventSessionHeartbeat, nil)
+		c.expectStatus()
+	})
+}
+
+func TestUnauthenticated(t *testing.T) {
+	e := newEnv(t, memoryStore)
+	c := e.dialRaw(0, "nobody")
+	select {
+	case _, ok := <-c.frames:
+		if ok {
+			t.Fatal("unauthenticated connection got a frame")
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("unauthenticated connection not closed")
+	}
+	<-c.done
+	if code := websocketCode(c.closed); code != 4001 {
+		t.Fatalf("want close 4001, got %v", c.closed)
+	}
+}
+
+func TestHeartbeatAndDisconnect(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore factory) {
+		e := newEnv(t, newStore)
+		e.users(1)
+		c := e.dial(1)
+		c.send(chat.EventSessionHeartbeat, nil)
+		c.expectStatus()
+		c.send(chat.EventSessionHeartbeat, `{}`)
+		c.expectStatus()
+		// Unknown events and malformed frames keep the socket open.
+		c.send("room.delete", `{}`)
+		if f := c.next(); f.Raw != `{"error":"invalid event type"}` {
+			t.Fatalf("unknown event: %s", f.Raw)
+		}
+		c.send(chat.EventRoomInfo, `[1]`)
+		c.expectError(4003, "")
+		c.quiet()
+		c.close()
+		// The session is closed: the server took the connection out.
+		deadline := time.Now().Add(waitTimeout)
+		for e.srv.Len() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("connection still open on the server")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
