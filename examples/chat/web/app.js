@@ -344,11 +344,16 @@
     const map = roomMessages(id);
     for (const m of list) map.set(m.id, m);
     const older = state.older.get(id) || {};
-    if (Object.prototype.hasOwnProperty.call(d, 'has_next')) {
+    const has = (k) => Object.prototype.hasOwnProperty.call(d, k);
+    if (has('has_next')) {
+      // page/size: the first page (newest messages).
       older.hasMore = !!d.has_next;
       older.page = d.page || 1;
-    } else if (older.pending) {
-      older.hasMore = list.length >= PAGE_SIZE;
+    } else if (has('before_seq')) {
+      older.hasMore = has('has_more') ? !!d.has_more : list.length >= PAGE_SIZE;
+    } else if (has('after_seq') && d.has_more) {
+      // Catch-up after a reconnect: keep fetching until nothing is left.
+      send('room.messages', { room_id: id, after_seq: lastSeq(id), limit: 100 });
     }
     older.pending = false;
     state.older.set(id, older);

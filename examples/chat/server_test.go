@@ -1,0 +1,484 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// newTestServer starts the example server in process, in development mode,
+// on the in-memory store and broker.
+func newTestServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := newApp(context.Background(), config{Addr: "127.0.0.1:0"}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(a.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		ts.Close()
+	})
+	return ts
+}
+
+// client is one WebSocket user of the test server.
+type client struct {
+	t    *testing.T
+	name string
+	ws   *websocket.Conn
+}
+
+func dial(t *testing.T, ts *httptest.Server, query string) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/messaging/"+query, nil)
+	return ws, err
+}
+
+func connect(t *testing.T, ts *httptest.Server, name string) *client {
+	t.Helper()
+	ws, err := dial(t, ts, "?user="+name)
+	if err != nil {
+		t.Fatalf("%s: dial: %v", name, err)
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	c := &client{t: t, name: name, ws: ws}
+	// Notifications are on: the first frame is chat.notifications.
+	c.expect("chat.notifications")
+	return c
+}
+
+func (c *client) send(event string, data any) {
+	c.t.Helper()
+	b, err := json.Marshal(map[string]any{"event_type": event, "data": data})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		c.t.Fatalf("%s: write %s: %v", c.name, event, err)
+	}
+}
+
+// frame is one server frame, decoded loosely.
+type frame struct {
+	EventType string          `json:"eventType"`
+	Data      json.RawMessage `json:"data"`
+	Error     json.RawMessage `json:"error"`
+	Status    string          `json:"status"`
+}
+
+func (c *client) read() frame {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, b, err := c.ws.Read(ctx)
+	if err != nil {
+		c.t.Fatalf("%s: read: %v", c.name, err)
+	}
+	var f frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		c.t.Fatalf("%s: bad frame %s: %v", c.name, b, err)
+	}
+	return f
+}
+
+// expect reads frames until one with eventType arrives, failing on an
+// error envelope; it decodes the data into out when out is not nil.
+func (c *client) expect(eventType string, out ...any) frame {
+	c.t.Helper()
+	for i := 0; i < 20; i++ {
+		f := c.read()
+		if f.Error != nil {
+			c.t.Fatalf("%s: waiting for %s, got error %s", c.name, eventType, f.Error)
+		}
+		if f.EventType != eventType {
+			continue
+		}
+		for _, o := range out {
+			if err := json.Unmarshal(f.Data, o); err != nil {
+				c.t.Fatalf("%s: %s data %s: %v", c.name, eventType, f.Data, err)
+			}
+		}
+		return f
+	}
+	c.t.Fatalf("%s: no %s in 20 frames", c.name, eventType)
+	return frame{}
+}
+
+type wireUser struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+}
+
+type wireMessage struct {
+	ID           string              `json:"id"`
+	Room         struct{ ID string } `json:"room"`
+	Sender       wireUser            `json:"sender"`
+	Content      string              `json:"content"`
+	Seq          int64               `json:"seq"`
+	ClientMsgID  string              `json:"client_msg_id"`
+	DeliveredTo  []string            `json:"delivered_to"`
+	ReadReceipts []struct {
+		Reader wireUser `json:"reader"`
+	} `json:"read_receipts"`
+	Reactions []struct {
+		User            wireUser `json:"user"`
+		ReactionContent string   `json:"reaction_content"`
+	} `json:"reactions"`
+}
+
+// TestConversation drives a short conversation between two users over real
+// WebSockets: a one-to-one chat, a message (sent twice with the same
+// client_msg_id), delivery and read receipts, a reaction, typing, unread
+// counts and the heartbeat.
+func TestConversation(t *testing.T) {
+	ts := newTestServer(t)
+	alice := connect(t, ts, "alice")
+	bob := connect(t, ts, "bob")
+
+	// Each learns its id from room.list of an empty account... and from /me.
+	bobID := whoami(t, ts, "bob").ID
+
+	alice.send("room.create", map[string]any{"type": "OneToOneChat", "participants": []int64{bobID}})
+	var room struct {
+		ID           string     `json:"id"`
+		Type         string     `json:"type"`
+		Participants []wireUser `json:"participants"`
+	}
+	alice.expect("roomcreate.dispatch", &room)
+	if room.Type != "OneToOneChat" || len(room.Participants) != 2 {
+		t.Fatalf("room = %+v", room)
+	}
+	bob.expect("roomcreate.dispatch")
+
+	send := map[string]any{"room_id": room.ID, "content": "Hello &lt;Bob&gt;", "client_msg_id": "c-1"}
+	alice.send("message.send", send)
+	var sent, got wireMessage
+	alice.expect("message.dispatch", &sent)
+	bob.expect("message.dispatch", &got)
+	if got.ID != sent.ID || got.Content != "Hello &lt;Bob&gt;" || got.Sender.Username != "alice" || got.ClientMsgID != "c-1" || got.Seq != 1 {
+		t.Fatalf("bob got %+v, alice sent %+v", got, sent)
+	}
+	// A retry with the same client_msg_id stores nothing new.
+	alice.send("message.send", send)
+	var again wireMessage
+	alice.expect("message.dispatch", &again)
+	if again.ID != sent.ID {
+		t.Errorf("retry stored a new message %s (first %s)", again.ID, sent.ID)
+	}
+
+	// Bob's room list counts the message as unread.
+	bob.send("room.list", nil)
+	var list []struct {
+		ID          string       `json:"id"`
+		UnreadCount int          `json:"unread_count"`
+		Peer        *wireUser    `json:"peer"`
+		LastMessage *wireMessage `json:"last_message"`
+	}
+	bob.expect("roomlist.dispatch", &list)
+	if len(list) != 1 || list[0].UnreadCount != 1 || list[0].Peer == nil || list[0].Peer.Username != "alice" ||
+		list[0].LastMessage == nil || list[0].LastMessage.ID != sent.ID {
+		t.Fatalf("bob's room list = %+v", list)
+	}
+
+	// Delivered, then read.
+	bob.send("message.acknowledged", map[string]any{"message_id": []string{sent.ID}})
+	var delivered []wireMessage
+	alice.expect("messagedelivered.dispatch", &delivered)
+	if len(delivered) != 1 || len(delivered[0].DeliveredTo) != 1 || delivered[0].DeliveredTo[0] != "bob" {
+		t.Fatalf("delivered = %+v", delivered)
+	}
+	bob.send("message.read", map[string]any{"message_id": []string{sent.ID}})
+	var read []wireMessage
+	alice.expect("readreceipt.dispatch", &read)
+	if len(read) != 1 || len(read[0].ReadReceipts) != 1 || read[0].ReadReceipts[0].Reader.Username != "bob" {
+		t.Fatalf("read = %+v", read)
+	}
+	bob.expect("readreceipt.dispatch")
+	bob.send("room.list", nil)
+	bob.expect("roomlist.dispatch", &list)
+	if list[0].UnreadCount != 0 {
+		t.Errorf("unread after read = %d", list[0].UnreadCount)
+	}
+
+	// A reaction reaches both.
+	bob.send("message.react", map[string]any{"type": "add", "message_id": sent.ID, "reaction_content": "👍"})
+	var reaction struct {
+		Status  string      `json:"status"`
+		Type    string      `json:"type"`
+		Message wireMessage `json:"message"`
+	}
+	alice.expect("reaction.dispatch", &reaction)
+	if reaction.Status != "successful" || reaction.Type != "add" || len(reaction.Message.Reactions) != 1 ||
+		reaction.Message.Reactions[0].ReactionContent != "👍" || reaction.Message.Reactions[0].User.Username != "bob" {
+		t.Fatalf("reaction = %+v", reaction)
+	}
+	bob.expect("reaction.dispatch")
+
+	// Typing says where and who.
+	bob.send("message.typing", map[string]any{"room_id": room.ID})
+	var typing struct {
+		Username string `json:"username"`
+		RoomID   string `json:"room_id"`
+		UserID   int64  `json:"user_id"`
+	}
+	alice.expect("messagetyping.dispatch", &typing)
+	if typing.Username != "bob" || typing.RoomID != room.ID || typing.UserID != bobID {
+		t.Fatalf("typing = %+v", typing)
+	}
+	bob.expect("messagetyping.dispatch")
+
+	// Catch-up by seq, and the heartbeat.
+	alice.send("message.send", map[string]any{"room_id": room.ID, "content": "second"})
+	bob.expect("message.dispatch")
+	bob.send("room.messages", map[string]any{"room_id": room.ID, "after_seq": 1})
+	var page struct {
+		HasMore bool `json:"has_more"`
+		Data    struct {
+			RoomID   string        `json:"room_id"`
+			Messages []wireMessage `json:"messages"`
+		} `json:"data"`
+	}
+	bob.expect("roommessages.dispatch", &page)
+	if page.Data.RoomID != room.ID || len(page.Data.Messages) != 1 || page.Data.Messages[0].Content != "second" || page.HasMore {
+		t.Fatalf("after_seq page = %+v", page)
+	}
+	bob.send("session.heartbeat", nil)
+	if f := bob.read(); f.Status != "success" {
+		t.Fatalf("heartbeat answer = %+v", f)
+	}
+
+	// Errors come back as envelopes; the connection stays open.
+	bob.send("message.send", map[string]any{"room_id": room.ID, "content": "   "})
+	if f := bob.read(); !strings.Contains(string(f.Error), "4003") {
+		t.Fatalf("blank content answer = %+v", f)
+	}
+	bob.send("no.such.event", map[string]any{})
+	if f := bob.read(); string(f.Error) != `"invalid event type"` {
+		t.Fatalf("unknown event answer = %+v", f)
+	}
+	bob.send("session.heartbeat", nil)
+	if f := bob.read(); f.Status != "success" {
+		t.Fatalf("heartbeat after errors = %+v", f)
+	}
+}
+
+// TestUnauthenticated checks that a connection without credentials is
+// accepted, then closed with 4001.
+func TestUnauthenticated(t *testing.T) {
+	ts := newTestServer(t)
+	for _, q := range []string{"", "?user=", "?user=no%20spaces"} {
+		ws, err := dial(t, ts, q)
+		if err != nil {
+			t.Fatalf("%q: dial: %v", q, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _, err = ws.Read(ctx)
+		cancel()
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4001 {
+			t.Errorf("%q: read error %v, want close 4001", q, err)
+		}
+		_ = ws.CloseNow()
+	}
+}
+
+type meJSON struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+}
+
+func whoami(t *testing.T, ts *httptest.Server, name string) meJSON {
+	t.Helper()
+	res, err := http.Get(ts.URL + "/me?user=" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("/me?user=%s: %s", name, res.Status)
+	}
+	var me meJSON
+	if err := json.NewDecoder(res.Body).Decode(&me); err != nil {
+		t.Fatal(err)
+	}
+	return me
+}
+
+// TestHTTPRoutes checks the routes around the WebSocket: the page, its
+// config, /me, /healthz and /metrics.
+func TestHTTPRoutes(t *testing.T) {
+	ts := newTestServer(t)
+	get := func(path string) (int, string, string) {
+		t.Helper()
+		res, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header.Get("Content-Type"), string(b)
+	}
+	tests := []struct {
+		path     string
+		code     int
+		ctype    string
+		contains string
+	}{
+		{"/", 200, "text/html", `<script src="app.js">`},
+		{"/app.js", 200, "javascript", "session.heartbeat"},
+		{"/app.css", 200, "text/css", ".bubble"},
+		{"/config.json", 200, "application/json", `"auth":"dev"`},
+		{"/healthz", 200, "application/json", `"store":"ok"`},
+		{"/me?user=carol", 200, "application/json", `"username":"carol"`},
+		{"/me", 401, "", "authentication failed"},
+		{"/nope.js", 404, "", ""},
+	}
+	for _, tt := range tests {
+		code, ctype, body := get(tt.path)
+		if code != tt.code || !strings.Contains(ctype, tt.ctype) || !strings.Contains(body, tt.contains) {
+			t.Errorf("GET %s = %d %q %.80q; want %d %q containing %q", tt.path, code, ctype, body, tt.code, tt.ctype, tt.contains)
+		}
+	}
+
+	// One connection and one event show in the metrics.
+	c := connect(t, ts, "dave")
+	c.send("session.heartbeat", nil)
+	c.read()
+	code, _, body := get("/metrics")
+	if code != 200 || !strings.Contains(body, "chatmux_connections_open 1") ||
+		!strings.Contains(body, `chatmux_events_total{outcome="ok",pattern="session.heartbeat"} 1`) {
+		t.Errorf("/metrics = %d:\n%s", code, grepLines(body, "chatmux_"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestHealthzUnavailable checks the 503 answer when the broker is closed.
+func TestHealthzUnavailable(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := newApp(context.Background(), config{Addr: "127.0.0.1:0"}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(a.Handler())
+	defer ts.Close()
+	if err := a.broker.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Get(ts.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"broker":"unavailable"`) ||
+		!strings.Contains(string(b), `"store":"ok"`) {
+		t.Errorf("healthz = %d %s", res.StatusCode, b)
+	}
+	_ = a.Close(context.Background())
+}
+
+func TestParseConfig(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		addr    string
+		wantErr bool
+	}{
+		{name: "defaults", addr: "127.0.0.1:8080"},
+		{name: "env addr", env: map[string]string{"CHATMUX_ADDR": "127.0.0.1:9000"}, addr: "127.0.0.1:9000"},
+		{name: "flag wins", args: []string{"-addr", "localhost:7000"}, env: map[string]string{"CHATMUX_ADDR": "127.0.0.1:9000"}, addr: "localhost:7000"},
+		{name: "ipv6 loopback", args: []string{"-addr", "[::1]:8080"}, addr: "[::1]:8080"},
+		{name: "dev mode on all interfaces refused", args: []string{"-addr", ":8080"}, wantErr: true},
+		{name: "dev mode on a public address refused", args: []string{"-addr", "0.0.0.0:8080"}, wantErr: true},
+		{name: "dev mode forced", args: []string{"-addr", ":8080", "-insecure-dev-auth"}, addr: ":8080"},
+		{name: "jwt on all interfaces", args: []string{"-addr", ":8080"}, env: map[string]string{"CHATMUX_JWT_SECRET": "s3cret"}, addr: ":8080"},
+		{name: "unknown flag", args: []string{"-nope"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig(tt.args, env(tt.env), io.Discard)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("accepted: %+v", cfg)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Addr != tt.addr {
+				t.Errorf("Addr = %q, want %q", cfg.Addr, tt.addr)
+			}
+		})
+	}
+}
+
+// TestRunShutdown starts the real listener, then cancels: run must return
+// nil after closing open WebSockets with 1001.
+func TestRunShutdown(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}, logger, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	ws, _, err := websocket.Dial(dctx, "ws://"+addr+"/messaging/?user=erin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if _, _, err := ws.Read(dctx); err != nil { // chat.notifications
+		t.Fatal(err)
+	}
+	cancel()
+	_, _, err = ws.Read(dctx)
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("read after shutdown: %v, want close 1001", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return")
+	}
+}
