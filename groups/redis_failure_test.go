@@ -1,0 +1,155 @@
+package groups
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chatmux/chatmux/internal/testenv"
+)
+
+// probe publishes probes from one node until the member receives one, and
+// returns how long that took. Publications made after it returned must all
+// arrive; probes published before the one received were lost or arrived
+// before it (one publisher's order).
+func probe(t *testing.T, from *Redis, group string, m *recorder, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	tag := testenv.UniqueName("probe-")
+	for i := 0; ; i++ {
+		s := tag + "-" + strconv.Itoa(i)
+		_ = from.Publish(context.Background(), group, dataMsg(s))
+		if m.waitFor(50*time.Millisecond, s) {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("no probe reached the member within %v", within)
+		}
+	}
+}
+
+// sendAndExpect publishes n messages and checks that the member gets all
+// of them, in order, after whatever it had.
+func sendAndExpect(t *testing.T, from *Redis, group string, m *recorder, tag string, n int) {
+	t.Helper()
+	before := len(m.data())
+	for i := range n {
+		if err := from.Publish(context.Background(), group, dataMsg(tag+strconv.Itoa(i))); err != nil {
+			t.Fatalf("publish %s%d: %v", tag, i, err)
+		}
+	}
+	got := m.wait(t, before+n, 5*time.Second)[before:]
+	for i := range n {
+		if want := tag + strconv.Itoa(i); got[i] != want {
+			t.Fatalf("message %d = %q, want %q", i, got[i], want)
+		}
+	}
+}
+
+// After its pub/sub connection is killed (CLIENT KILL of that connection
+// only: other tests share the Redis), a node resubscribes by itself and
+// nothing published after it is back is lost.
+func TestRedisResubscribesAfterKill(t *testing.T) {
+	prefix := testenv.UniqueName("t") + ":"
+	admin := adminClient(t)
+	opts := RedisOptions{Prefix: prefix, HealthCheckInterval: 100 * time.Millisecond}
+	a := newRedisNode(t, prefix+"a", "", opts)
+	b := newRedisNode(t, prefix+"b", "", opts)
+	ctx := context.Background()
+	ma, mb := newRecorder(), newRecorder()
+	if err := a.broker.Join(ctx, "room", ma); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.broker.Join(ctx, "room", mb); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		if n := killPubSub(t, admin, b.name); n != 1 {
+			t.Fatalf("killed %d pub/sub connections of node b, want 1", n)
+		}
+		d := probe(t, a.broker, "room", mb, 5*time.Second)
+		t.Logf("round %d: delivery resumed %v after the kill", round, d.Round(time.Millisecond))
+		sendAndExpect(t, a.broker, "room", mb, "a"+strconv.Itoa(round)+"-", 50)
+		sendAndExpect(t, b.broker, "room", ma, "b"+strconv.Itoa(round)+"-", 50)
+	}
+	res, err := admin.PubSubNumSub(ctx, prefix+"g:room").Result()
+	if err != nil || res[prefix+"g:room"] != 2 {
+		t.Fatalf("subscribers of room after reconnects = %v (%v), want 2", res, err)
+	}
+}
+
+// A pub/sub connection that silently stops delivering is detected by the
+// health check and replaced.
+func TestRedisHealthCheckReplacesSilentConnection(t *testing.T) {
+	prefix := testenv.UniqueName("t") + ":"
+	p := newProxy(t, testRedisOptions(t).Addr)
+	opts := RedisOptions{Prefix: prefix, HealthCheckInterval: 50 * time.Millisecond, HealthCheckTimeout: 250 * time.Millisecond}
+	a := newRedisNode(t, prefix+"a", "", opts)
+	b := newRedisNode(t, prefix+"b", p.addr(), opts)
+	mb := newRecorder()
+	if err := b.broker.Join(context.Background(), "room", mb); err != nil {
+		t.Fatal(err)
+	}
+	sendAndExpect(t, a.broker, "room", mb, "before-", 10)
+	p.freeze() // b's connections stay open but carry nothing
+	d := probe(t, a.broker, "room", mb, 5*time.Second)
+	t.Logf("delivery resumed %v after the connection went silent", d.Round(time.Millisecond))
+	if d > 2*time.Second {
+		t.Fatalf("a silent connection took %v to replace (health check timeout %v)", d, opts.HealthCheckTimeout)
+	}
+	sendAndExpect(t, a.broker, "room", mb, "after-", 50)
+}
+
+// With Redis down, Publish fails fast and local members are still served;
+// the node recovers by itself when Redis is back.
+func TestRedisDownAndBack(t *testing.T) {
+	prefix := testenv.UniqueName("t") + ":"
+	p := newProxy(t, testRedisOptions(t).Addr)
+	opts := RedisOptions{Prefix: prefix, PublishTimeout: 300 * time.Millisecond, HealthCheckInterval: 100 * time.Millisecond}
+	a := newRedisNode(t, prefix+"a", "", opts)
+	b := newRedisNode(t, prefix+"b", p.addr(), opts)
+	ctx := context.Background()
+	ma, mb := newRecorder(), newRecorder()
+	if err := a.broker.Join(ctx, "room", ma); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.broker.Join(ctx, "room", mb); err != nil {
+		t.Fatal(err)
+	}
+	p.setDown(true)
+
+	start := time.Now()
+	err := b.broker.Publish(ctx, "room", dataMsg("during"))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Publish with Redis down = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Publish with Redis down took %v (PublishTimeout %v)", d, opts.PublishTimeout)
+	}
+	if !mb.waitFor(time.Second, "during") {
+		t.Fatal("local member did not get the message published while Redis was down")
+	}
+	// A control message still moves local members; its wait is bounded.
+	local := joiner(b.broker)
+	if err := b.broker.Join(ctx, User(1), local); err != nil {
+		t.Fatalf("Join while Redis is down: %v", err)
+	}
+	start = time.Now()
+	_ = b.broker.Publish(ctx, User(1), &Message{Kind: KindJoin, Group: "later"})
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("control Publish with Redis down took %v", d)
+	}
+	if b.broker.Hub().Len("later") != 1 {
+		t.Fatal("local member did not join while Redis was down")
+	}
+
+	p.setDown(false)
+	d := probe(t, a.broker, "room", mb, 10*time.Second)
+	t.Logf("delivery to node b resumed %v after Redis came back", d.Round(time.Millisecond))
+	sendAndExpect(t, a.broker, "room", mb, "a-", 50)
+	sendAndExpect(t, b.broker, "room", ma, "b-", 50)
+	// The group joined during the outage was subscribed on recovery.
+	sendAndExpect(t, a.broker, "later", local, "later-", 5)
+}
