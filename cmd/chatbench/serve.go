@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -228,7 +229,18 @@ func devAuth(st store.Store) chatmux.Authenticator {
 		if name == "" {
 			return nil, errors.New("no ?user=<username>")
 		}
-		u, err := st.CreateUserByUsername(r.Context(), name)
+		// store/postgres allocates dev-mode ids as max(id)+1 and retries a
+		// collision only a few times: many concurrent first connects
+		// still collide, so try again here with a little jitter.
+		var u store.User
+		var err error
+		for attempt := 0; attempt < 50; attempt++ {
+			u, err = st.CreateUserByUsername(r.Context(), name)
+			if !errors.Is(err, store.ErrConflict) {
+				break
+			}
+			time.Sleep(time.Duration(rand.IntN(5000)) * time.Microsecond)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("failed to create user %q: %w", name, err)
 		}
