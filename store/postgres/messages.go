@@ -201,7 +201,7 @@ const uCols = `u.id AS u_id, u.username AS u_username, u.email AS u_email, u.fir
 // query for the messages with their senders, then one query each for
 // deliveries, read receipts, reactions and attachments, whatever the
 // number of messages.
-func (s *Store) loadViews(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID) (map[uuid.UUID]*store.MessageView, error) {
+func (s *Store) loadViews(ctx context.Context, q sqlx.ExtContext, ids []uuid.UUID) (map[uuid.UUID]*store.MessageView, error) {
 	views := make(map[uuid.UUID]*store.MessageView, len(ids))
 	if len(ids) == 0 {
 		return views, nil
@@ -299,7 +299,7 @@ func (s *Store) loadViews(ctx context.Context, q sqlx.QueryerContext, ids []uuid
 	return views, nil
 }
 
-func loadAttachments(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID) (map[uuid.UUID][]store.Attachment, error) {
+func loadAttachments(ctx context.Context, q sqlx.ExtContext, ids []uuid.UUID) (map[uuid.UUID][]store.Attachment, error) {
 	var rows []store.Attachment
 	if err := sqlx.SelectContext(ctx, q, &rows, `
 		SELECT id, message_id, media_url, media_type, file_size, mime_type, caption, metadata
@@ -317,7 +317,7 @@ func loadAttachments(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID
 }
 
 // roomExists reports ErrNotFound for a missing room.
-func roomExists(ctx context.Context, q sqlx.QueryerContext, roomID uuid.UUID) error {
+func roomExists(ctx context.Context, q sqlx.ExtContext, roomID uuid.UUID) error {
 	var ok bool
 	if err := sqlx.GetContext(ctx, q, &ok, `SELECT EXISTS (SELECT 1 FROM rooms WHERE id = $1)`, roomID); err != nil {
 		return mapErr(err)
@@ -485,7 +485,7 @@ type liveRow struct {
 
 // liveMessages resolves ids to not-deleted messages in input order, or
 // ErrNotFound when any is missing or soft-deleted.
-func liveMessages(ctx context.Context, q sqlx.QueryerContext, ids []uuid.UUID) ([]liveRow, error) {
+func liveMessages(ctx context.Context, q sqlx.ExtContext, ids []uuid.UUID) ([]liveRow, error) {
 	var rows []liveRow
 	if err := sqlx.SelectContext(ctx, q, &rows, `SELECT id, room_id, sender_id, is_deleted FROM messages WHERE id = ANY($1::uuid[])`, uuids(ids)); err != nil {
 		return nil, mapErr(err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	_ "github.com/lib/pq"
+	"go.uber.org/goleak"
 
 	"github.com/chatmux/chatmux/internal/testenv"
 	"github.com/chatmux/chatmux/store"
@@ -61,4 +62,8 @@ func TestConformance(t *testing.T) {
 
 func BenchmarkStore(b *testing.B) {
 	storetest.Bench(b, newStore)
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
 }

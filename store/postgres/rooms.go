@@ -126,7 +126,7 @@ func fixRoom(r *store.Room) {
 	}
 }
 
-func getRoom(ctx context.Context, q sqlx.QueryerContext, id uuid.UUID, forUpdate bool) (store.Room, error) {
+func getRoom(ctx context.Context, q sqlx.ExtContext, id uuid.UUID, forUpdate bool) (store.Room, error) {
 	var r store.Room
 	query := `SELECT ` + roomCols + ` FROM rooms r WHERE r.id = $1`
 	if forUpdate {
@@ -438,7 +438,7 @@ func (s *Store) Memberships(ctx context.Context, roomIDs []uuid.UUID, userID int
 }
 
 // checkUsers returns ErrNotFound unless every id is an existing user.
-func checkUsers(ctx context.Context, q sqlx.QueryerContext, ids []int64) error {
+func checkUsers(ctx context.Context, q sqlx.ExtContext, ids []int64) error {
 	var n int
 	if err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM users WHERE id = ANY($1)`, pq.Int64Array(ids)); err != nil {
 		return mapErr(err)
