@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"slices"
 	"time"
@@ -50,8 +51,9 @@ func (s *Store) CreateUserByUsername(ctx context.Context, username string) (stor
 		if err == nil {
 			return out, nil
 		}
-		// Two creations raced for the same new id: try again.
-		if attempt < 5 && isConstraint(err, "users_pkey") {
+		// Two creations raced for the same new id, or for the same username
+		// (the winner's row is not in this statement's snapshot): try again.
+		if attempt < 10 && (isConstraint(err, "users_pkey") || errors.Is(err, sql.ErrNoRows)) {
 			continue
 		}
 		return store.User{}, mapErr(err)

@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentOneToOne", testConcurrentOneToOne},
 		{"ConcurrentCap", testConcurrentCap},
 		{"ConcurrentAcknowledge", testConcurrentAcknowledge},
+		{"ConcurrentDevUsers", testConcurrentDevUsers},
 		{"ConcurrentReaction", testConcurrentReaction},
 	}
 	for _, tc := range tests {
@@ -1663,5 +1664,30 @@ func testConcurrentReaction(t *testing.T, st store.Store) {
 	}
 	if n := pending(t, st, 1)[g.ID]; len(n) != 1 || n[0].Type != store.NotifyReaction {
 		t.Fatalf("user 1 (the author) has %+v, want one REACTION notification", n)
+	}
+}
+
+func testConcurrentDevUsers(t *testing.T, st store.Store) {
+	const n = 12
+	got := make([]store.User, n)
+	errs := make([]error, n)
+	parallel(n, func(i int) {
+		// Half ask for the same name, half for names of their own.
+		name := "same"
+		if i%2 == 1 {
+			name = fmt.Sprintf("dev%d", i)
+		}
+		got[i], errs[i] = st.CreateUserByUsername(ctx, name)
+	})
+	ids := map[int64]string{}
+	for i := range n {
+		ok(t, errs[i])
+		if prev, seen := ids[got[i].ID]; seen && prev != got[i].Username {
+			t.Fatalf("id %d given to %q and %q", got[i].ID, prev, got[i].Username)
+		}
+		ids[got[i].ID] = got[i].Username
+	}
+	if len(ids) != n/2+1 {
+		t.Fatalf("%d distinct users, want %d", len(ids), n/2+1)
 	}
 }
