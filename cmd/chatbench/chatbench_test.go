@@ -147,3 +147,49 @@ func TestFanoutChatChannel(t *testing.T) {
 	// room is made a moderator.
 	runSmall(t, "-group-cap", "2", "-senders", "4")
 }
+
+func TestChurnChat(t *testing.T) {
+	o, err := parseOptions("churn", []string{"-in-process", "-quiet", "-duration", "1s", "-rooms", "2", "-members", "3",
+		"-senders", "2", "-churners", "4", "-churn-hold", "50ms", "-rate", "200"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"lost", "errors", "gaps", "duplicates_or_reordered", "churn_connect_errors"} {
+		if v, _ := rep.get(k); v.(int64) != 0 {
+			t.Errorf("%s = %d, want 0", k, v)
+		}
+	}
+	if v, _ := rep.get("churn_cycles"); v.(int64) == 0 {
+		t.Error("no churn cycles")
+	}
+	if v, _ := rep.get("sent"); v.(int64) == 0 {
+		t.Error("nothing sent")
+	}
+}
+
+func TestConnectInProcess(t *testing.T) {
+	for _, bare := range []bool{false, true} {
+		args := []string{"-in-process", "-quiet", "-conns", "30", "-conn-rate", "0", "-hold", "10ms"}
+		if bare {
+			args = append(args, "-bare")
+		}
+		o, err := parseOptions("connect", args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := run(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := rep.get("opened"); v.(int64) != 30 {
+			t.Errorf("bare %v: opened %v, want 30", bare, v)
+		}
+		if v, _ := rep.get("server_conns"); v.(int) != 30 {
+			t.Errorf("bare %v: server has %v connections, want 30", bare, v)
+		}
+	}
+}

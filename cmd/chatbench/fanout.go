@@ -22,6 +22,9 @@ type room struct {
 	id      string
 	members []*benchConn
 	senders []*benchConn
+	// churners are members whose connections come and go (churn); their
+	// first connections take part in the setup.
+	churners []*benchConn
 }
 
 // world is the set of rooms and connections a scenario runs on.
@@ -32,6 +35,8 @@ type world struct {
 	run   string
 	rooms []*room
 	all   []*benchConn
+	// churnConns are the churners' first connections.
+	churnConns []*benchConn
 	// notificationsMissing counts connections that got no
 	// chat.notifications frame on connect.
 	notificationsMissing atomic.Int64
@@ -49,7 +54,7 @@ func (w *world) connect(ctx context.Context, name string) (*benchConn, error) {
 	}
 	c := newBenchConn(ws, name)
 	c.start()
-	if !w.t.bare {
+	if !w.t.bare && !w.o.serve.NoNotifications {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := c.waitEvent(wctx, "chat.notifications", nil)
 		cancel()
@@ -96,6 +101,27 @@ func buildRooms(ctx context.Context, o *options, t *target) (*world, error) {
 			})
 		}
 	}
+	// Churner i belongs to room i%R.
+	for r := range w.rooms {
+		w.rooms[r].churners = make([]*benchConn, 0, o.churners/o.rooms+1)
+	}
+	for i := 0; i < o.churners; i++ {
+		r := i % o.rooms
+		k := len(w.rooms[r].churners)
+		w.rooms[r].churners = append(w.rooms[r].churners, nil)
+		g.Go(func() error {
+			c, err := w.connect(gctx, fmt.Sprintf("cb%s_r%d_c%d", w.run, r, k))
+			if err != nil {
+				return err
+			}
+			c.room = r
+			mu.Lock()
+			w.rooms[r].churners[k] = c
+			w.churnConns = append(w.churnConns, c)
+			mu.Unlock()
+			return nil
+		})
+	}
 	err := g.Wait()
 	_ = bar.Finish()
 	if err != nil {
@@ -124,13 +150,13 @@ func buildRooms(ctx context.Context, o *options, t *target) (*world, error) {
 
 // joinBare makes every member join its room's group on the bare server.
 func (w *world) joinBare(ctx context.Context) error {
-	bar := newBar(w.o, int64(len(w.all)), "joining")
+	bar := newBar(w.o, int64(len(w.all)+len(w.churnConns)), "joining")
 	defer bar.Finish()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(setupParallel)
 	for _, rm := range w.rooms {
 		rm.id = rm.name
-		for _, c := range rm.members {
+		for _, c := range append(rm.members[:len(rm.members):len(rm.members)], rm.churners...) {
 			g.Go(func() error {
 				_, err := c.request(gctx, "bench.join", map[string]string{"group": rm.id}, "bench.joined", nil)
 				_ = bar.Add(1)
@@ -162,10 +188,11 @@ func decodeRoom(f *ctlFrame) (roomDetail, bool) {
 func (w *world) createChatRooms(ctx context.Context) error {
 	// The dev-mode server assigns user ids: a member learns its own by
 	// creating a room of its own and reading the creator.
-	bar := newBar(w.o, int64(len(w.all)), "learning user ids")
+	everyone := append(w.all[:len(w.all):len(w.all)], w.churnConns...)
+	bar := newBar(w.o, int64(len(everyone)), "learning user ids")
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(setupParallel)
-	for _, c := range w.all {
+	for _, c := range everyone {
 		g.Go(func() error {
 			name := "cbwho-" + c.name
 			if len(name) > 64 {
@@ -209,11 +236,12 @@ func (w *world) createChatRooms(ctx context.Context) error {
 
 func (w *world) createChatRoom(ctx context.Context, rm *room) error {
 	creator := rm.members[0]
-	ids := make([]int64, 0, len(rm.members)-1)
-	for _, c := range rm.members[1:] {
+	others := append(rm.members[1:len(rm.members):len(rm.members)], rm.churners...)
+	ids := make([]int64, 0, len(others))
+	for _, c := range others {
 		ids = append(ids, c.userID)
 	}
-	n := len(rm.members)
+	n := len(others) + 1
 	var data map[string]any
 	channel := n > w.o.groupCap
 	if channel {
@@ -230,7 +258,7 @@ func (w *world) createChatRoom(ctx context.Context, rm *room) error {
 	rm.id = d.ID
 	// Every member has joined the room's group once its dispatch arrives.
 	g, gctx := errgroup.WithContext(ctx)
-	for _, c := range rm.members[1:] {
+	for _, c := range others {
 		g.Go(func() error {
 			_, err := c.waitEvent(gctx, "roomcreate.dispatch", isMine)
 			if err != nil {
@@ -263,7 +291,7 @@ func (w *world) createChatRoom(ctx context.Context, rm *room) error {
 func (w *world) close() {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 256)
-	for _, c := range w.all {
+	for _, c := range append(w.all, w.churnConns...) {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -273,7 +301,7 @@ func (w *world) close() {
 		}()
 	}
 	wg.Wait()
-	w.all = nil
+	w.all, w.churnConns = nil, nil
 	w.d.close()
 }
 

@@ -102,6 +102,9 @@ type options struct {
 
 func parseOptions(scenario string, args []string) (*options, error) {
 	o := &options{scenario: scenario}
+	// Churning members would otherwise get every notification of their
+	// room again on each connect.
+	o.serve.NoNotifications = scenario == "churn"
 	fs := flag.NewFlagSet(scenario, flag.ContinueOnError)
 	fs.StringVar(&o.url, "url", "", "target an external server (ws://127.0.0.1:8080/messaging/); default: start one")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a -url that is not a loopback address")
@@ -113,7 +116,7 @@ func parseOptions(scenario string, args []string) (*options, error) {
 	fs.StringVar(&o.serve.CPUProfile, "cpuprofile", "", "write the started server's CPU profile to this file")
 	fs.StringVar(&o.serve.LogLevel, "server-log-level", "error", "log level of the started server")
 	fs.IntVar(&o.serve.MaxQueueBytes, "max-queue-bytes", 0, "per-connection outbound queue bound of the started server (0: default 1 MiB)")
-	fs.BoolVar(&o.serve.NoNotifications, "no-notifications", false, "start the chat server with notifications off")
+	fs.BoolVar(&o.serve.NoNotifications, "no-notifications", o.serve.NoNotifications, "the chat server runs with notifications off (started so; with -url, do not wait for chat.notifications)")
 	fs.IntVar(&o.sources, "sources", 64, "source addresses in 127.0.0.0/8 to spread connections over (0: kernel's choice)")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 2*time.Minute, "bound on connecting and creating rooms")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "how long to wait for messages in flight after sending stops")
