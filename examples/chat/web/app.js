@@ -590,7 +590,12 @@
   }
   function roomAvatar(room, cls = '') {
     const title = roomTitle(room);
-    const a = avatar(room.type === 'Channel' ? '#' + title : title, room.id, cls + (room.type === 'Channel' ? '.channel' : ''));
+    let key = room.id;
+    if (room.type === 'OneToOneChat') {
+      const peer = room.peer || memberList(state.details.get(room.id)).find((u) => !isMe(u));
+      if (peer) key = peer.id; // the same colour as the peer's messages
+    }
+    const a = avatar(title, key, cls + (room.type === 'Channel' ? '.channel' : ''));
     if (room.type === 'Channel') a.textContent = '#';
     return a;
   }
@@ -921,6 +926,7 @@
       sendText(state.current, text);
     }
     input.value = '';
+    state.lastTypingSent = 0; // the next keystroke announces typing again
     autoGrow();
     setCompose(null);
   }
@@ -1130,7 +1136,7 @@
       danger.push(h('button.btn.danger.wide', { id: 'delete-room-btn', onclick: () => confirmDialog('Delete this chat?', 'Every message is deleted, for everyone.', 'Delete', () => send('room.modify', { room_id: d.id, action: 'delete' })) }, 'Delete chat'));
     }
 
-    body.replaceChildren(
+    body.replaceChildren(...[
       h('div.details-hero', roomAvatar(room, '.lg'), h('h3', roomTitle(room)), h('div.muted', kind),
         d.description ? h('p.details-desc', d.description) : null),
       d.type === 'Channel' ? h('div.details-section', h('h4', 'Channel id'),
@@ -1139,7 +1145,8 @@
         h('p.muted', { style: 'font-size:12px;margin:6px 0 0' }, d.is_public ? 'Anyone with this id can join.' : 'Private: only moderators can add people.')) : null,
       h('div.details-section', h('h4', `${d.type === 'Channel' ? 'Subscribers' : 'Members'} · ${members.length}`), memberRows),
       addRow ? h('div.details-section', h('h4', 'Add people'), addRow) : null,
-      danger.length ? h('div.details-section.details-danger', danger) : null);
+      danger.length ? h('div.details-section.details-danger', danger) : null,
+    ].filter(Boolean));
   }
 
   // ------------------------------------------------------------------

@@ -1,0 +1,204 @@
+// Browser test of the example chat page: two users, each in their own
+// headless Chromium context, chat with each other through the page and see
+// each other's messages, typing, reactions, read receipts, unread counts,
+// edits and deletions, and member management.
+//
+//   BASE_URL=http://127.0.0.1:8080/ node --test chat.test.mjs
+//
+// BASE_URL is a running example server in development mode (run.sh starts
+// one). SCREENSHOT_DIR, when set, receives PNGs of both pages.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:8080/';
+const SHOTS = process.env.SCREENSHOT_DIR || '';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const TIMEOUT = 10000;
+
+let browser;
+const errors = [];
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+});
+
+// A unique suffix keeps names distinct when the test runs twice against one
+// server.
+const run = Date.now().toString(36).slice(-5);
+
+async function signIn(name) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('pageerror', (e) => errors.push(`${name}: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${name} console: ${m.text()}`); });
+  await page.goto(BASE_URL);
+  await page.fill('#login-username', name);
+  await page.click('#login-submit');
+  await page.waitForSelector('#status-dot.online');
+  const id = await page.evaluate(() => window.chatmux.state.me.id);
+  assert.ok(Number.isInteger(id) && id > 0, `${name} has a user id`);
+  return { name, page, id };
+}
+
+async function shot(user, file) {
+  if (SHOTS) await user.page.screenshot({ path: join(SHOTS, file) });
+}
+
+function roomItem(page, title) {
+  return page.locator('#room-list .room-item', { has: page.locator('.room-item-name', { hasText: title }) });
+}
+
+function bubble(page, text) {
+  return page.locator('#messages .msg-row', { has: page.locator('.bubble-content', { hasText: text }) });
+}
+
+async function sendMessage(user, text) {
+  await user.page.fill('#composer-input', text);
+  await user.page.press('#composer-input', 'Enter');
+}
+
+async function createRoom(user, type, fields) {
+  const { page } = user;
+  await page.click('#new-chat-btn');
+  await page.click(`.tabs button[data-type="${type}"]`);
+  for (const [sel, value] of Object.entries(fields)) await page.fill(sel, String(value));
+  await page.click('#new-chat-submit');
+}
+
+test('two users chat through the page', async (t) => {
+  const alice = await signIn(`alice_${run}`);
+  const bob = await signIn(`bob_${run}`);
+  await shot(alice, '01-alice-empty.png');
+
+  await t.test('alice starts a one-to-one chat with bob by id', async () => {
+    await createRoom(alice, 'OneToOneChat', { '#new-peer': bob.id });
+    await alice.page.waitForSelector('#room-view:not([hidden])');
+    await assert.doesNotReject(alice.page.waitForFunction((n) => document.querySelector('#room-title').textContent === n, bob.name));
+    // The room appears in bob's list by itself (roomcreate.dispatch).
+    await roomItem(bob.page, alice.name).waitFor();
+    await roomItem(bob.page, alice.name).click();
+    await bob.page.waitForSelector('#room-view:not([hidden])');
+  });
+
+  await t.test('messages reach the other user; read receipts come back', async () => {
+    await sendMessage(alice, 'Hi Bob! <b>not bold</b>');
+    const onBob = bubble(bob.page, 'Hi Bob! <b>not bold</b>');
+    await onBob.waitFor();
+    assert.equal(await onBob.locator('.bubble-content b').count(), 0, 'typed HTML shows as text');
+    assert.equal(await onBob.evaluate((el) => el.classList.contains('own')), false);
+    // Bob has the room open: alice's bubble goes to read (✓✓).
+    const mine = bubble(alice.page, 'Hi Bob!');
+    assert.equal(await mine.evaluate((el) => el.classList.contains('own')), true, 'own message is right-aligned');
+    await mine.locator('.ticks.read').waitFor();
+    assert.equal(await mine.locator('.ticks').textContent(), '✓✓');
+
+    await sendMessage(bob, 'Hello Alice, how are you?');
+    await bubble(alice.page, 'Hello Alice, how are you?').waitFor();
+    await bubble(bob.page, 'Hello Alice, how are you?').locator('.ticks.read').waitFor();
+  });
+
+  await t.test('typing shows in the other window', async () => {
+    await bob.page.fill('#composer-input', 'I am typ');
+    await bob.page.type('#composer-input', 'ing');
+    await alice.page.waitForSelector('#room-subtitle.typing');
+    assert.match(await alice.page.textContent('#room-subtitle'), new RegExp(`${bob.name} is typing`));
+    await bob.page.fill('#composer-input', '');
+  });
+
+  await t.test('reactions reach the other user', async () => {
+    const row = bubble(bob.page, 'Hi Bob!');
+    await row.hover();
+    await row.locator('[data-action="react"]').click();
+    await row.locator('.emoji-picker button[data-emoji="👍"]').click();
+    const chip = bubble(alice.page, 'Hi Bob!').locator('.reaction-chip[data-emoji="👍"]');
+    await chip.waitFor();
+    assert.equal((await chip.textContent()).trim(), '👍 1');
+    await bubble(bob.page, 'Hi Bob!').locator('.reaction-chip.mine').waitFor();
+  });
+
+  await t.test('reply, edit and delete', async () => {
+    const row = bubble(alice.page, 'Hello Alice, how are you?');
+    await row.hover();
+    await row.locator('[data-action="reply"]').click();
+    await sendMessage(alice, 'Great, thanks!');
+    const reply = bubble(bob.page, 'Great, thanks!');
+    await reply.waitFor();
+    assert.match(await reply.locator('.quote').textContent(), /how are you/);
+
+    const own = bubble(alice.page, 'Great, thanks!');
+    await own.hover();
+    await own.locator('[data-action="edit"]').click();
+    await alice.page.fill('#composer-input', 'Great, thank you!');
+    await alice.page.press('#composer-input', 'Enter');
+    const edited = bubble(bob.page, 'Great, thank you!');
+    await edited.waitFor();
+    assert.match(await edited.locator('.bubble-meta').textContent(), /edited/);
+
+    await sendMessage(alice, 'oops, wrong chat');
+    await bubble(bob.page, 'oops, wrong chat').waitFor();
+    const oops = bubble(alice.page, 'oops, wrong chat');
+    await oops.hover();
+    await oops.locator('[data-action="delete"]').click();
+    await alice.page.click('[data-testid="confirm"]');
+    await bubble(bob.page, 'oops, wrong chat').waitFor({ state: 'detached' });
+  });
+
+  await t.test('a group: unread count, then read on open, admin management', async () => {
+    const group = `Team ${run}`;
+    await createRoom(alice, 'GroupChat', { '#new-name': group, '#new-members': bob.id });
+    await alice.page.waitForFunction((n) => document.querySelector('#room-title').textContent === n, group);
+    await roomItem(bob.page, group).waitFor();
+    await sendMessage(alice, 'Welcome to the team');
+    await sendMessage(alice, 'Second message');
+    // Bob is in the one-to-one chat: the group shows 2 unread.
+    const badge = roomItem(bob.page, group).locator('.badge');
+    await bob.page.waitForFunction((g) => {
+      const item = Array.from(document.querySelectorAll('#room-list .room-item')).find((li) => li.querySelector('.room-item-name').textContent === g);
+      return item && item.querySelector('.badge') && item.querySelector('.badge').textContent === '2';
+    }, group);
+    assert.match(await roomItem(bob.page, group).locator('.room-item-preview').textContent(), /Second message/);
+    await shot(bob, '02-bob-unread.png');
+    await roomItem(bob.page, group).click();
+    await bubble(bob.page, 'Welcome to the team').waitFor();
+    await badge.waitFor({ state: 'detached' });
+    await bubble(alice.page, 'Second message').locator('.ticks.read').waitFor();
+
+    // Alice makes bob an admin; bob's panel shows it.
+    await alice.page.click('#details-btn');
+    const member = alice.page.locator(`#details-body .member[data-id="${bob.id}"]`);
+    await member.locator('[data-action="add-role"]').click();
+    await member.locator('.role.admin').waitFor();
+    await bob.page.click('#details-btn');
+    await bob.page.locator(`#details-body .member[data-id="${bob.id}"] .role.admin`).waitFor();
+    await bob.page.click('#details-close');
+  });
+
+  await t.test('errors show as a toast', async () => {
+    await bob.page.click('#join-btn');
+    await bob.page.fill('#join-id', '00000000-0000-4000-8000-000000000000');
+    await bob.page.click('#join-submit');
+    const toast = bob.page.locator('.toast.error');
+    await toast.waitFor();
+    assert.match(await toast.textContent(), /Resource not found/);
+  });
+
+  await shot(alice, '03-alice-group.png');
+  await roomItem(alice.page, bob.name).click();
+  await bubble(alice.page, 'Hi Bob!').waitFor();
+  await shot(alice, '04-alice-direct.png');
+  await shot(bob, '05-bob-group.png');
+  assert.deepEqual(errors, [], 'no page errors');
+});
