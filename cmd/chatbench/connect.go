@@ -242,7 +242,10 @@ func runConnect(ctx context.Context, o *options) (*report, error) {
 	case o.serve.DatabaseURL != "":
 		mode = "chat (PostgreSQL)"
 	}
-	rep.add("server", t.kind+", "+mode, "")
+	if t.kind != "external" {
+		mode = t.kind + ", " + mode
+	}
+	rep.add("server", mode, "")
 	rep.add("target_conns", o.conns, "")
 
 	before, statsOK := t.serverStats(true)

@@ -516,7 +516,10 @@ func (w *world) describe(rep *report, t *target) {
 	case o.serve.DatabaseURL != "":
 		mode = "chat (PostgreSQL)"
 	}
-	rep.add("server", t.kind+", "+mode, "")
+	if t.kind != "external" {
+		mode = t.kind + ", " + mode
+	}
+	rep.add("server", mode, "")
 	rep.add("rooms", o.rooms, "")
 	rep.add("members_per_room", o.members, "")
 	rep.add("senders", o.senders, "")
