@@ -1112,8 +1112,8 @@
             isCreator ? h('span.role.creator', 'creator') : null,
             isAdmin && !isCreator ? h('span.role.admin', roleName) : null,
             isMe(u) ? h('span.role.you', 'you') : null),
-          h('div.member-sub', `@${u.username} · id ${u.id}`)),
-        actions.length ? h('div.member-actions', actions) : null);
+          h('div.member-sub', `@${u.username} · id ${u.id}`),
+          actions.length ? h('div.member-actions', actions) : null));
     });
 
     let addRow = null;
