@@ -3,19 +3,48 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatmux/chatmux/groups"
 )
 
-// openRedis returns the Redis broker for url.
-//
-// TODO(redis): this build has no Redis broker (groups.NewRedis has not
-// landed). Until it does, setting REDIS_URL is a start-up error rather than
-// a silent fall-back to the in-process broker, which would split a
-// multi-node deployment into islands.
-func openRedis(ctx context.Context, url string, logger *slog.Logger) (groups.Broker, error) {
-	_, _ = ctx, url
-	logger.Error("chat: REDIS_URL is set but this build has no Redis broker")
-	return nil, errors.New("REDIS_URL is set but this build has no Redis broker")
+// openRedis returns the Redis pub/sub broker for url
+// (redis://[user:password@]host:port/db): dispatches published on any node
+// reach the members of a group on every node. It fails when Redis does not
+// answer at start.
+func openRedis(_ context.Context, url string, logger *slog.Logger) (groups.Broker, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("invalid REDIS_URL: %w", err)
+	}
+	client := redis.NewClient(opts)
+	b, err := groups.NewRedis(client, groups.RedisOptions{Logger: logger})
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("failed to start the Redis broker: %w", err)
+	}
+	return redisBroker{Redis: b, client: client}, nil
+}
+
+// redisBroker is the Redis broker with its own client, and a health check.
+type redisBroker struct {
+	*groups.Redis
+	client *redis.Client
+}
+
+// Ping reports whether the broker's pub/sub connection is up and Redis
+// answers a PING.
+func (b redisBroker) Ping(ctx context.Context) error {
+	if !b.Up() {
+		return errors.New("the Redis pub/sub connection is down")
+	}
+	return b.client.Ping(ctx).Err()
+}
+
+// Close stops the broker, then closes its client.
+func (b redisBroker) Close() error {
+	return errors.Join(b.Redis.Close(), b.client.Close())
 }

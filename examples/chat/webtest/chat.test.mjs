@@ -6,7 +6,9 @@
 //   BASE_URL=http://127.0.0.1:8080/ node --test chat.test.mjs
 //
 // BASE_URL is a running example server in development mode (run.sh starts
-// one). SCREENSHOT_DIR, when set, receives PNGs of both pages.
+// one). BOB_BASE_URL, when set, is another node of the same deployment
+// (PostgreSQL and Redis) for the second user. SCREENSHOT_DIR, when set,
+// receives PNGs of both pages.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -14,6 +16,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:8080/';
+const BOB_BASE_URL = process.env.BOB_BASE_URL || BASE_URL;
 const SHOTS = process.env.SCREENSHOT_DIR || '';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 10000;
@@ -38,13 +41,13 @@ after(async () => {
 // server.
 const run = Date.now().toString(36).slice(-5);
 
-async function signIn(name) {
+async function signIn(name, base = BASE_URL) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   page.on('pageerror', (e) => errors.push(`${name}: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(`${name} console: ${m.text()}`); });
-  await page.goto(BASE_URL);
+  await page.goto(base);
   await page.fill('#login-username', name);
   await page.click('#login-submit');
   await page.waitForSelector('#status-dot.online');
@@ -80,7 +83,7 @@ async function createRoom(user, type, fields) {
 
 test('two users chat through the page', async (t) => {
   const alice = await signIn(`alice_${run}`);
-  const bob = await signIn(`bob_${run}`);
+  const bob = await signIn(`bob_${run}`, BOB_BASE_URL);
   await shot(alice, '01-alice-empty.png');
 
   await t.test('alice starts a one-to-one chat with bob by id', async () => {
