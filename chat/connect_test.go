@@ -1,7 +1,9 @@
 package chat_test
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,6 +108,63 @@ func TestHeartbeatAndDisconnect(t *testing.T) {
 		for e.srv.Len() != 0 {
 			if time.Now().After(deadline) {
 				t.Fatal("connection still open on the server")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
+
+// sessionStore records session calls.
+type sessionStore struct {
+	store.Store
+	mu      sync.Mutex
+	created map[int64]string
+	touched map[int64]int
+	closed  map[int64]bool
+}
+
+func (s *sessionStore) CreateSession(ctx context.Context, userID int64, connID string) (store.Session, error) {
+	sess, err := s.Store.CreateSession(ctx, userID, connID)
+	s.mu.Lock()
+	s.created[sess.ID] = connID
+	s.mu.Unlock()
+	return sess, err
+}
+
+func (s *sessionStore) TouchSession(ctx context.Context, id int64) (time.Time, error) {
+	s.mu.Lock()
+	s.touched[id]++
+	s.mu.Unlock()
+	return s.Store.TouchSession(ctx, id)
+}
+
+func (s *sessionStore) CloseSession(ctx context.Context, id int64) error {
+	s.mu.Lock()
+	s.closed[id] = true
+	s.mu.Unlock()
+	return s.Store.CloseSession(ctx, id)
+}
+
+func TestSessions(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore factory) {
+		ss := &sessionStore{created: map[int64]string{}, touched: map[int64]int{}, closed: map[int64]bool{}}
+		e := newEnv(t, func(t *testing.T) store.Store { ss.Store = newStore(t); return ss })
+		e.users(1)
+		a, b := e.dial(1), e.dial(1)
+		a.send(chat.EventSessionHeartbeat, nil)
+		a.expectStatus()
+		b.quiet()
+		a.close()
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			ss.mu.Lock()
+			n, closed, touched := len(ss.created), len(ss.closed), len(ss.touched)
+			ss.mu.Unlock()
+			if n == 2 && closed == 1 && touched == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sessions: %d created, %d closed, %d touched", n, closed, touched)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}

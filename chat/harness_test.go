@@ -75,6 +75,12 @@ type env struct {
 
 func newEnv(t *testing.T, newStore factory, opts ...func(*chat.Config)) *env {
 	t.Helper()
+	return newEnvWith(t, newStore, func(svc *chat.Service, r chatmux.Router) { svc.Register(r) }, opts...)
+}
+
+// newEnvWith is newEnv with its own event registration.
+func newEnvWith(t *testing.T, newStore factory, register func(*chat.Service, chatmux.Router), opts ...func(*chat.Config)) *env {
+	t.Helper()
 	cfg := chat.DefaultConfig()
 	cfg.Store = newStore(t)
 	for _, o := range opts {
@@ -82,7 +88,7 @@ func newEnv(t *testing.T, newStore factory, opts ...func(*chat.Config)) *env {
 	}
 	svc := chat.New(cfg)
 	events := chatmux.NewRouter()
-	svc.Register(events)
+	register(svc, events)
 	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: testAuth})
 	r := chi.NewRouter()
 	r.Handle(cfg.Path, srv)
@@ -389,3 +395,13 @@ func usernames(t *testing.T, users any) []string {
 }
 
 func websocketCode(err error) int { return int(websocket.CloseStatus(err)) }
+
+func e0() store.Store { return memory.New() }
+
+func mustTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}

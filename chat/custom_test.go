@@ -1,0 +1,182 @@
+package chat_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/chatmux/chatmux"
+	"github.com/chatmux/chatmux/chat"
+	"github.com/chatmux/chatmux/store"
+)
+
+// TestCustomEvents is the custom-consumer story: a trimmed and extended
+// event map, custom events behind the reusable permission middleware, and
+// the helpers they need.
+func TestCustomEvents(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore factory) {
+		e := newEnvWith(t, newStore, func(svc *chat.Service, r chatmux.Router) {
+			events := svc.Events()
+			if len(events) != 18 {
+				t.Errorf("default map has %d entries, want 16 events + 2 lifecycle", len(events))
+			}
+			delete(events, chat.EventRoomJoin) // trimmed
+			chat.RegisterEvents(r, events)
+			r.With(svc.RequireRoomAdmin("room_id")).HandleFunc("message.pin", func(c *chatmux.Context) error {
+				var in struct {
+					MessageID uuid.UUID `json:"message_id"`
+				}
+				if err := c.Bind(&in); err != nil {
+					return err
+				}
+				roomID, m, ok := chat.RoomFrom(c)
+				if !ok || !m.IsMember {
+					return chatmux.Internal(nil)
+				}
+				msgs, err := svc.MessageJSON(c.Context(), in.MessageID)
+				if err != nil {
+					return err
+				}
+				if len(msgs) != 1 {
+					return chatmux.NotFound()
+				}
+				return c.Broadcast(chat.RoomGroup(roomID), "message.pinned", map[string]any{"message": msgs[0]})
+			})
+			r.With(svc.RequireRoomMember("room")).HandleFunc("message.flag", func(c *chatmux.Context) error {
+				roomID, _, _ := chat.RoomFrom(c)
+				admins, err := svc.RoomAdmins(c.Context(), roomID)
+				if err != nil {
+					return err
+				}
+				detail, err := svc.RoomDetailJSON(c.Context(), roomID)
+				if err != nil {
+					return err
+				}
+				for _, id := range admins {
+					if err := c.SendUser(id, "moderation.alert", map[string]any{"room": detail}); err != nil {
+						return err
+					}
+				}
+				return c.Reply(map[string]string{"status": "flagged"})
+			})
+		})
+		e.users(3)
+		group := e.room(store.Group, 1, 2, 3)
+		if _, err := e.st.SetRole(bg, group, []int64{2}, true); err != nil {
+			t.Fatal(err)
+		}
+		msg := e.message(group, 3, "pin me")
+		c1, c2, c3 := e.dial(1), e.dial(2), e.dial(3)
+
+		c2.send("message.pin", map[string]any{"room_id": group.String(), "message_id": msg.String()})
+		for _, c := range []*client{c1, c2, c3} {
+			f := c.expect("message.pinned")
+			eq(t, path(t, f.obj(t), "message.id"), msg.String(), "pinned message")
+		}
+		c3.send("message.pin", map[string]any{"room_id": group.String(), "message_id": msg.String()})
+		c3.expectError(4002, `"User is not an admin of this room"`)
+		c3.send("message.pin", map[string]any{"room_id": "x"})
+		c3.expectError(4003, `["“x” is not a valid UUID."]`)
+		c3.send("message.pin", map[string]any{"room_id": uuid.NewString()})
+		c3.expectError(4004, "")
+
+		c3.send("message.flag", map[string]any{"room": group.String()})
+		for _, c := range []*client{c1, c2} {
+			f := c.expect("moderation.alert")
+			eq(t, path(t, f.obj(t), "room.id"), group.String(), "alert")
+		}
+		if f := c3.next(); f.Raw != `{"status":"flagged"}` {
+			t.Fatalf("flag reply: %s", f.Raw)
+		}
+		// The trimmed event is unknown now.
+		c3.send(chat.EventRoomJoin, map[string]any{"room_id": group.String()})
+		if f := c3.next(); f.Raw != `{"error":"invalid event type"}` {
+			t.Fatalf("trimmed event: %s", f.Raw)
+		}
+		var admins []int64
+		admins, err := e.svc.RoomAdmins(bg, group)
+		if err != nil || len(admins) != 2 || admins[0] != 1 || admins[1] != 2 {
+			t.Fatalf("RoomAdmins: %v %v", admins, err)
+		}
+		c1.quiet()
+		c2.quiet()
+	})
+}
+
+func TestDefaults(t *testing.T) {
+	cfg := chat.DefaultConfig()
+	if cfg.SoftDelete || !cfg.Notifications || cfg.MaxPageSize != 100 || cfg.MaxMessageLength != 5000 ||
+		cfg.Path != "/messaging/" || cfg.InactivityThreshold.Seconds() != 60 {
+		t.Fatalf("DefaultConfig: %+v", cfg)
+	}
+	got := chat.New(chat.Config{Store: e0()}).Config()
+	if got.MaxGroupParticipants != chat.DefaultMaxGroupParticipants || got.MaxChannelSubscribers != chat.DefaultMaxChannelSubscribers ||
+		got.Path != chat.DefaultPath || got.Logger == nil {
+		t.Fatalf("New did not apply defaults: %+v", got)
+	}
+	for _, bad := range []chat.Config{{}, {Store: e0(), ExtraMessageFields: []string{"sender_id"}}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("New(%+v) did not panic", bad)
+				}
+			}()
+			chat.New(bad)
+		}()
+	}
+	r := chatmux.NewRouter()
+	chat.New(chat.Config{Store: e0()}).Register(r)
+	want := []string{"$connect", "$disconnect", "message.acknowledged", "message.modify", "message.react", "message.read",
+		"message.send", "message.typing", "room.add_members", "room.create", "room.info", "room.join", "room.leave",
+		"room.list", "room.messages", "room.modify", "room.remove_members", "session.heartbeat"}
+	eq(t, r.Routes(), want, "routes")
+}
+
+func TestParseIDs(t *testing.T) {
+	for _, v := range []struct {
+		in   string
+		id   int64
+		ok   bool
+		list []int64
+	}{
+		{`5`, 5, true, nil}, {`"5"`, 5, true, nil}, {`" 7 "`, 7, true, nil}, {`5.0`, 5, true, nil},
+		{`5.5`, 0, false, nil}, {`"x"`, 0, false, nil}, {`true`, 0, false, nil}, {`null`, 0, false, nil}, {`[1]`, 0, false, nil},
+	} {
+		id, ok := chat.ParseUserID(json.RawMessage(v.in))
+		if id != v.id || ok != v.ok {
+			t.Errorf("ParseUserID(%s) = %d, %v", v.in, id, ok)
+		}
+	}
+	ids, ok := chat.ParseUserIDs(json.RawMessage(`[1,"2",1,"1"]`))
+	if !ok || len(ids) != 2 {
+		t.Errorf("ParseUserIDs dedup: %v %v", ids, ok)
+	}
+	if _, ok := chat.ParseUserIDs(json.RawMessage(`[1,{}]`)); ok {
+		t.Error("ParseUserIDs accepted an object")
+	}
+	u := uuid.New()
+	for _, v := range []struct {
+		in   string
+		code int
+	}{
+		{`"` + u.String() + `"`, 0}, {`"` + u.String()[:8] + `"`, 4003}, {`12`, 4004}, {`-3`, 4004}, {`1.5`, 4003},
+		{`{}`, 4003}, {`null`, 4003}, {``, 4003}, {`"{` + u.String() + `}"`, 0},
+	} {
+		id, err := chat.ParseRoomID(json.RawMessage(v.in))
+		code := 0
+		if err != nil {
+			code = chatmux.AsError(err).Code
+		}
+		if code != v.code || (code == 0 && id != u) {
+			t.Errorf("ParseRoomID(%s) = %v, %v", v.in, id, err)
+		}
+	}
+	ms, err := chat.ParseMessageIDs(json.RawMessage(`["` + u.String() + `","` + u.String() + `"]`))
+	if err != nil || len(ms) != 1 {
+		t.Errorf("ParseMessageIDs: %v %v", ms, err)
+	}
+	if chat.Timestamp(mustTime("2026-01-01T12:00:00.123456789+02:00")) != "2026-01-01T10:00:00.123456Z" {
+		t.Error("Timestamp")
+	}
+}
