@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,14 +14,23 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	_ "github.com/lib/pq"
+
+	"github.com/chatmux/chatmux/internal/testenv"
 )
 
 // newTestServer starts the example server in process, in development mode,
 // on the in-memory store and broker.
 func newTestServer(t *testing.T) *httptest.Server {
 	t.Helper()
+	return newTestServerWith(t, config{Addr: "127.0.0.1:0"})
+}
+
+// newTestServerWith starts the example server in process with cfg.
+func newTestServerWith(t *testing.T, cfg config) *httptest.Server {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := newApp(context.Background(), config{Addr: "127.0.0.1:0"}, logger)
+	a, err := newApp(context.Background(), cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,11 +160,60 @@ type wireMessage struct {
 // counts and the heartbeat.
 func TestConversation(t *testing.T) {
 	ts := newTestServer(t)
-	alice := connect(t, ts, "alice")
-	bob := connect(t, ts, "bob")
+	conversation(t, ts, ts, "alice", "bob")
+}
 
-	// Each learns its id from room.list of an empty account... and from /me.
-	bobID := whoami(t, ts, "bob").ID
+// TestConversationPostgresRedis runs the same conversation on PostgreSQL
+// (a schema of its own, migrated at start) and Redis, with each user on a
+// node of their own.
+func TestConversationPostgresRedis(t *testing.T) {
+	dbURL := testenv.DatabaseURL(t)
+	redisURL := testenv.RedisURL(t)
+	schema := testenv.UniqueName("example_chat_")
+	db, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatal(err)
+	}
+	// Registered after newTestServerWith's cleanups would run first; this
+	// one is registered before them, so it runs after the servers close.
+	t.Cleanup(func() {
+		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("drop schema: %v", err)
+		}
+	})
+	sep := "?"
+	if strings.Contains(dbURL, "?") {
+		sep = "&"
+	}
+	cfg := config{Addr: "127.0.0.1:0", DatabaseURL: dbURL + sep + "search_path=" + schema, RedisURL: redisURL}
+	nodeA := newTestServerWith(t, cfg)
+	nodeB := newTestServerWith(t, cfg)
+	for _, ts := range []*httptest.Server{nodeA, nodeB} {
+		res, err := http.Get(ts.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || string(b) != `{"broker":"ok","store":"ok"}`+"\n" {
+			t.Fatalf("healthz = %d %s", res.StatusCode, b)
+		}
+	}
+	// Unique names: Redis is shared with other tests.
+	suffix := strings.TrimPrefix(schema, "example_chat_")
+	conversation(t, nodeA, nodeB, "alice"+suffix, "bob"+suffix)
+}
+
+// conversation is the conversation of TestConversation between alice on
+// server a and bob on server b.
+func conversation(t *testing.T, a, b *httptest.Server, aliceName, bobName string) {
+	alice := connect(t, a, aliceName)
+	bob := connect(t, b, bobName)
+	bobID := whoami(t, b, bobName).ID
 
 	alice.send("room.create", map[string]any{"type": "OneToOneChat", "participants": []int64{bobID}})
 	var room struct {
@@ -173,7 +232,7 @@ func TestConversation(t *testing.T) {
 	var sent, got wireMessage
 	alice.expect("message.dispatch", &sent)
 	bob.expect("message.dispatch", &got)
-	if got.ID != sent.ID || got.Content != "Hello &lt;Bob&gt;" || got.Sender.Username != "alice" || got.ClientMsgID != "c-1" || got.Seq != 1 {
+	if got.ID != sent.ID || got.Content != "Hello &lt;Bob&gt;" || got.Sender.Username != aliceName || got.ClientMsgID != "c-1" || got.Seq != 1 {
 		t.Fatalf("bob got %+v, alice sent %+v", got, sent)
 	}
 	// A retry with the same client_msg_id stores nothing new.
@@ -193,7 +252,7 @@ func TestConversation(t *testing.T) {
 		LastMessage *wireMessage `json:"last_message"`
 	}
 	bob.expect("roomlist.dispatch", &list)
-	if len(list) != 1 || list[0].UnreadCount != 1 || list[0].Peer == nil || list[0].Peer.Username != "alice" ||
+	if len(list) != 1 || list[0].UnreadCount != 1 || list[0].Peer == nil || list[0].Peer.Username != aliceName ||
 		list[0].LastMessage == nil || list[0].LastMessage.ID != sent.ID {
 		t.Fatalf("bob's room list = %+v", list)
 	}
@@ -202,13 +261,13 @@ func TestConversation(t *testing.T) {
 	bob.send("message.acknowledged", map[string]any{"message_id": []string{sent.ID}})
 	var delivered []wireMessage
 	alice.expect("messagedelivered.dispatch", &delivered)
-	if len(delivered) != 1 || len(delivered[0].DeliveredTo) != 1 || delivered[0].DeliveredTo[0] != "bob" {
+	if len(delivered) != 1 || len(delivered[0].DeliveredTo) != 1 || delivered[0].DeliveredTo[0] != bobName {
 		t.Fatalf("delivered = %+v", delivered)
 	}
 	bob.send("message.read", map[string]any{"message_id": []string{sent.ID}})
 	var read []wireMessage
 	alice.expect("readreceipt.dispatch", &read)
-	if len(read) != 1 || len(read[0].ReadReceipts) != 1 || read[0].ReadReceipts[0].Reader.Username != "bob" {
+	if len(read) != 1 || len(read[0].ReadReceipts) != 1 || read[0].ReadReceipts[0].Reader.Username != bobName {
 		t.Fatalf("read = %+v", read)
 	}
 	bob.expect("readreceipt.dispatch")
@@ -227,7 +286,7 @@ func TestConversation(t *testing.T) {
 	}
 	alice.expect("reaction.dispatch", &reaction)
 	if reaction.Status != "successful" || reaction.Type != "add" || len(reaction.Message.Reactions) != 1 ||
-		reaction.Message.Reactions[0].ReactionContent != "👍" || reaction.Message.Reactions[0].User.Username != "bob" {
+		reaction.Message.Reactions[0].ReactionContent != "👍" || reaction.Message.Reactions[0].User.Username != bobName {
 		t.Fatalf("reaction = %+v", reaction)
 	}
 	bob.expect("reaction.dispatch")
@@ -240,7 +299,7 @@ func TestConversation(t *testing.T) {
 		UserID   int64  `json:"user_id"`
 	}
 	alice.expect("messagetyping.dispatch", &typing)
-	if typing.Username != "bob" || typing.RoomID != room.ID || typing.UserID != bobID {
+	if typing.Username != bobName || typing.RoomID != room.ID || typing.UserID != bobID {
 		t.Fatalf("typing = %+v", typing)
 	}
 	bob.expect("messagetyping.dispatch")
