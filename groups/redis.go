@@ -196,7 +196,25 @@ type Redis struct {
 	queue  []inbound
 	qspare []inbound
 	qwake  chan struct{}
+
+	pmu    sync.Mutex
+	pq     []*pubReq
+	pspare []*pubReq
+	pwake  chan struct{}
 }
+
+// pubReq is one PUBLISH waiting for the publisher goroutine.
+type pubReq struct {
+	channel string
+	payload []byte
+	ctx     context.Context
+	n       int64
+	err     error
+	done    chan struct{} // closed when n and err are set
+}
+
+// maxPipeline is the most PUBLISHes sent in one pipeline.
+const maxPipeline = 256
 
 type subState struct {
 	want      bool   // the node has local members
@@ -255,10 +273,12 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 		changed:     make(chan struct{}),
 		acks:        map[uint64]*ackWait{},
 		qwake:       make(chan struct{}, 1),
+		pwake:       make(chan struct{}, 1),
 	}
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go r.run()
 	go r.dispatch()
+	go r.publisher()
 	if err := r.waitUp(opts.PublishTimeout); err != nil {
 		_ = r.Close()
 		return nil, err
@@ -392,9 +412,7 @@ func (r *Redis) Publish(ctx context.Context, group string, m *Message) error {
 		w = r.addAck(seq)
 		defer r.removeAck(seq)
 	}
-	pctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
-	n, err := r.client.Publish(pctx, r.groupPrefix+group, payload).Result()
-	cancel()
+	n, err := r.publish(ctx, r.groupPrefix+group, payload)
 	if err != nil {
 		if ctx.Err() == nil {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -851,5 +869,111 @@ func (r *Redis) sendAck(origin, seq uint64) {
 	ch := r.opts.Prefix + "n:" + strconv.FormatUint(origin, 16)
 	if err := r.client.Publish(ctx, ch, strconv.FormatUint(seq, 10)).Err(); err != nil {
 		r.log.Warn("chatmux: failed to acknowledge a membership change", "err", err)
+	}
+}
+
+// publish hands a PUBLISH to the publisher goroutine and waits for its
+// answer, at most PublishTimeout. It returns the number of subscribers
+// that received the message.
+func (r *Redis) publish(ctx context.Context, channel string, payload []byte) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
+	defer cancel()
+	req := &pubReq{channel: channel, payload: payload, ctx: ctx, done: make(chan struct{})}
+	r.pmu.Lock()
+	r.pq = append(r.pq, req)
+	r.pmu.Unlock()
+	select {
+	case r.pwake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-req.done:
+		return req.n, req.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-r.done:
+		return 0, ErrClosed
+	}
+}
+
+// publisher sends queued PUBLISHes, as many as are waiting in one pipeline
+// (one write, one round trip), in the order they were queued: one node's
+// publications reach Redis in its order, and concurrent publishers share
+// round trips.
+func (r *Redis) publisher() {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.done:
+			r.pmu.Lock()
+			for _, req := range r.pq {
+				req.err = ErrClosed
+				close(req.done)
+			}
+			r.pq = nil
+			r.pmu.Unlock()
+			return
+		case <-r.pwake:
+		}
+		for {
+			r.pmu.Lock()
+			batch := r.pq
+			if len(batch) > maxPipeline {
+				batch = batch[:maxPipeline:maxPipeline]
+				r.pq = r.pq[maxPipeline:]
+			} else {
+				r.pq, r.pspare = r.pspare[:0], nil
+			}
+			r.pmu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			r.publishBatch(batch)
+			clear(batch)
+			r.pmu.Lock()
+			if cap(batch) <= 4*maxPipeline && cap(batch) > maxPipeline/2 {
+				r.pspare = batch[:0]
+			}
+			r.pmu.Unlock()
+		}
+	}
+}
+
+func (r *Redis) publishBatch(batch []*pubReq) {
+	// Skip the requests whose caller gave up; the batch is bounded by the
+	// latest deadline among the others.
+	live := batch[:0:0]
+	var deadline time.Time
+	for _, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			req.err = err
+			close(req.done)
+			continue
+		}
+		live = append(live, req)
+		if d, ok := req.ctx.Deadline(); ok && d.After(deadline) {
+			deadline = d
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if len(live) == 1 {
+		req := live[0]
+		req.n, req.err = r.client.Publish(ctx, req.channel, req.payload).Result()
+		close(req.done)
+		return
+	}
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.IntCmd, len(live))
+	for i, req := range live {
+		cmds[i] = pipe.Publish(ctx, req.channel, req.payload)
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, req := range live {
+		req.n, req.err = cmds[i].Result()
+		close(req.done)
 	}
 }
