@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -176,62 +179,104 @@ func (s *Store) orderedViews(ctx context.Context, ids []uuid.UUID) ([]store.Mess
 
 type viewRow struct {
 	store.Message
-	SUsername  string `db:"s_username"`
-	SEmail     string `db:"s_email"`
-	SFirstName string `db:"s_first_name"`
-	SLastName  string `db:"s_last_name"`
+	SUsername   string `db:"s_username"`
+	SEmail      string `db:"s_email"`
+	SFirstName  string `db:"s_first_name"`
+	SLastName   string `db:"s_last_name"`
+	Delivered   []byte `db:"delivered"`
+	Receipts    []byte `db:"receipts"`
+	Reactions   []byte `db:"reactions"`
+	Attachments []byte `db:"attachments"`
 }
 
-type userRow struct {
-	UID        int64  `db:"u_id"`
-	UUsername  string `db:"u_username"`
-	UEmail     string `db:"u_email"`
-	UFirstName string `db:"u_first_name"`
-	ULastName  string `db:"u_last_name"`
+type jsonReceipt struct {
+	ID     uuid.UUID  `json:"id"`
+	ReadAt time.Time  `json:"read_at"`
+	User   store.User `json:"user"`
 }
 
-func (u userRow) user() store.User {
-	return store.User{ID: u.UID, Username: u.UUsername, Email: u.UEmail, FirstName: u.UFirstName, LastName: u.ULastName}
+type jsonReaction struct {
+	ID        uuid.UUID  `json:"id"`
+	Content   string     `json:"content"`
+	CreatedAt time.Time  `json:"created_at"`
+	User      store.User `json:"user"`
 }
 
-const uCols = `u.id AS u_id, u.username AS u_username, u.email AS u_email, u.first_name AS u_first_name, u.last_name AS u_last_name`
+type jsonAttachment struct {
+	ID        uuid.UUID       `json:"id"`
+	MediaURL  string          `json:"media_url"`
+	MediaType store.MediaType `json:"media_type"`
+	FileSize  int64           `json:"file_size"`
+	MimeType  string          `json:"mime_type"`
+	Caption   string          `json:"caption"`
+	Metadata  store.JSON      `json:"metadata"`
+}
+
+// viewsSQL loads the messages $1, each with its sender and, aggregated as
+// JSON arrays, its deliveries, read receipts, reactions and attachments.
+//
+// It deliberately starts from unnest($1) rather than from a recursive CTE:
+// the planner estimates a recursive CTE at thousands of rows, and the
+// resulting cost estimate switched JIT compilation on (half a second per
+// call). Referenced messages are resolved separately (closureSQL).
+const viewsSQL = `
+SELECT ` + msgCols + `,
+	s.username AS s_username, s.email AS s_email, s.first_name AS s_first_name, s.last_name AS s_last_name,
+	coalesce((SELECT json_agg(u.username ORDER BY d.user_id)
+		FROM deliveries d JOIN users u ON u.id = d.user_id WHERE d.message_id = m.id), '[]') AS delivered,
+	coalesce((SELECT json_agg(json_build_object('id', rr.id, 'read_at', rr.read_at, 'user', row_to_json(u)) ORDER BY rr.read_at, rr.id)
+		FROM read_receipts rr JOIN users u ON u.id = rr.reader_id WHERE rr.message_id = m.id), '[]') AS receipts,
+	coalesce((SELECT json_agg(json_build_object('id', re.id, 'content', re.content, 'created_at', re.created_at, 'user', row_to_json(u))
+			ORDER BY re.created_at, re.id)
+		FROM reactions re JOIN users u ON u.id = re.user_id WHERE re.message_id = m.id), '[]') AS reactions,
+	coalesce((SELECT json_agg(json_build_object('id', a.id, 'media_url', a.media_url, 'media_type', a.media_type,
+			'file_size', a.file_size, 'mime_type', a.mime_type, 'caption', a.caption, 'metadata', a.metadata) ORDER BY a.position)
+		FROM attachments a WHERE a.message_id = m.id), '[]') AS attachments
+FROM unnest($1::uuid[]) AS t(id) JOIN messages m ON m.id = t.id JOIN users s ON s.id = m.sender_id`
+
+// closureSQL returns the ids $1 and every message they reference (parents
+// and forwarded messages, recursively).
+const closureSQL = `
+WITH RECURSIVE t(id) AS (
+	SELECT unnest($1::uuid[])
+	UNION
+	SELECT x.ref FROM t JOIN messages m ON m.id = t.id
+		CROSS JOIN LATERAL (VALUES (m.parent_id), (m.forwarded_from_id)) AS x(ref)
+	WHERE x.ref IS NOT NULL
+)
+SELECT id FROM t`
+
+// viewsBatch bounds the ids of one viewsSQL statement (and so its cost
+// estimate).
+const viewsBatch = 200
 
 // loadViews batch-loads the views of ids and of every message they
-// reference (parents and forwarded messages, recursively): one recursive
-// query for the messages with their senders, then one query each for
-// deliveries, read receipts, reactions and attachments, whatever the
-// number of messages.
+// reference: one statement when the messages reference nothing outside
+// the batch (the common case), at most three otherwise (the batch, the
+// closure of the missing references, their views), whatever the number of
+// messages up to viewsBatch.
 func (s *Store) loadViews(ctx context.Context, q sqlx.ExtContext, ids []uuid.UUID) (map[uuid.UUID]*store.MessageView, error) {
 	views := make(map[uuid.UUID]*store.MessageView, len(ids))
-	if len(ids) == 0 {
-		return views, nil
+	if err := s.addViews(ctx, q, views, ids); err != nil {
+		return nil, err
 	}
-	var rows []viewRow
-	err := sqlx.SelectContext(ctx, q, &rows, `
-		WITH RECURSIVE t(id) AS (
-			SELECT unnest($1::uuid[])
-			UNION
-			SELECT x.ref FROM t JOIN messages m ON m.id = t.id
-				CROSS JOIN LATERAL (VALUES (m.parent_id), (m.forwarded_from_id)) AS x(ref)
-			WHERE x.ref IS NOT NULL
-		)
-		SELECT `+msgCols+`, u.username AS s_username, u.email AS s_email, u.first_name AS s_first_name, u.last_name AS s_last_name
-		FROM t JOIN messages m ON m.id = t.id JOIN users u ON u.id = m.sender_id`, uuids(ids))
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	all := make([]uuid.UUID, 0, len(rows))
-	for _, r := range rows {
-		fixMessage(&r.Message)
-		views[r.ID] = &store.MessageView{
-			Message:      r.Message,
-			Sender:       store.User{ID: r.SenderID, Username: r.SUsername, Email: r.SEmail, FirstName: r.SFirstName, LastName: r.SLastName},
-			DeliveredTo:  []string{},
-			ReadReceipts: []store.ReadReceiptView{},
-			Reactions:    []store.ReactionView{},
-			Attachments:  []store.Attachment{},
+	var missing []uuid.UUID
+	for _, v := range views {
+		for _, ref := range []*uuid.UUID{v.ParentID, v.ForwardedFromID} {
+			if ref != nil && views[*ref] == nil {
+				missing = append(missing, *ref)
+			}
 		}
-		all = append(all, r.ID)
+	}
+	if len(missing) > 0 {
+		var closure []uuid.UUID
+		if err := sqlx.SelectContext(ctx, q, &closure, closureSQL, uuids(store.UniqueUUIDs(missing))); err != nil {
+			return nil, mapErr(err)
+		}
+		closure = slices.DeleteFunc(closure, func(id uuid.UUID) bool { return views[id] != nil })
+		if err := s.addViews(ctx, q, views, closure); err != nil {
+			return nil, err
+		}
 	}
 	for _, v := range views {
 		if v.ParentID != nil {
@@ -241,62 +286,72 @@ func (s *Store) loadViews(ctx context.Context, q sqlx.ExtContext, ids []uuid.UUI
 			v.ForwardedFrom = views[*v.ForwardedFromID]
 		}
 	}
-	arr := uuids(all)
-
-	var dels []struct {
-		MessageID uuid.UUID `db:"message_id"`
-		Username  string    `db:"username"`
-	}
-	if err := sqlx.SelectContext(ctx, q, &dels, `
-		SELECT d.message_id, u.username FROM deliveries d JOIN users u ON u.id = d.user_id
-		WHERE d.message_id = ANY($1::uuid[]) ORDER BY d.user_id`, arr); err != nil {
-		return nil, mapErr(err)
-	}
-	for _, d := range dels {
-		v := views[d.MessageID]
-		v.DeliveredTo = append(v.DeliveredTo, d.Username)
-	}
-
-	var rrs []struct {
-		store.ReadReceipt
-		userRow
-	}
-	if err := sqlx.SelectContext(ctx, q, &rrs, `
-		SELECT rr.id, rr.message_id, rr.reader_id, rr.read_at, `+uCols+`
-		FROM read_receipts rr JOIN users u ON u.id = rr.reader_id
-		WHERE rr.message_id = ANY($1::uuid[]) ORDER BY rr.read_at, rr.id`, arr); err != nil {
-		return nil, mapErr(err)
-	}
-	for _, r := range rrs {
-		r.ReadAt = utc(r.ReadAt)
-		v := views[r.MessageID]
-		v.ReadReceipts = append(v.ReadReceipts, store.ReadReceiptView{ReadReceipt: r.ReadReceipt, Reader: r.user()})
-	}
-
-	var res []struct {
-		store.Reaction
-		userRow
-	}
-	if err := sqlx.SelectContext(ctx, q, &res, `
-		SELECT re.id, re.message_id, re.user_id, re.content, re.created_at, `+uCols+`
-		FROM reactions re JOIN users u ON u.id = re.user_id
-		WHERE re.message_id = ANY($1::uuid[]) ORDER BY re.created_at, re.id`, arr); err != nil {
-		return nil, mapErr(err)
-	}
-	for _, r := range res {
-		r.CreatedAt = utc(r.CreatedAt)
-		v := views[r.MessageID]
-		v.Reactions = append(v.Reactions, store.ReactionView{Reaction: r.Reaction, User: r.user()})
-	}
-
-	atts, err := loadAttachments(ctx, q, all)
-	if err != nil {
-		return nil, err
-	}
-	for id, a := range atts {
-		views[id].Attachments = a
-	}
 	return views, nil
+}
+
+// addViews loads the views of ids (without their references) into views.
+func (s *Store) addViews(ctx context.Context, q sqlx.ExtContext, views map[uuid.UUID]*store.MessageView, ids []uuid.UUID) error {
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), viewsBatch)]
+		ids = ids[len(batch):]
+		var rows []viewRow
+		if err := sqlx.SelectContext(ctx, q, &rows, viewsSQL, uuids(batch)); err != nil {
+			return mapErr(err)
+		}
+		for _, r := range rows {
+			v, err := r.view()
+			if err != nil {
+				return err
+			}
+			views[r.ID] = v
+		}
+	}
+	return nil
+}
+
+func (r *viewRow) view() (*store.MessageView, error) {
+	fixMessage(&r.Message)
+	v := &store.MessageView{
+		Message:      r.Message,
+		Sender:       store.User{ID: r.SenderID, Username: r.SUsername, Email: r.SEmail, FirstName: r.SFirstName, LastName: r.SLastName},
+		DeliveredTo:  []string{},
+		ReadReceipts: []store.ReadReceiptView{},
+		Reactions:    []store.ReactionView{},
+		Attachments:  []store.Attachment{},
+	}
+	var receipts []jsonReceipt
+	var reactions []jsonReaction
+	var atts []jsonAttachment
+	if err := errors.Join(
+		json.Unmarshal(r.Delivered, &v.DeliveredTo),
+		json.Unmarshal(r.Receipts, &receipts),
+		json.Unmarshal(r.Reactions, &reactions),
+		json.Unmarshal(r.Attachments, &atts),
+	); err != nil {
+		return nil, fmt.Errorf("store/postgres: failed to decode message view: %w", err)
+	}
+	for _, x := range receipts {
+		v.ReadReceipts = append(v.ReadReceipts, store.ReadReceiptView{
+			ReadReceipt: store.ReadReceipt{ID: x.ID, MessageID: r.ID, ReaderID: x.User.ID, ReadAt: utc(x.ReadAt)},
+			Reader:      x.User,
+		})
+	}
+	for _, x := range reactions {
+		v.Reactions = append(v.Reactions, store.ReactionView{
+			Reaction: store.Reaction{ID: x.ID, MessageID: r.ID, UserID: x.User.ID, Content: x.Content, CreatedAt: utc(x.CreatedAt)},
+			User:     x.User,
+		})
+	}
+	for _, x := range atts {
+		if x.Metadata == nil {
+			x.Metadata = store.JSON{}
+		}
+		v.Attachments = append(v.Attachments, store.Attachment{
+			ID: x.ID, MessageID: r.ID, MediaURL: x.MediaURL, MediaType: x.MediaType, FileSize: x.FileSize,
+			MimeType: x.MimeType, Caption: x.Caption, Metadata: x.Metadata,
+		})
+	}
+	return v, nil
 }
 
 func loadAttachments(ctx context.Context, q sqlx.ExtContext, ids []uuid.UUID) (map[uuid.UUID][]store.Attachment, error) {

@@ -203,9 +203,9 @@ func TestRoundTrips(t *testing.T) {
 		return err
 	})
 	measure("Membership", 1, func() error { _, err := st.Membership(ctx, g.ID, 2); return err })
-	measure("MessageViews", 5, func() error { _, err := st.MessageViews(ctx, []uuid.UUID{msg.ID}); return err })
-	measure("ListRooms", 6, func() error { _, err := st.ListRooms(ctx, 2); return err })
-	measure("MessagesPage", 7, func() error { _, err := st.MessagesPage(ctx, g.ID, 1, 50); return err })
+	measure("MessageViews", 1, func() error { _, err := st.MessageViews(ctx, []uuid.UUID{msg.ID}); return err })
+	measure("ListRooms", 2, func() error { _, err := st.ListRooms(ctx, 2); return err })
+	measure("MessagesPage", 3, func() error { _, err := st.MessagesPage(ctx, g.ID, 1, 50); return err })
 }
 
 // TestConstraintsInDatabase checks that the invariants hold even for
