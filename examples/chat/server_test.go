@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
 	_ "github.com/lib/pq"
 
 	"github.com/chatmux/chatmux/internal/testenv"
@@ -539,5 +540,79 @@ func TestRunShutdown(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return")
+	}
+}
+
+// TestJWTConnections checks JWT mode over real WebSockets: a token in the
+// query or in an Authorization header signs in as its sub; a bad one is
+// closed with 4001.
+func TestJWTConnections(t *testing.T) {
+	ts := newTestServerWith(t, config{Addr: "127.0.0.1:0", JWTSecret: testSecret})
+	wsURL := "ws" + strings.TrimPrefix(ts.URL, "http") + "/messaging/"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	alice := hs256(t, testSecret, jwt.MapClaims{"sub": 101, "username": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	bob := hs256(t, testSecret, jwt.MapClaims{"sub": "202", "username": "bob"})
+
+	wa, _, err := websocket.Dial(ctx, wsURL+"?token="+alice, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wa.CloseNow()
+	wb, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + bob}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wb.CloseNow()
+	ca := &client{t: t, name: "alice", ws: wa}
+	cb := &client{t: t, name: "bob", ws: wb}
+	ca.expect("chat.notifications")
+	cb.expect("chat.notifications")
+
+	// Alice reaches bob by the id in his token.
+	ca.send("room.create", map[string]any{"type": "OneToOneChat", "participants": []int64{202}})
+	var room struct {
+		ID           string     `json:"id"`
+		Participants []wireUser `json:"participants"`
+	}
+	cb.expect("roomcreate.dispatch", &room)
+	if len(room.Participants) != 2 || room.Participants[0].ID != 101 || room.Participants[1].ID != 202 ||
+		room.Participants[1].Username != "bob" {
+		t.Fatalf("room = %+v", room)
+	}
+
+	// /config.json tells the page to ask for a token; /me checks it.
+	res, err := http.Get(ts.URL + "/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(b), `"auth":"jwt"`) {
+		t.Errorf("config.json = %s", b)
+	}
+	res, err = http.Get(ts.URL + "/me?token=" + alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(b), `"id":101`) {
+		t.Errorf("/me = %d %s", res.StatusCode, b)
+	}
+
+	// Development sign-in is off; a forged token is refused.
+	forged := hs256(t, []byte("not-the-server-secret-not-the-secret"), jwt.MapClaims{"sub": 101, "username": "alice"})
+	for _, q := range []string{"?user=alice", "?token=" + forged} {
+		ws, _, err := websocket.Dial(ctx, wsURL+q, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		_, _, err = ws.Read(ctx)
+		if websocket.CloseStatus(err) != 4001 {
+			t.Errorf("%s: %v, want close 4001", q, err)
+		}
+		_ = ws.CloseNow()
 	}
 }
