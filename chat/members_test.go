@@ -257,3 +257,46 @@ func TestModifyRoom(t *testing.T) {
 		}
 	})
 }
+
+// TestPermissionsRevokedOnLeave: explicit permissions and roles go when a
+// member leaves or is removed, and do not come back on re-adding (A2.12).
+func TestPermissionsRevokedOnLeave(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore factory) {
+		e := newEnv(t, newStore)
+		e.users(3)
+		channel := e.roomWith(store.NewRoom{Type: store.Channel, CreatorID: 1, Name: "c", IsPublic: true, Members: []int64{2, 3}})
+		c1, c2, c3 := e.dial(1), e.dial(2), e.dial(3)
+		all := []*client{c1, c2, c3}
+		c1.send(chat.EventRoomModify, map[string]any{"room_id": channel.String(), "action": "add_permission",
+			"data": map[string]any{"users": []int{2}, "permission": []string{"can_send_messages", "can_add_new_subscribers"}}})
+		for _, c := range all {
+			c.expect(chat.DispatchRoomUpdate)
+		}
+		c1.send(chat.EventRoomModify, map[string]any{"room_id": channel.String(), "action": "add_moderator", "data": map[string]any{"users": []int{3}}})
+		for _, c := range all {
+			c.expect(chat.DispatchRoomUpdate)
+		}
+		c2.send(chat.EventRoomLeave, map[string]any{"room_id": channel.String()})
+		c2.expect(chat.DispatchRoomExit)
+		c1.expect(chat.DispatchRoomRemoveMembers)
+		c3.expect(chat.DispatchRoomRemoveMembers)
+		c1.send(chat.EventRoomRemoveMembers, map[string]any{"room_id": channel.String(), "members": []int{3}})
+		c3.expect(chat.DispatchRoomExit)
+		c1.expect(chat.DispatchRoomRemoveMembers)
+		c2.send(chat.EventRoomJoin, map[string]any{"room_id": channel.String()})
+		c1.expect(chat.DispatchRoomAddMembers)
+		c2.expect(chat.DispatchRoomAddMembers)
+		c3.send(chat.EventRoomJoin, map[string]any{"room_id": channel.String()})
+		for _, c := range all {
+			m := c.expect(chat.DispatchRoomAddMembers).obj(t)
+			eq(t, usernames(t, path(t, m, "room.moderators")), []string{"user1"}, "role gone")
+		}
+		for _, c := range []*client{c2, c3} {
+			c.send(chat.EventMessageSend, map[string]any{"room_id": channel.String(), "content": "x"})
+			c.expectError(4002, `"User is not authorized to send message to this room"`)
+			c.send(chat.EventRoomAddMembers, map[string]any{"room_id": channel.String(), "members": []int{1}})
+			c.expectError(4002, `"User is not authorized to add new members to this room"`)
+		}
+		c1.quiet()
+	})
+}
