@@ -204,7 +204,26 @@ func TestRoundTrips(t *testing.T) {
 	})
 	measure("Membership", 1, func() error { _, err := st.Membership(ctx, g.ID, 2); return err })
 	measure("MessageViews", 1, func() error { _, err := st.MessageViews(ctx, []uuid.UUID{msg.ID}); return err })
-	measure("ListRooms", 2, func() error { _, err := st.ListRooms(ctx, 2); return err })
+	var reply store.Message
+	measure("SendMessage reply", 1, func() error {
+		res, err := st.SendMessage(ctx, store.NewMessage{RoomID: g.ID, SenderID: 2, Content: "r", ParentID: &msg.ID})
+		reply = res.Message
+		return err
+	})
+	measure("MessageViews of a reply (parent outside the batch)", 3, func() error {
+		vs, err := st.MessageViews(ctx, []uuid.UUID{reply.ID})
+		if err == nil && (len(vs) != 1 || vs[0].Parent == nil || len(vs[0].Parent.Attachments) != 1) {
+			err = errors.New("parent not loaded")
+		}
+		return err
+	})
+	measure("MessageViews of a reply and its parent", 1, func() error {
+		_, err := st.MessageViews(ctx, []uuid.UUID{reply.ID, msg.ID})
+		return err
+	})
+	// The room's last message is the reply: list, views, closure of its
+	// parent, views of the parent.
+	measure("ListRooms", 4, func() error { _, err := st.ListRooms(ctx, 2); return err })
 	measure("MessagesPage", 3, func() error { _, err := st.MessagesPage(ctx, g.ID, 1, 50); return err })
 }
 
@@ -362,5 +381,18 @@ func TestNoOrphanNotifications(t *testing.T) {
 	var n int
 	if err := st.DB().GetContext(ctx, &n, `SELECT count(*) FROM notifications`); err != nil || n != 0 {
 		t.Fatalf("%d notifications left (%v), want 0", n, err)
+	}
+}
+
+// TestOpenTurnsJITOff checks that Open's connections run without JIT.
+func TestOpenTurnsJITOff(t *testing.T) {
+	st, err := postgres.Open(ctx, schemaURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var jit string
+	if err := st.DB().GetContext(ctx, &jit, `SHOW jit`); err != nil || jit != "off" {
+		t.Fatalf("jit = %q (%v), want off", jit, err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"math"
+	neturl "net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,8 +48,15 @@ var _ store.Store = (*Store)(nil)
 
 // Open connects to the database at url (a lib/pq URL or DSN) and checks the
 // connection. Call Migrate before first use.
+//
+// Unless the URL sets jit itself, Open turns PostgreSQL's JIT compilation
+// off for its connections: the store's queries are short OLTP queries, and
+// a cost estimate that crosses jit_above_cost (a user in many rooms with
+// long histories) would otherwise add hundreds of milliseconds of
+// compilation to a query that runs in a few. Callers of New should do the
+// same (e.g. jit=off in their DSN).
 func Open(ctx context.Context, url string) (*Store, error) {
-	db, err := sqlx.Open("postgres", url)
+	db, err := sqlx.Open("postgres", withJITOff(url))
 	if err != nil {
 		return nil, fmt.Errorf("failed to open database: %w", err)
 	}
@@ -56,6 +65,28 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("failed to connect to database: %w", err)
 	}
 	return New(db), nil
+}
+
+// withJITOff adds jit=off to a lib/pq URL or key=value DSN that does not
+// mention jit.
+func withJITOff(dsn string) string {
+	if strings.Contains(dsn, "jit=") {
+		return dsn
+	}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := neturl.Parse(dsn)
+		if err != nil {
+			return dsn // let lib/pq report it
+		}
+		q := u.Query()
+		q.Set("jit", "off")
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	if strings.TrimSpace(dsn) == "" {
+		return "jit=off"
+	}
+	return dsn + " jit=off"
 }
 
 // New returns a Store over an open database handle (driver "postgres").
