@@ -405,3 +405,5 @@ func mustTime(s string) time.Time {
 	}
 	return t
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
