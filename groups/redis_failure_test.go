@@ -3,6 +3,7 @@ package groups
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -152,4 +153,95 @@ func TestRedisDownAndBack(t *testing.T) {
 	sendAndExpect(t, b.broker, "room", ma, "b-", 50)
 	// The group joined during the outage was subscribed on recovery.
 	sendAndExpect(t, a.broker, "later", local, "later-", 5)
+}
+
+// Every wait is bounded: a Join whose subscription Redis does not confirm
+// fails after JoinTimeout (and is undone), and a control message that a
+// node never acknowledges returns after ControlTimeout.
+func TestRedisWaitsAreBounded(t *testing.T) {
+	prefix := testenv.UniqueName("t") + ":"
+	p := newProxy(t, testRedisOptions(t).Addr)
+	opts := RedisOptions{
+		Prefix:              prefix,
+		JoinTimeout:         200 * time.Millisecond,
+		ControlTimeout:      300 * time.Millisecond,
+		HealthCheckInterval: 5 * time.Second, // the freeze goes unnoticed
+	}
+	a := newRedisNode(t, prefix+"a", "", opts)
+	b := newRedisNode(t, prefix+"b", p.addr(), opts)
+	ctx := context.Background()
+	device := joiner(b.broker)
+	if err := b.broker.Join(ctx, User(5), device); err != nil {
+		t.Fatal(err)
+	}
+	p.freeze()
+
+	start := time.Now()
+	m := newRecorder()
+	err := b.broker.Join(ctx, "unconfirmed", m)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Join without confirmation = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d < opts.JoinTimeout || d > opts.JoinTimeout+time.Second {
+		t.Fatalf("Join without confirmation returned after %v, want about %v", d, opts.JoinTimeout)
+	}
+	if n := b.broker.Hub().Len("unconfirmed"); n != 0 {
+		t.Fatalf("failed Join left %d members", n)
+	}
+
+	start = time.Now()
+	if err := a.broker.Publish(ctx, User(5), &Message{Kind: KindJoin, Group: "room"}); err != nil {
+		t.Fatalf("unacknowledged control Publish: %v", err)
+	}
+	if d := time.Since(start); d < opts.ControlTimeout || d > opts.ControlTimeout+time.Second {
+		t.Fatalf("unacknowledged control Publish returned after %v, want about %v", d, opts.ControlTimeout)
+	}
+}
+
+// Joins and leaves racing on the same groups leave the node subscribed
+// exactly to the groups that still have local members.
+func TestRedisJoinLeaveChurn(t *testing.T) {
+	prefix := testenv.UniqueName("t") + ":"
+	admin := adminClient(t)
+	a := newRedisNode(t, prefix+"a", "", RedisOptions{Prefix: prefix})
+	ctx := context.Background()
+	const workers, rounds, groupsN = 8, 200, 4
+	keep := make([]*recorder, groupsN)
+	done := make(chan struct{})
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			m := newRecorder()
+			for i := range rounds {
+				g := "g" + strconv.Itoa((w+i)%groupsN)
+				if err := a.broker.Join(ctx, g, m); err != nil {
+					t.Error(err)
+					return
+				}
+				_ = a.broker.Leave(ctx, g, m)
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	// Groups 0 and 1 keep one member each; 2 and 3 end empty.
+	for i := range 2 {
+		keep[i] = newRecorder()
+		if err := a.broker.Join(ctx, "g"+strconv.Itoa(i), keep[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := channels(t, admin, prefix)
+		slices.Sort(got)
+		if slices.Equal(got, []string{"g0", "g1"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscribed to %v after the churn, want [g0 g1]", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
