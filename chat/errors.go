@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"context"
 	"errors"
 
 	"github.com/chatmux/chatmux"
@@ -34,11 +33,17 @@ func StoreError(err error) error {
 		return &chatmux.Error{Code: chatmux.CodeNotFound, Detail: chatmux.DetailNotFound, Err: err}
 	case errors.Is(err, store.ErrConflict):
 		return chatmux.Constraint(err)
-	case errors.Is(err, store.ErrCapExceeded), errors.Is(err, store.ErrDuplicateOneToOne),
-		errors.Is(err, store.ErrOneToOneParticipants), errors.Is(err, store.ErrWrongRoomType), errors.Is(err, store.ErrInvalid):
-		return &chatmux.Error{Code: chatmux.CodeValidation, Detail: []string{err.Error()}, Err: err}
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return chatmux.Internal(err)
+	case errors.Is(err, store.ErrDuplicateOneToOne):
+		return &chatmux.Error{Code: chatmux.CodeValidation, Detail: []string{store.MsgChatExists}, Err: err}
+	case errors.Is(err, store.ErrOneToOneParticipants):
+		return &chatmux.Error{Code: chatmux.CodeValidation, Detail: []string{store.MsgOneToOneTwo}, Err: err}
+	case errors.Is(err, store.ErrCapExceeded):
+		return &chatmux.Error{Code: chatmux.CodeValidation, Detail: []string{"Maximum number of members exceeded"}, Err: err}
+	case errors.Is(err, store.ErrWrongRoomType):
+		return &chatmux.Error{Code: chatmux.CodeValidation, Detail: []string{"Invalid room type for this action"}, Err: err}
+	case errors.Is(err, store.ErrInvalid):
+		return &chatmux.Error{Code: chatmux.CodeValidation, Detail: []string{"Invalid input."}, Err: err}
 	}
+	// A cancelled context (the connection closed) and anything else.
 	return chatmux.Internal(err)
 }

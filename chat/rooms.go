@@ -105,7 +105,7 @@ func (s *Service) roomFields(f fields, nr *store.NewRoom) error {
 	}
 	if v := f.get(capKey); v != nil {
 		n, ok := ParseUserID(v)
-		if !ok || jsonKind(v) == 's' && strings.TrimSpace(string(v)) == `""` {
+		if !ok {
 			return chatmux.FieldError(capKey, msgNotInt)
 		}
 		if n < 1 {

@@ -83,6 +83,15 @@ func TestSendMessage(t *testing.T) {
 		c1.expect(chat.DispatchMessage)
 		c2a.expect(chat.DispatchMessage)
 
+		// An edit may change the host's fields too.
+		c1.send(chat.EventMessageModify, map[string]any{"action": "update", "message_id": m["id"],
+			"extra_fields": map[string]any{"content": "edited", "priority": 5, "other": 1}})
+		for _, c := range []*client{c1, c2a, c2b} {
+			mm := c.expect(chat.DispatchMessageModification).obj(t)
+			eq(t, []any{path(t, mm, "message.content"), path(t, mm, "message.priority"), path(t, mm, "message.client_msg_id")},
+				[]any{"edited", 5, "abc"}, "edited host field")
+		}
+
 		// Notifications: NEW_MESSAGE for the other member only.
 		n, err := e.st.PendingNotifications(bg, 2)
 		if err != nil || len(n) != 1 || len(n[0].Notifications) != 1 || n[0].Notifications[0].Type != store.NotifyNewMessage {

@@ -1,0 +1,40 @@
+package chat_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/chatmux/chatmux"
+	"github.com/chatmux/chatmux/chat"
+	"github.com/chatmux/chatmux/store"
+)
+
+func TestStoreError(t *testing.T) {
+	if chat.StoreError(nil) != nil {
+		t.Fatal("nil")
+	}
+	for _, v := range []struct {
+		err    error
+		code   int
+		detail string
+	}{
+		{store.ErrNotFound, 4004, `"Resource not found."`},
+		{fmt.Errorf("x: %w", store.ErrNotFound), 4004, `"Resource not found."`},
+		{fmt.Errorf("constraint x: %w", store.ErrConflict), 4005, `"Database constraint violated."`},
+		{store.CapError(store.Channel), 4003, `["Maximum number of channel subscribers exceeded"]`},
+		{store.Invariant(store.ErrDuplicateOneToOne, "", store.MsgChatExists), 4003, `["Chat already exists"]`},
+		{store.ErrDuplicateOneToOne, 4003, `["Chat already exists"]`},
+		{store.ErrOneToOneParticipants, 4003, `["A one to one chat can only have 2 participants"]`},
+		{store.Invalid("name", "This field is required."), 4003, `{"name":["This field is required."]}`},
+		{store.Invalid("", "Bad."), 4003, `["Bad."]`},
+		{chatmux.PermissionDenied("no"), 4002, `"no"`},
+		{errors.New("boom"), 4006, `"Internal server error."`},
+	} {
+		e := chatmux.AsError(chat.StoreError(v.err))
+		b, _ := jsonMarshal(e.Detail)
+		if e.Code != v.code || !jsonEqual(string(b), v.detail) {
+			t.Errorf("StoreError(%v) = %d %s, want %d %s", v.err, e.Code, b, v.code, v.detail)
+		}
+	}
+}
