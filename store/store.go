@@ -441,7 +441,9 @@ type Membership struct {
 	Permissions []Permission
 }
 
-// IsCreator reports whether userID created the room (groups and channels).
+// IsCreator reports whether userID created the room (groups and channels),
+// whether or not they are still a member: every privilege also needs
+// IsMember.
 func (m Membership) IsCreator(userID int64) bool { return m.CreatorID != 0 && m.CreatorID == userID }
 
 // Has reports whether the member holds p, explicitly or through the role.

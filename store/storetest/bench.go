@@ -13,6 +13,8 @@ import (
 //
 //   - Send: one message (with its NEW_MESSAGE notification) into a group
 //     of 10 members.
+//   - SendParallelOneRoom / SendParallelManyRooms: the same from 4×GOMAXPROCS
+//     goroutines, into one room or into a room each.
 //   - ListRooms200: room.list for a user in 200 rooms, each with a few
 //     messages, a read receipt and a reaction.
 //   - Page50: one page of 50 messages (with receipts, reactions and a
@@ -29,6 +31,45 @@ func Bench(b *testing.B, newStore Factory) {
 				b.Fatal(err)
 			}
 		}
+	})
+	b.Run("SendParallelOneRoom", func(b *testing.B) {
+		// Concurrent senders in one room: sends serialise on the room
+		// (its row lock in PostgreSQL, the store's mutex in memory).
+		st := newStore(b)
+		users(b, st, 10)
+		g := group(b, st, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				if _, err := st.SendMessage(ctx, store.NewMessage{RoomID: g.ID, SenderID: int64(i%10 + 1), Content: "hello", Notify: true}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("SendParallelManyRooms", func(b *testing.B) {
+		// Concurrent senders, each in a room of its own.
+		st := newStore(b)
+		users(b, st, 10)
+		rooms := make(chan uuid.UUID, 64)
+		for range 64 {
+			rooms <- group(b, st, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10).ID
+		}
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			room := <-rooms
+			for i := 0; pb.Next(); i++ {
+				if _, err := st.SendMessage(ctx, store.NewMessage{RoomID: room, SenderID: int64(i%10 + 1), Content: "hello", Notify: true}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	})
 	b.Run("ListRooms200", func(b *testing.B) {
 		st := newStore(b)
