@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"github.com/google/uuid"
+
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/groups"
 	"github.com/chatmux/chatmux/store"
@@ -37,6 +39,25 @@ func (s *Service) Connect(c *chatmux.Context) error {
 	for _, id := range rooms {
 		if err := c.Join(groups.Room(id.String())); err != nil {
 			return chatmux.Internal(err)
+		}
+	}
+	// A removal that committed after the first read may have sent its
+	// LeaveUser before this connection joined: read again and leave what
+	// is gone. (Additions reach the connection through its user group,
+	// which it joined before the handshake.)
+	again, err := s.st.UserRoomIDs(ctx, u.ID)
+	if err != nil {
+		return StoreError(err)
+	}
+	still := make(map[uuid.UUID]bool, len(again))
+	for _, id := range again {
+		still[id] = true
+	}
+	for _, id := range rooms {
+		if !still[id] {
+			if err := c.Leave(groups.Room(id.String())); err != nil {
+				return chatmux.Internal(err)
+			}
 		}
 	}
 	if !s.cfg.Notifications {
