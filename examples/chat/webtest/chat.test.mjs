@@ -187,6 +187,7 @@ test('two users chat through the page', async (t) => {
     await bob.page.click('#details-btn');
     await bob.page.locator(`#details-body .member[data-id="${bob.id}"] .role.admin`).waitFor();
     await bob.page.click('#details-close');
+    await alice.page.click('#details-close');
   });
 
   await t.test('errors show as a toast', async () => {
@@ -199,6 +200,30 @@ test('two users chat through the page', async (t) => {
   });
 
   await shot(alice, '03-alice-group.png');
+
+  await t.test('a public channel: join by id, read-only for subscribers, leave', async () => {
+    const channel = `news-${run}`;
+    await createRoom(alice, 'Channel', { '#new-name': channel });
+    await alice.page.waitForFunction((n) => document.querySelector('#room-title').textContent === n, channel);
+    await alice.page.click('#details-btn');
+    const id = (await alice.page.textContent('#room-id-code')).trim();
+    await bob.page.click('#join-btn');
+    await bob.page.fill('#join-id', id);
+    await bob.page.click('#join-submit');
+    await bob.page.waitForFunction((n) => document.querySelector('#room-title').textContent === n, channel);
+    await alice.page.locator('#messages .system-line', { hasText: `${bob.name} joined` }).waitFor();
+    await sendMessage(alice, 'First post');
+    await bubble(bob.page, 'First post').waitFor();
+    assert.match(await bob.page.getAttribute('#composer-input', 'placeholder'), /Only moderators/);
+    await shot(bob, '06-bob-channel.png');
+    await bob.page.click('#details-btn');
+    await bob.page.click('#leave-btn');
+    await bob.page.click('[data-testid="confirm"]');
+    await roomItem(bob.page, channel).waitFor({ state: 'detached' });
+    await alice.page.locator('#messages .system-line', { hasText: `${bob.name} left` }).waitFor();
+    await alice.page.click('#details-close');
+  });
+
   await t.test('reconnect: catch up on what was missed, resend what was pending', async () => {
     await roomItem(bob.page, alice.name).click();
     await bubble(bob.page, 'Hi Bob!').waitFor();
