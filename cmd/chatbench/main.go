@@ -114,6 +114,7 @@ func parseOptions(scenario string, args []string) (*options, error) {
 	fs.BoolVar(&o.serve.Bare, "bare", false, "start the bare framework server (bench.send broadcasts to a group, no store)")
 	fs.StringVar(&o.serve.DatabaseURL, "database-url", "", "start the server on PostgreSQL (a fresh schema, dropped afterwards)")
 	fs.StringVar(&o.serve.CPUProfile, "cpuprofile", "", "write the started server's CPU profile to this file")
+	fs.StringVar(&o.serve.MemProfile, "memprofile", "", "write the started server's heap profile to this file (connect: with every connection open)")
 	fs.StringVar(&o.serve.LogLevel, "server-log-level", "error", "log level of the started server")
 	fs.IntVar(&o.serve.MaxQueueBytes, "max-queue-bytes", 0, "per-connection outbound queue bound of the started server (0: default 1 MiB)")
 	fs.BoolVar(&o.serve.NoNotifications, "no-notifications", o.serve.NoNotifications, "the chat server runs with notifications off (started so; with -url, do not wait for chat.notifications)")
@@ -187,8 +188,8 @@ func parseOptions(scenario string, args []string) (*options, error) {
 	if scenario == "persist" && o.url == "" && o.serve.DatabaseURL == "" {
 		return nil, errors.New("persist needs -database-url (PostgreSQL) or -url of a server on PostgreSQL")
 	}
-	if o.url != "" && !o.worker && (o.serve.Bare || o.serve.DatabaseURL != "" || o.inProcess || o.serve.CPUProfile != "") {
-		return nil, errors.New("-bare, -database-url, -in-process and -cpuprofile configure the server chatbench starts; they do not go with -url")
+	if o.url != "" && !o.worker && (o.serve.Bare || o.serve.DatabaseURL != "" || o.inProcess || o.serve.CPUProfile != "" || o.serve.MemProfile != "") {
+		return nil, errors.New("-bare, -database-url, -in-process, -cpuprofile and -memprofile configure the server chatbench starts; they do not go with -url")
 	}
 	return o, nil
 }

@@ -42,6 +42,10 @@ type serveConfig struct {
 	Schema     string
 	DropSchema bool
 	CPUProfile string
+	// MemProfile receives a heap profile each time the stats endpoint
+	// is asked to collect garbage (connect does, with every connection
+	// open).
+	MemProfile string
 	LogLevel   string
 	// MaxQueueBytes is the per-connection outbound bound (0: default).
 	MaxQueueBytes int
@@ -123,6 +127,12 @@ func startServer(ctx context.Context, cfg serveConfig) (*benchServer, error) {
 	mux.HandleFunc("/chatbench/stats", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("gc") != "" {
 			freeMemory()
+			if cfg.MemProfile != "" {
+				if f, err := os.Create(cfg.MemProfile); err == nil {
+					_ = pprof.WriteHeapProfile(f)
+					_ = f.Close()
+				}
+			}
 		}
 		st := readStats()
 		st.Conns = bs.srv.Len()
@@ -293,6 +303,7 @@ func runServe(args []string) error {
 	fs.StringVar(&cfg.Schema, "schema", "", "with -database-url: create and use this schema")
 	fs.BoolVar(&cfg.DropSchema, "drop-schema", false, "with -schema: drop the schema on exit")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the server to this file")
+	fs.StringVar(&cfg.MemProfile, "memprofile", "", "write a heap profile to this file whenever /chatbench/stats?gc=1 is fetched")
 	fs.StringVar(&cfg.LogLevel, "log-level", "error", "server log level")
 	fs.IntVar(&cfg.MaxQueueBytes, "max-queue-bytes", 0, "per-connection outbound queue bound (0: chatmux default)")
 	fs.BoolVar(&cfg.NoNotifications, "no-notifications", false, "chat: create no notifications (ENABLE_NOTIFICATION off)")
@@ -353,6 +364,9 @@ func startChild(cfg serveConfig) (*childServer, error) {
 	}
 	if cfg.CPUProfile != "" {
 		args = append(args, "-cpuprofile", cfg.CPUProfile)
+	}
+	if cfg.MemProfile != "" {
+		args = append(args, "-memprofile", cfg.MemProfile)
 	}
 	if cfg.MaxQueueBytes > 0 {
 		args = append(args, "-max-queue-bytes", fmt.Sprint(cfg.MaxQueueBytes))
