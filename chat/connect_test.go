@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/chatmux/chatmux/chat"
 	"github.com/chatmux/chatmux/store"
 )
@@ -100,6 +102,16 @@ func TestHeartbeatAndDisconnect(t *testing.T) {
 			t.Fatalf("unknown event: %s", f.Raw)
 		}
 		c.send(chat.EventRoomInfo, `[1]`)
+		c.expectError(4003, "")
+		for _, raw := range []string{`{`, `[]`, `"x"`, `{"event_type":5}`} {
+			if err := c.ws.Write(bg, websocket.MessageText, []byte(raw)); err != nil {
+				t.Fatal(err)
+			}
+			c.expectError(4003, "")
+		}
+		if err := c.ws.Write(bg, websocket.MessageBinary, []byte(`{"event_type":"room.list"}`)); err != nil {
+			t.Fatal(err)
+		}
 		c.expectError(4003, "")
 		c.quiet()
 		c.close()
