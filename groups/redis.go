@@ -109,16 +109,20 @@ const (
 // goroutine as the in-process broker does, then publishes to Redis; a node
 // ignores its own publications when Redis echoes them back (the wire header
 // names the node). So local members are served exactly once, without a
-// Redis round trip, and go on being served while Redis is down. Remote
-// nodes read their one pub/sub connection in one goroutine and deliver in
-// the order they read, and Redis forwards a channel's messages in the order
-// it executed the PUBLISHes. Publish returns only after Redis answered, so
-// publications that are ordered on the publishing node (one returned before
-// the next began, as the events of one connection are) arrive in that order
-// at every member on every node. Concurrent publications from different
-// goroutines or nodes have no order to keep: members on different nodes
-// may see them interleaved differently (local members see the publishing
-// node's order, remote ones see Redis's).
+// Redis round trip, and go on being served while Redis is down.
+//
+// The PUBLISHes of a node go through one goroutine that sends whatever is
+// queued as one pipeline, one pipeline at a time, in queue order (concurrent
+// publishers share round trips; Publish returns when Redis has answered).
+// Redis executes them in that order and forwards a channel's messages to
+// each subscriber in execution order; a remote node reads its one pub/sub
+// connection in one goroutine and hands messages to its members in the
+// order read. So publications that are ordered on the publishing node (one
+// Publish returned before the next began, as the events of one connection
+// are handled) arrive in that order at every member on every node.
+// Concurrent publications from different goroutines or nodes have no order
+// to keep: members on different nodes may see them interleaved differently
+// (local members see the publishing node's order, remote ones Redis's).
 //
 // # Membership changes across nodes
 //
