@@ -28,6 +28,7 @@
 //	/messaging/   the WebSocket endpoint (see docs/protocol.md)
 //	/             the web page (embedded; no build step, no CDN)
 //	/config.json  what the page needs: {"auth": "dev"|"jwt", "path": "/messaging/"}
+//	/me           the user of ?user= or ?token= (the page learns its own id), or 401
 //	/healthz      {"store":"ok","broker":"ok"}: 200, or 503 when one is unavailable
 //	/metrics      Prometheus metrics (middleware/metrics, Go and process collectors)
 //

@@ -1216,6 +1216,7 @@
   $('room-search').addEventListener('input', (e) => { state.search = e.target.value; renderRoomList(); });
   $('details-btn').addEventListener('click', () => setDetailsOpen(!state.detailsOpen));
   $('details-close').addEventListener('click', () => setDetailsOpen(false));
+  $('back-btn').addEventListener('click', closeRoom);
   $('compose-bar-cancel').addEventListener('click', () => { if (state.compose && state.compose.mode === 'edit') $('composer-input').value = ''; setCompose(null); autoGrow(); });
   $('composer').addEventListener('submit', (e) => { e.preventDefault(); submitComposer(); });
   $('composer-input').addEventListener('input', typed);
