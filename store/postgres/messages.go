@@ -30,32 +30,34 @@ func fixMessage(m *store.Message) {
 // message with that seq, its attachments, and its notification with the
 // other members as recipients (only when there are any). The room's
 // last_message_id foreign key is deferred to commit, when the message
-// exists.
+// exists. The time is read after the row lock is taken, so within a room
+// created_at never decreases as seq grows.
 const sendSQL = `
 WITH r AS (
-	UPDATE rooms SET last_seq = last_seq + 1, last_message_id = $1 WHERE id = $2 RETURNING last_seq
+	UPDATE rooms SET last_seq = last_seq + 1, last_message_id = $1 WHERE id = $2
+	RETURNING last_seq, date_trunc('microseconds', clock_timestamp()) AS ts
 ), m AS (
 	INSERT INTO messages (id, room_id, seq, sender_id, content, parent_id, forwarded_from_id, is_forwarded,
 		client_msg_id, extra, created_at, updated_at)
-	SELECT $1, $2, r.last_seq, $3, $4, $5, $6, $6::uuid IS NOT NULL, nullif($7, ''), $8, $9, $9 FROM r
-	RETURNING id, seq
+	SELECT $1, $2, r.last_seq, $3, $4, $5, $6, $6::uuid IS NOT NULL, nullif($7, ''), $8, r.ts, r.ts FROM r
+	RETURNING id, seq, created_at
 ), a AS (
 	INSERT INTO attachments (id, message_id, position, media_url, media_type, file_size, mime_type, caption, metadata)
 	SELECT x.id, m.id, x.pos, x.url, x.mtype, x.size, x.mime, x.caption, x.meta::jsonb
-	FROM m, unnest($10::uuid[], $11::text[], $12::text[], $13::bigint[], $14::text[], $15::text[], $16::text[])
+	FROM m, unnest($11::uuid[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::text[], $17::text[])
 		WITH ORDINALITY AS x(id, url, mtype, size, mime, caption, meta, pos)
 ), rec AS (
-	SELECT user_id FROM memberships WHERE room_id = $2 AND user_id <> $3 AND $17::boolean
+	SELECT user_id FROM memberships WHERE room_id = $2 AND user_id <> $3 AND $18::boolean
 ), n AS (
 	INSERT INTO notifications (id, type, message_id, room_id, created_at)
-	SELECT $18, $19, m.id, $2, $9 FROM m WHERE EXISTS (SELECT 1 FROM rec)
+	SELECT $9, $10, m.id, $2, m.created_at FROM m WHERE EXISTS (SELECT 1 FROM rec)
 	RETURNING id
 ), nr AS (
 	INSERT INTO notification_recipients (notification_id, user_id)
 	SELECT n.id, rec.user_id FROM n, rec
 	RETURNING user_id
 )
-SELECT m.seq, coalesce((SELECT array_agg(user_id ORDER BY user_id) FROM nr), '{}') FROM m`
+SELECT m.seq, m.created_at, coalesce((SELECT array_agg(user_id ORDER BY user_id) FROM nr), '{}') FROM m`
 
 // SendMessage implements store.Store: one statement (see sendSQL), plus
 // one lookup when a client_msg_id turns out to be a retry.
@@ -64,11 +66,10 @@ func (s *Store) SendMessage(ctx context.Context, in store.NewMessage) (store.Sen
 	if err != nil {
 		return store.SendResult{}, err
 	}
-	now := store.Now()
 	msg := store.Message{
 		ID: uuid.New(), RoomID: in.RoomID, SenderID: in.SenderID, Content: in.Content,
 		ParentID: in.ParentID, ForwardedFromID: in.ForwardedFromID, IsForwarded: in.ForwardedFromID != nil,
-		ClientMsgID: in.ClientMsgID, Extra: in.Extra, CreatedAt: now, UpdatedAt: now,
+		ClientMsgID: in.ClientMsgID, Extra: in.Extra,
 	}
 	n := len(in.Attachments)
 	atts := make([]store.Attachment, n)
@@ -91,25 +92,27 @@ func (s *Store) SendMessage(ctx context.Context, in store.NewMessage) (store.Sen
 	}
 	noteID := uuid.New()
 	var recipients pq.Int64Array
-	args := []any{msg.ID, msg.RoomID, msg.SenderID, msg.Content, msg.ParentID, msg.ForwardedFromID, msg.ClientMsgID, msg.Extra, now,
-		uuids(aIDs), urls, types, sizes, mimes, captions, metas, in.Notify, noteID, string(typ)}
+	args := []any{msg.ID, msg.RoomID, msg.SenderID, msg.Content, msg.ParentID, msg.ForwardedFromID, msg.ClientMsgID, msg.Extra,
+		noteID, string(typ), uuids(aIDs), urls, types, sizes, mimes, captions, metas, in.Notify}
 	var row *sqlx.Row
 	if stmt := s.sendQuery(ctx); stmt != nil {
 		row = stmt.QueryRowxContext(ctx, args...)
 	} else {
 		row = s.db.QueryRowxContext(ctx, sendSQL, args...)
 	}
-	err = row.Scan(&msg.Seq, &recipients)
+	err = row.Scan(&msg.Seq, &msg.CreatedAt, &recipients)
 	if err != nil {
 		if in.ClientMsgID != "" && isConstraint(err, "messages_client_msg_id_key") {
 			return s.duplicate(ctx, in)
 		}
 		return store.SendResult{}, mapErr(err)
 	}
+	msg.CreatedAt = utc(msg.CreatedAt)
+	msg.UpdatedAt = msg.CreatedAt
 	res := store.SendResult{Message: msg, Attachments: atts}
 	if len(recipients) > 0 {
 		res.Notification = &store.Notification{ID: noteID, Type: typ, MessageID: msg.ID, RoomID: msg.RoomID,
-			Recipients: []int64(recipients), CreatedAt: now}
+			Recipients: []int64(recipients), CreatedAt: msg.CreatedAt}
 	}
 	return res, nil
 }

@@ -1466,6 +1466,13 @@ func testConcurrentSend(t *testing.T, st store.Store) {
 	if len(got) != n {
 		t.Fatalf("%d messages stored, want %d", len(got), n)
 	}
+	// Newest first by seq, and created_at never goes backwards as seq grows.
+	for i := 1; i < len(p.Messages); i++ {
+		if p.Messages[i].CreatedAt.After(p.Messages[i-1].CreatedAt) {
+			t.Fatalf("seq %d created at %v, after seq %d at %v", p.Messages[i].Seq, p.Messages[i].CreatedAt,
+				p.Messages[i-1].Seq, p.Messages[i-1].CreatedAt)
+		}
+	}
 	r, _ := st.Room(ctx, g.ID)
 	if r.LastSeq != n || *r.LastMessageID != p.Messages[0].ID || p.Messages[0].Seq != n {
 		t.Fatalf("room after concurrent sends: last seq %d, last message %v", r.LastSeq, r.LastMessageID)
