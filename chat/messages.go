@@ -110,9 +110,9 @@ func (s *Service) SendMessage(c *chatmux.Context) error {
 		return chatmux.NotFound()
 	}
 	if res.Duplicate {
-		return c.Send(DispatchMessage, msgs[0])
+		return send(c, DispatchMessage, msgs[0])
 	}
-	return c.Broadcast(RoomGroup(roomID), DispatchMessage, msgs[0])
+	return broadcast(c, RoomGroup(roomID), DispatchMessage, msgs[0])
 }
 
 // extraFields returns the host-registered extra fields of extra_fields
@@ -271,7 +271,7 @@ func (s *Service) Typing(c *chatmux.Context) error {
 	if !CanSend(m, u.ID) {
 		return chatmux.PermissionDenied(msgDeniedSend)
 	}
-	return c.Broadcast(RoomGroup(roomID), DispatchTyping, struct {
+	return broadcast(c, RoomGroup(roomID), DispatchTyping, struct {
 		Username string `json:"username"`
 		RoomID   string `json:"room_id"`
 		UserID   int64  `json:"user_id"`
@@ -331,7 +331,7 @@ func (s *Service) AcknowledgeMessages(c *chatmux.Context) error {
 		bySender[id] = append(bySender[id], s.messageJSON(&views[i]))
 	}
 	for _, id := range senders {
-		if err := c.SendUser(id, DispatchMessageDelivered, bySender[id]); err != nil {
+		if err := sendUser(c, id, DispatchMessageDelivered, bySender[id]); err != nil {
 			return err
 		}
 	}
@@ -375,7 +375,7 @@ func (s *Service) ReadMessages(c *chatmux.Context) error {
 		if len(views) == 0 {
 			return nil
 		}
-		return c.Broadcast(RoomGroup(views[0].RoomID), DispatchReadReceipt, s.messageJSON(&views[0]))
+		return broadcast(c, RoomGroup(views[0].RoomID), DispatchReadReceipt, s.messageJSON(&views[0]))
 	}
 	var rooms []uuid.UUID
 	byRoom := map[uuid.UUID][]*wireMessage{}
@@ -387,7 +387,7 @@ func (s *Service) ReadMessages(c *chatmux.Context) error {
 		byRoom[id] = append(byRoom[id], s.messageJSON(&views[i]))
 	}
 	for _, id := range rooms {
-		if err := c.Broadcast(RoomGroup(id), DispatchReadReceipt, byRoom[id]); err != nil {
+		if err := broadcast(c, RoomGroup(id), DispatchReadReceipt, byRoom[id]); err != nil {
 			return err
 		}
 	}
@@ -469,7 +469,7 @@ func (s *Service) ReactToMessage(c *chatmux.Context) error {
 	default:
 		return chatmux.Validation(msgInvalidReactionType)
 	}
-	return c.Broadcast(RoomGroup(msg.RoomID), DispatchReaction, payload)
+	return broadcast(c, RoomGroup(msg.RoomID), DispatchReaction, payload)
 }
 
 func (s *Service) oneMessage(c *chatmux.Context, id uuid.UUID) (*wireMessage, error) {
@@ -574,7 +574,7 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 		if err != nil {
 			return err
 		}
-		return c.Broadcast(RoomGroup(roomID), DispatchMessageModification, struct {
+		return broadcast(c, RoomGroup(roomID), DispatchMessageModification, struct {
 			Status  string       `json:"status"`
 			Action  string       `json:"action"`
 			Message *wireMessage `json:"message"`
@@ -583,7 +583,7 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 		if _, err := s.st.DeleteMessages(c.Context(), ids.IDs, !s.cfg.SoftDelete); err != nil {
 			return StoreError(err)
 		}
-		return c.Broadcast(RoomGroup(roomID), DispatchMessageModification, struct {
+		return broadcast(c, RoomGroup(roomID), DispatchMessageModification, struct {
 			Status     string            `json:"status"`
 			Action     string            `json:"action"`
 			MessageIDs []json.RawMessage `json:"message_ids"`

@@ -114,7 +114,7 @@ func (s *Service) ModifyRoom(c *chatmux.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.Broadcast(RoomGroup(roomID), DispatchRoomUpdate, detail)
+	return broadcast(c, RoomGroup(roomID), DispatchRoomUpdate, detail)
 }
 
 // deleteRoom deletes a room, tells its group, then moves every former
@@ -129,7 +129,7 @@ func (s *Service) deleteRoom(c *chatmux.Context, roomID uuid.UUID) error {
 		return StoreError(err)
 	}
 	group := RoomGroup(roomID)
-	if err := c.Broadcast(group, DispatchRoomDelete, deletePayload{RoomID: roomID.String()}); err != nil {
+	if err := broadcast(c, group, DispatchRoomDelete, deletePayload{RoomID: roomID.String()}); err != nil {
 		return err
 	}
 	for _, id := range members {

@@ -81,7 +81,7 @@ func (s *Service) CreateRoom(c *chatmux.Context) error {
 			return chatmux.Internal(err)
 		}
 	}
-	return c.Broadcast(group, DispatchRoomCreate, detail)
+	return broadcast(c, group, DispatchRoomCreate, detail)
 }
 
 // roomFields reads the writable fields of a group or channel at creation.
@@ -223,7 +223,7 @@ func (s *Service) ListRooms(c *chatmux.Context) error {
 	for i := range items {
 		out[i] = s.roomListItemJSON(&items[i])
 	}
-	return c.SendUser(u.ID, DispatchRoomList, out)
+	return sendUser(c, u.ID, DispatchRoomList, out)
 }
 
 // RoomInfo handles room.info: data {room_id}. Members only;
@@ -245,7 +245,7 @@ func (s *Service) RoomInfo(c *chatmux.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.SendUser(u.ID, DispatchRoomInfo, detail)
+	return sendUser(c, u.ID, DispatchRoomInfo, detail)
 }
 
 type messagesData struct {
@@ -286,11 +286,11 @@ func (s *Service) RoomMessages(c *chatmux.Context) error {
 	}
 	data := messagesData{RoomID: roomID.String(), Messages: s.viewsJSON(p.Messages)}
 	if !paginated {
-		return c.SendUser(u.ID, DispatchRoomMessages, struct {
+		return sendUser(c, u.ID, DispatchRoomMessages, struct {
 			Data messagesData `json:"data"`
 		}{data})
 	}
-	return c.SendUser(u.ID, DispatchRoomMessages, struct {
+	return sendUser(c, u.ID, DispatchRoomMessages, struct {
 		HasNext     bool         `json:"has_next"`
 		HasPrevious bool         `json:"has_previous"`
 		NextPage    *int         `json:"next_page_number"`
@@ -425,7 +425,7 @@ func (s *Service) messagesBySeq(c *chatmux.Context, userID int64, roomID uuid.UU
 		"limit":    limit,
 		"has_more": more,
 	}
-	return c.SendUser(userID, DispatchRoomMessages, out)
+	return sendUser(c, userID, DispatchRoomMessages, out)
 }
 
 // JoinRoom handles room.join: data {room_id}. Only public channels can be
@@ -470,7 +470,7 @@ func (s *Service) JoinRoom(c *chatmux.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.Broadcast(group, DispatchRoomAddMembers, addMembersPayload{detail, []string{u.Username}, "self"})
+	return broadcast(c, group, DispatchRoomAddMembers, addMembersPayload{detail, []string{u.Username}, "self"})
 }
 
 type addMembersPayload struct {
@@ -526,16 +526,16 @@ func (s *Service) LeaveRoom(c *chatmux.Context) error {
 		return chatmux.Internal(err)
 	}
 	if res.RoomDeleted {
-		return c.SendUser(u.ID, DispatchRoomDelete, deletePayload{roomID.String()})
+		return sendUser(c, u.ID, DispatchRoomDelete, deletePayload{roomID.String()})
 	}
 	detail, d, err := s.roomDetail(c.Context(), roomID)
 	if err != nil {
 		return err
 	}
-	if err := c.SendUser(u.ID, DispatchRoomExit, exitPayload{detail, "You left " + d.Name}); err != nil {
+	if err := sendUser(c, u.ID, DispatchRoomExit, exitPayload{detail, "You left " + d.Name}); err != nil {
 		return err
 	}
-	return c.Broadcast(group, DispatchRoomRemoveMembers, removeMembersPayload{detail, []string{u.Username}, "self"})
+	return broadcast(c, group, DispatchRoomRemoveMembers, removeMembersPayload{detail, []string{u.Username}, "self"})
 }
 
 // memberList reads data.members for add/remove (4003 when missing, not a
@@ -618,7 +618,7 @@ func (s *Service) AddMembers(c *chatmux.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.Broadcast(group, DispatchRoomAddMembers, addMembersPayload{detail, names, u.Username})
+	return broadcast(c, group, DispatchRoomAddMembers, addMembersPayload{detail, names, u.Username})
 }
 
 // RemoveMembers handles room.remove_members: data {room_id, members: [user
@@ -666,7 +666,7 @@ func (s *Service) RemoveMembers(c *chatmux.Context) error {
 	}
 	if res.RoomDeleted {
 		for _, id := range res.Removed {
-			if err := c.SendUser(id, DispatchRoomDelete, deletePayload{roomID.String()}); err != nil {
+			if err := sendUser(c, id, DispatchRoomDelete, deletePayload{roomID.String()}); err != nil {
 				return err
 			}
 		}
@@ -682,9 +682,9 @@ func (s *Service) RemoveMembers(c *chatmux.Context) error {
 	}
 	exit := exitPayload{detail, "You have been removed by " + u.Username}
 	for _, id := range res.Removed {
-		if err := c.SendUser(id, DispatchRoomExit, exit); err != nil {
+		if err := sendUser(c, id, DispatchRoomExit, exit); err != nil {
 			return err
 		}
 	}
-	return c.Broadcast(group, DispatchRoomRemoveMembers, removeMembersPayload{detail, names, u.Username})
+	return broadcast(c, group, DispatchRoomRemoveMembers, removeMembersPayload{detail, names, u.Username})
 }

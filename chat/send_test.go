@@ -57,6 +57,9 @@ func TestSendMessage(t *testing.T) {
 			"id", "is_deleted", "is_edited", "is_forwarded", "parent_message", "priority", "reactions", "read_receipts",
 			"room", "sender", "seq", "updated_at"}, "message keys")
 		eq(t, m["content"], "<b>hi</b>x", "sanitised content")
+		if !strings.Contains(f.Raw, `"content":"<b>hi</b>x"`) {
+			t.Fatalf("content HTML-escaped on the wire: %s", f.Raw)
+		}
 		eq(t, m["room"], map[string]any{"id": dm.String()}, "room")
 		eq(t, m["sender"], map[string]any{"id": 1, "username": "user1", "email": "user1@example.com",
 			"first_name": "Fuser1", "last_name": "Luser1"}, "sender")

@@ -71,7 +71,7 @@ func (s *Service) Connect(c *chatmux.Context) error {
 	if err != nil {
 		return chatmux.Internal(err)
 	}
-	return c.Send("chat.notifications", data)
+	return send(c, "chat.notifications", data)
 }
 
 // Disconnect handles $disconnect: it closes the connection's session. The

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/groups"
 	"github.com/chatmux/chatmux/store"
 )
@@ -111,11 +112,23 @@ var reservedMessageKeys = map[string]bool{
 	"forwarded_from_id": true, "media": true, "message_id": true, "extra_fields": true,
 }
 
+// marshal encodes v as JSON without escaping <, > and & (message content
+// is HTML): the bytes the package sends, and shorter frames.
+func marshal(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // MarshalJSON encodes the message with the host's extra fields appended
 // as top-level keys.
 func (m wireMessage) MarshalJSON() ([]byte, error) {
 	type plain wireMessage
-	b, err := json.Marshal(plain(m))
+	b, err := marshal(plain(m))
 	if err != nil || len(m.extra) == 0 {
 		return b, err
 	}
@@ -128,8 +141,8 @@ func (m wireMessage) MarshalJSON() ([]byte, error) {
 	sort.Strings(keys)
 	buf := bytes.NewBuffer(b[:len(b)-1])
 	for _, k := range keys {
-		kb, _ := json.Marshal(k)
-		vb, err := json.Marshal(m.extra[k])
+		kb, _ := marshal(k)
+		vb, err := marshal(m.extra[k])
 		if err != nil {
 			return nil, err
 		}
@@ -221,7 +234,7 @@ func (s *Service) MessageJSON(ctx context.Context, ids ...uuid.UUID) ([]json.Raw
 	}
 	out := make([]json.RawMessage, len(ms))
 	for i, m := range ms {
-		b, err := json.Marshal(m)
+		b, err := marshal(m)
 		if err != nil {
 			return nil, err
 		}
@@ -330,7 +343,7 @@ func (s *Service) RoomDetailJSON(ctx context.Context, roomID uuid.UUID) (json.Ra
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(v)
+	return marshal(v)
 }
 
 type wireListOneToOne struct {
@@ -420,7 +433,7 @@ func (s *Service) notificationsJSON(rooms []store.RoomNotifications) (json.RawMe
 			n := &r.Notifications[j]
 			list[j] = wireNotification{ID: n.ID.String(), NotificationType: string(n.Type), Message: s.messageJSON(&n.Message)}
 		}
-		b, err := json.Marshal(list)
+		b, err := marshal(list)
 		if err != nil {
 			return nil, err
 		}
@@ -428,4 +441,30 @@ func (s *Service) notificationsJSON(rooms []store.RoomNotifications) (json.RawMe
 	}
 	buf.WriteByte('}')
 	return buf.Bytes(), nil
+}
+
+// broadcast, sendUser and send encode a dispatch's data with marshal and
+// hand it to the framework, which sends it as is.
+func broadcast(c *chatmux.Context, group, eventType string, v any) error {
+	b, err := marshal(v)
+	if err != nil {
+		return chatmux.Internal(err)
+	}
+	return c.Broadcast(group, eventType, b)
+}
+
+func sendUser(c *chatmux.Context, userID int64, eventType string, v any) error {
+	b, err := marshal(v)
+	if err != nil {
+		return chatmux.Internal(err)
+	}
+	return c.SendUser(userID, eventType, b)
+}
+
+func send(c *chatmux.Context, eventType string, v any) error {
+	b, err := marshal(v)
+	if err != nil {
+		return chatmux.Internal(err)
+	}
+	return c.Send(eventType, b)
 }
