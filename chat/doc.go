@@ -39,9 +39,40 @@
 // Timestamps are RFC 3339 UTC with microseconds and Z (Timestamp). Room
 // ids follow B2.4 (ParseRoomID); user ids are read from JSON numbers or
 // numeric strings (ParseUserID), so that ids compare as ids (A2.12).
-// Dispatches never carry "type": "broadcast_group". Message content is
+// Dispatches never carry "type": "broadcast_group" and are encoded without
+// HTML escaping (content is HTML, sent as the package sends it). Message
+// content is
 // sanitised with bluemonday to the allow-list of B9; the sanitiser's
 // output matches the package's test vectors byte for byte, except that
 // attribute values keep quotes as numeric entities (&#34;, &#39;) where
 // bleach writes &quot; and a bare quote.
+//
+// # Choices where the protocol leaves room
+//
+// Besides Part A of PROTOCOL.md, where the package's behaviour is a bug or
+// undefined, chat answers clearly:
+//
+//   - extra_fields keys of message.send other than parent_message_id,
+//     forwarded_from_id, media and Config.ExtraMessageFields are 4003
+//     {"extra_fields": ["Unknown field 'k'."]}; a soft-deleted parent or
+//     forwarded message does not exist (4003).
+//   - room.create: a participants/subscribers value that is not a list of
+//     ids is 4003 (the package treats a non-list as empty); a duplicate
+//     one-to-one chat is ["Chat already exists"] (the package wraps it
+//     twice, ["['Chat already exists']"]).
+//   - An empty message_id list on message.acknowledged or message.read, and
+//     an empty members list, are 4003 "This list may not be empty.".
+//   - room.join of a one-to-one chat is 4003 "You can only join a channel";
+//     add/remove_permission on one is 4003 "Invalid room, Can only modify
+//     permissions in Groups/Channels".
+//   - room.modify update: wrong types are 4003; empty strings leave name,
+//     description and avatar as they are (the package cannot clear them
+//     either).
+//   - room.messages also takes {after_seq | before_seq, limit}; the answer
+//     is {data: {room_id, messages}, after_seq | before_seq, limit,
+//     has_more}, messages oldest first after a seq, newest first before.
+//   - A client_msg_id retry answers message.dispatch with the original
+//     message to the sending socket only.
+//   - A username that another user id already holds makes $connect fail
+//     (the connection closes with 4005).
 package chat
