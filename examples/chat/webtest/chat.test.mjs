@@ -242,6 +242,20 @@ test('two users chat through the page', async (t) => {
     assert.equal(await bubble(alice.page, 'Written while offline').count(), 1, 'a resent message is stored once');
   });
 
+  await t.test('forward a message to another room', async () => {
+    const group = `Team ${run}`;
+    const row = bubble(alice.page, 'Sent while you were away');
+    await row.hover();
+    await row.locator('[data-action="forward"]').click();
+    await alice.page.locator('.modal .pick-list li', { hasText: group }).click();
+    await roomItem(bob.page, group).locator('.badge').waitFor();
+    await roomItem(bob.page, group).click();
+    const fwd = bubble(bob.page, 'Sent while you were away');
+    await fwd.waitFor();
+    assert.match(await fwd.locator('.forwarded').textContent(), /Forwarded/);
+    await roomItem(bob.page, alice.name).click();
+  });
+
   await roomItem(alice.page, bob.name).click();
   await bubble(alice.page, 'Hi Bob!').waitFor();
   await shot(alice, '04-alice-direct.png');
