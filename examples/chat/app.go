@@ -51,7 +51,7 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 	if a.store, a.storeKind, err = openStore(ctx, cfg.DatabaseURL, logger); err != nil {
 		return nil, err
 	}
-	if a.broker, a.brokerKind, err = openBroker(ctx, cfg.RedisURL, logger); err != nil {
+	if a.broker, a.brokerKind, err = openBroker(ctx, cfg.RedisURL, cfg.RedisPrefix, logger); err != nil {
 		closeStore(a.store)
 		return nil, err
 	}
@@ -150,11 +150,11 @@ func closeStore(st store.Store) error {
 
 // openBroker returns the in-process broker, or the Redis one when url is
 // set.
-func openBroker(ctx context.Context, url string, logger *slog.Logger) (groups.Broker, string, error) {
+func openBroker(ctx context.Context, url, prefix string, logger *slog.Logger) (groups.Broker, string, error) {
 	if url == "" {
 		return groups.NewMemory(), "memory", nil
 	}
-	b, err := openRedis(ctx, url, logger)
+	b, err := openRedis(ctx, url, prefix, logger)
 	if err != nil {
 		return nil, "", err
 	}

@@ -24,6 +24,9 @@ type config struct {
 	DatabaseURL string
 	// RedisURL selects the Redis broker when set (env REDIS_URL).
 	RedisURL string
+	// RedisPrefix starts the Redis channel names, so that deployments can
+	// share one Redis (flag -redis-prefix, default "chatmux:").
+	RedisPrefix string
 	// JWTSecret enables JWT authentication when set (env CHATMUX_JWT_SECRET).
 	JWTSecret []byte
 	// InsecureDevAuth lets development mode listen on a non-loopback
@@ -97,6 +100,7 @@ Flags:
 	fs.StringVar(&cfg.Addr, "addr", addr, "listen `address`")
 	fs.BoolVar(&cfg.InsecureDevAuth, "insecure-dev-auth", false,
 		"allow development-mode sign-in (no password) on a non-loopback address")
+	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "chatmux:", "prefix of the Redis channel names (with REDIS_URL)")
 	origins := fs.String("origins", "", "comma-separated extra origin host `patterns` allowed to connect")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -12,16 +12,17 @@ import (
 )
 
 // openRedis returns the Redis pub/sub broker for url
-// (redis://[user:password@]host:port/db): dispatches published on any node
-// reach the members of a group on every node. It fails when Redis does not
-// answer at start.
-func openRedis(_ context.Context, url string, logger *slog.Logger) (groups.Broker, error) {
+// (redis://[user:password@]host:port/db), its channel names starting with
+// prefix ("" means the broker's default, "chatmux:"): dispatches published
+// on any node reach the members of a group on every node. It fails when
+// Redis does not answer at start.
+func openRedis(_ context.Context, url, prefix string, logger *slog.Logger) (groups.Broker, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("invalid REDIS_URL: %w", err)
 	}
 	client := redis.NewClient(opts)
-	b, err := groups.NewRedis(client, groups.RedisOptions{Logger: logger})
+	b, err := groups.NewRedis(client, groups.RedisOptions{Prefix: prefix, Logger: logger})
 	if err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("failed to start the Redis broker: %w", err)

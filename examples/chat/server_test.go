@@ -190,7 +190,9 @@ func TestConversationPostgresRedis(t *testing.T) {
 	if strings.Contains(dbURL, "?") {
 		sep = "&"
 	}
-	cfg := config{Addr: "127.0.0.1:0", DatabaseURL: dbURL + sep + "search_path=" + schema, RedisURL: redisURL}
+	// A Redis prefix of its own: Redis is shared with other tests.
+	cfg := config{Addr: "127.0.0.1:0", DatabaseURL: dbURL + sep + "search_path=" + schema,
+		RedisURL: redisURL, RedisPrefix: schema + ":"}
 	nodeA := newTestServerWith(t, cfg)
 	nodeB := newTestServerWith(t, cfg)
 	for _, ts := range []*httptest.Server{nodeA, nodeB} {
@@ -204,7 +206,6 @@ func TestConversationPostgresRedis(t *testing.T) {
 			t.Fatalf("healthz = %d %s", res.StatusCode, b)
 		}
 	}
-	// Unique names: Redis is shared with other tests.
 	suffix := strings.TrimPrefix(schema, "example_chat_")
 	conversation(t, nodeA, nodeB, "alice"+suffix, "bob"+suffix)
 }
