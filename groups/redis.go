@@ -137,7 +137,16 @@ const (
 // its node is subscribed: a broadcast made right after reaches all of them.
 // The wait is bounded by ControlTimeout; when a node does not answer in
 // time (it died, or lost its pub/sub connection) Publish logs a warning and
-// returns nil.
+// returns nil. Clients other than chatmux nodes that subscribe to a user's
+// channel (a redis-cli SUBSCRIBE, or a PSUBSCRIBE on the prefix) are counted
+// by PUBLISH too and never acknowledge: with them, every control message
+// waits the whole ControlTimeout. The guarantee holds for members that apply
+// control messages within Deliver, as chatmux connections do.
+//
+// Receiving never waits for a slow connection (members only queue data),
+// but a node applies received control messages in line: a join that makes
+// the node subscribe holds up its later deliveries for one round trip to
+// Redis (at most JoinTimeout), which is what keeps them in order.
 //
 // # Failures
 //
