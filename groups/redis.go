@@ -101,7 +101,10 @@ const (
 // up to 1024 channels each), then a PING whose answer confirms them (Redis
 // answers the commands of one connection in order). Join returns when the
 // node's subscription to the group is confirmed, bounded by ctx and
-// JoinTimeout: a message published after Join returns reaches the member.
+// JoinTimeout: a message that any node publishes after Join returned
+// reaches the member (unless the node's pub/sub connection fails in
+// between). After a reconnect the new connection subscribes to every group
+// with local members, confirmed the same way, before the node counts as up.
 //
 // # Delivery and order
 //
