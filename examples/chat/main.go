@@ -62,6 +62,11 @@ func main() {
 	slog.SetDefault(logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// After the first signal, a second one kills at once.
+		<-ctx.Done()
+		stop()
+	}()
 	if err := run(ctx, cfg, logger, nil); err != nil {
 		logger.Error("chat: stopped", "err", err)
 		os.Exit(1)
@@ -176,6 +181,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	hs := &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
