@@ -242,6 +242,9 @@ func runConnect(ctx context.Context, o *options) (*report, error) {
 	case o.serve.DatabaseURL != "":
 		mode = "chat (PostgreSQL)"
 	}
+	if o.serve.RedisURL != "" && t.kind != "external" {
+		mode += ", Redis broker"
+	}
 	if t.kind != "external" {
 		mode = t.kind + ", " + mode
 	}

@@ -516,6 +516,9 @@ func (w *world) describe(rep *report, t *target) {
 	case o.serve.DatabaseURL != "":
 		mode = "chat (PostgreSQL)"
 	}
+	if o.serve.RedisURL != "" && t.kind != "external" {
+		mode += ", Redis broker"
+	}
 	if t.kind != "external" {
 		mode = t.kind + ", " + mode
 	}

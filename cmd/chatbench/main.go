@@ -113,6 +113,7 @@ func parseOptions(scenario string, args []string) (*options, error) {
 	fs.StringVar(&o.serve.Addr, "server-addr", "127.0.0.1:0", "listen address of the server chatbench starts")
 	fs.BoolVar(&o.serve.Bare, "bare", false, "start the bare framework server (bench.send broadcasts to a group, no store)")
 	fs.StringVar(&o.serve.DatabaseURL, "database-url", "", "start the server on PostgreSQL (a fresh schema, dropped afterwards)")
+	fs.StringVar(&o.serve.RedisURL, "redis-url", "", "start the server with the Redis broker at this URL (default: in-process broker)")
 	fs.StringVar(&o.serve.CPUProfile, "cpuprofile", "", "write the started server's CPU profile to this file")
 	fs.StringVar(&o.serve.MemProfile, "memprofile", "", "write the started server's heap profile to this file (connect: with every connection open)")
 	fs.StringVar(&o.serve.LogLevel, "server-log-level", "error", "log level of the started server")
@@ -188,8 +189,8 @@ func parseOptions(scenario string, args []string) (*options, error) {
 	if scenario == "persist" && o.url == "" && o.serve.DatabaseURL == "" {
 		return nil, errors.New("persist needs -database-url (PostgreSQL) or -url of a server on PostgreSQL")
 	}
-	if o.url != "" && !o.worker && (o.serve.Bare || o.serve.DatabaseURL != "" || o.inProcess || o.serve.CPUProfile != "" || o.serve.MemProfile != "") {
-		return nil, errors.New("-bare, -database-url, -in-process, -cpuprofile and -memprofile configure the server chatbench starts; they do not go with -url")
+	if o.url != "" && !o.worker && (o.serve.Bare || o.serve.DatabaseURL != "" || o.serve.RedisURL != "" || o.inProcess || o.serve.CPUProfile != "" || o.serve.MemProfile != "") {
+		return nil, errors.New("-bare, -database-url, -redis-url, -in-process, -cpuprofile and -memprofile configure the server chatbench starts; they do not go with -url")
 	}
 	return o, nil
 }

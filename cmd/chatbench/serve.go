@@ -27,6 +27,7 @@ import (
 	_ "github.com/lib/pq" // the PostgreSQL driver for -database-url
 
 	"github.com/chatmux/chatmux"
+	"github.com/chatmux/chatmux/groups"
 	"github.com/chatmux/chatmux/store"
 	"github.com/chatmux/chatmux/store/memory"
 	"github.com/chatmux/chatmux/store/postgres"
@@ -51,6 +52,9 @@ type serveConfig struct {
 	MaxQueueBytes int
 	// NoNotifications turns the chat domain's notifications off.
 	NoNotifications bool
+	// RedisURL, when set, fans out through the Redis broker instead of
+	// the in-process one.
+	RedisURL string
 }
 
 // benchServer is a chatmux server run by chatbench, in this process or in
@@ -104,6 +108,14 @@ func startServer(ctx context.Context, cfg serveConfig) (*benchServer, error) {
 		InsecureSkipVerify: true,
 		Logger:             logger,
 		MaxQueueBytes:      cfg.MaxQueueBytes,
+	}
+	if cfg.RedisURL != "" {
+		b, err := groups.NewRedisURL(cfg.RedisURL, groups.RedisOptions{Prefix: "chatbench:" + newRunID() + ":", Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("failed to start the Redis broker: %w", err)
+		}
+		bs.cleanup = append(bs.cleanup, func() { _ = b.Close() })
+		opts.Broker = b
 	}
 	var router chatmux.Router
 	if cfg.Bare {
@@ -306,6 +318,7 @@ func runServe(args []string) error {
 	fs.StringVar(&cfg.MemProfile, "memprofile", "", "write a heap profile to this file whenever /chatbench/stats?gc=1 is fetched")
 	fs.StringVar(&cfg.LogLevel, "log-level", "error", "server log level")
 	fs.IntVar(&cfg.MaxQueueBytes, "max-queue-bytes", 0, "per-connection outbound queue bound (0: chatmux default)")
+	fs.StringVar(&cfg.RedisURL, "redis-url", "", "fan out through the Redis broker at this URL (default: in-process)")
 	fs.BoolVar(&cfg.NoNotifications, "no-notifications", false, "chat: create no notifications (ENABLE_NOTIFICATION off)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -373,6 +386,9 @@ func startChild(cfg serveConfig) (*childServer, error) {
 	}
 	if cfg.NoNotifications {
 		args = append(args, "-no-notifications")
+	}
+	if cfg.RedisURL != "" {
+		args = append(args, "-redis-url", cfg.RedisURL)
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
