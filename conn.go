@@ -55,6 +55,8 @@ type Conn struct {
 	queued  int
 	writing bool
 	closed  bool
+	holding bool     // $connect is running: group frames wait in held
+	held    [][]byte // group frames delivered during $connect
 
 	gmu    sync.Mutex
 	groups map[string]struct{}
@@ -169,7 +171,7 @@ func (c *Conn) leaveAll(ctx context.Context) {
 func (c *Conn) Deliver(m *groups.Message) {
 	switch m.Kind {
 	case groups.KindData:
-		c.enqueue(m.Data)
+		c.push(m.Data, true)
 	case groups.KindJoin:
 		if err := c.Join(c.ctx, m.Group); err != nil && !errors.Is(err, net.ErrClosed) {
 			c.srv.logger.Warn("chatmux: failed to join group", "conn", c.id, "group", m.Group, "err", err)
@@ -206,7 +208,12 @@ func (c *Conn) Close(code int, reason string) {
 
 // enqueue queues a frame without blocking. A frame that would take the
 // queue over its bound closes the connection as a slow consumer.
-func (c *Conn) enqueue(frame []byte) {
+func (c *Conn) enqueue(frame []byte) { c.push(frame, false) }
+
+// push queues a frame. Group frames (fromGroup) that arrive while $connect
+// runs are held back until it returns, so that what $connect sends to the
+// socket (a welcome, pending notifications) comes first.
+func (c *Conn) push(frame []byte, fromGroup bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -226,8 +233,32 @@ func (c *Conn) enqueue(frame []byte) {
 		}
 		return
 	}
-	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
+	if fromGroup && c.holding {
+		c.held = append(c.held, frame)
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, frame)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// releaseHeld appends the group frames held during $connect to the queue.
+func (c *Conn) releaseHeld() {
+	c.mu.Lock()
+	c.holding = false
+	if len(c.held) == 0 || c.closed {
+		c.held = nil
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, c.held...)
+	c.held = nil
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -239,6 +270,7 @@ func (c *Conn) enqueue(frame []byte) {
 func (c *Conn) dropQueue() {
 	clear(c.queue)
 	c.queue = c.queue[:0]
+	c.held = nil
 	c.queued = 0
 }
 
@@ -309,6 +341,7 @@ func (c *Conn) readLoop() {
 		_ = c.ws.Close(code, fmt.Sprint(e.Detail))
 		return
 	}
+	c.releaseHeld()
 	for {
 		typ, r, err := c.ws.Reader(context.Background())
 		if err != nil {

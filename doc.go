@@ -56,7 +56,10 @@
 //
 // $connect and $disconnect (EventConnect, EventDisconnect) are routed like
 // events when a route exists, so logging, metrics and authentication see
-// them. Each connection joins its user's group (groups.User) on connect.
+// them. Each connection joins its user's group (groups.User) before its
+// handshake completes; group frames that reach it while $connect runs are
+// held until $connect returns, so that what $connect sends to the socket
+// comes first.
 // A connection's events are handled in order, one at a time. Its outbound
 // queue is bounded in bytes (ServerOptions.MaxQueueBytes); a connection
 // that cannot keep up is closed with 4008 "slow consumer" and delays no one

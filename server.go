@@ -199,9 +199,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		connectedAt: time.Now(),
 		ctx:         ctx,
 		cancel:      cancel,
-		// Hold the writer until the socket exists: frames delivered to
-		// the user's group meanwhile wait in the queue.
+		// Hold the writer until the socket exists, and group frames
+		// until $connect has run.
 		writing: true,
+		holding: true,
 	}
 	// Join the user's group before the handshake completes, so that a
 	// client that sees its connection open is already reachable.

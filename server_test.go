@@ -547,3 +547,23 @@ func TestServerOriginPolicy(t *testing.T) {
 type countingMember struct{ n atomic.Int64 }
 
 func (m *countingMember) Deliver(*groups.Message) { m.n.Add(1) }
+
+func TestConnectSendsComeBeforeGroupFrames(t *testing.T) {
+	r := NewRouter()
+	r.HandleFunc(EventConnect, func(c *Context) error {
+		// A group dispatch that reaches this connection while $connect
+		// runs must wait until what $connect sends directly.
+		if err := c.SendUser(c.User().ID, "early", nil); err != nil {
+			return err
+		}
+		return c.Send("welcome", nil)
+	})
+	h := newHarness(t, r, ServerOptions{})
+	c := h.dial(9)
+	if m := readJSON(t, c); m["eventType"] != "welcome" {
+		t.Fatalf("first frame %v, want welcome", m)
+	}
+	if m := readJSON(t, c); m["eventType"] != "early" {
+		t.Fatalf("second frame %v, want the held group frame", m)
+	}
+}
