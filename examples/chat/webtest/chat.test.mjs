@@ -53,6 +53,7 @@ async function signIn(name, base = BASE_URL) {
   await page.waitForSelector('#status-dot.online');
   const id = await page.evaluate(() => window.chatmux.state.me.id);
   assert.ok(Number.isInteger(id) && id > 0, `${name} has a user id`);
+  assert.ok(await page.evaluate(() => window.chatmux.state.hbTimer !== null), `${name}'s heartbeat runs`);
   return { name, page, id };
 }
 
