@@ -214,6 +214,7 @@ type Redis struct {
 	qwake  chan struct{}
 
 	pmu    sync.Mutex
+	pbusy  bool // a PUBLISH or pipeline is in flight
 	pq     []*pubReq
 	pspare []*pubReq
 	pwake  chan struct{}
@@ -894,14 +895,27 @@ func (r *Redis) sendAck(origin, seq uint64) {
 func (r *Redis) publish(ctx context.Context, channel string, payload []byte) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
 	defer cancel()
-	req := &pubReq{channel: channel, payload: payload, ctx: ctx, done: make(chan struct{})}
 	r.pmu.Lock()
+	if !r.pbusy && len(r.pq) == 0 {
+		// Nothing queued nor in flight: publish from this goroutine,
+		// saving two goroutine switches; whoever queues meanwhile waits
+		// for it, so the order holds.
+		r.pbusy = true
+		r.pmu.Unlock()
+		n, err := r.client.Publish(ctx, channel, payload).Result()
+		r.pmu.Lock()
+		r.pbusy = false
+		more := len(r.pq) > 0
+		r.pmu.Unlock()
+		if more {
+			r.wakePublisher()
+		}
+		return n, err
+	}
+	req := &pubReq{channel: channel, payload: payload, ctx: ctx, done: make(chan struct{})}
 	r.pq = append(r.pq, req)
 	r.pmu.Unlock()
-	select {
-	case r.pwake <- struct{}{}:
-	default:
-	}
+	r.wakePublisher()
 	select {
 	case <-req.done:
 		return req.n, req.err
@@ -912,10 +926,17 @@ func (r *Redis) publish(ctx context.Context, channel string, payload []byte) (in
 	}
 }
 
+func (r *Redis) wakePublisher() {
+	select {
+	case r.pwake <- struct{}{}:
+	default:
+	}
+}
+
 // publisher sends queued PUBLISHes, as many as are waiting in one pipeline
-// (one write, one round trip), in the order they were queued: one node's
-// publications reach Redis in its order, and concurrent publishers share
-// round trips.
+// (one write, one round trip), one pipeline at a time and in the order they
+// were queued: one node's publications reach Redis in its order, and
+// concurrent publishers share round trips.
 func (r *Redis) publisher() {
 	defer r.wg.Done()
 	for {
@@ -933,6 +954,11 @@ func (r *Redis) publisher() {
 		}
 		for {
 			r.pmu.Lock()
+			if r.pbusy {
+				// A direct publish is in flight: it wakes us when done.
+				r.pmu.Unlock()
+				break
+			}
 			batch := r.pq
 			if len(batch) > maxPipeline {
 				batch = batch[:maxPipeline:maxPipeline]
@@ -940,6 +966,7 @@ func (r *Redis) publisher() {
 			} else {
 				r.pq, r.pspare = r.pspare[:0], nil
 			}
+			r.pbusy = len(batch) > 0
 			r.pmu.Unlock()
 			if len(batch) == 0 {
 				break
@@ -947,6 +974,7 @@ func (r *Redis) publisher() {
 			r.publishBatch(batch)
 			clear(batch)
 			r.pmu.Lock()
+			r.pbusy = false
 			if cap(batch) <= 4*maxPipeline && cap(batch) > maxPipeline/2 {
 				r.pspare = batch[:0]
 			}

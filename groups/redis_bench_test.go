@@ -87,13 +87,81 @@ func BenchmarkFanout(b *testing.B) {
 	})
 	for _, nodes := range []int{1, 2} {
 		b.Run("redis-"+strconv.Itoa(nodes)+"node", func(b *testing.B) {
-			prefix := testenv.UniqueName("b") + ":"
-			var brokers []Broker
-			for i := range nodes {
-				n := newRedisNode(b, prefix+strconv.Itoa(i), "", RedisOptions{Prefix: prefix})
-				brokers = append(brokers, n.broker)
-			}
-			benchFanout(b, brokers, members, senders)
+			benchFanout(b, redisBrokers(b, nodes), members, senders)
 		})
+	}
+}
+
+// BenchmarkFanoutOneSender is one publisher with one message in flight:
+// ns/op is the latency of a publication until every member has it.
+func BenchmarkFanoutOneSender(b *testing.B) {
+	const members = 100
+	b.Run("memory", func(b *testing.B) {
+		benchFanout(b, []Broker{NewMemory()}, members, 1)
+	})
+	for _, nodes := range []int{1, 2} {
+		b.Run("redis-"+strconv.Itoa(nodes)+"node", func(b *testing.B) {
+			benchFanoutSequential(b, redisBrokers(b, nodes), members)
+		})
+	}
+}
+
+func redisBrokers(b *testing.B, nodes int) []Broker {
+	prefix := testenv.UniqueName("b") + ":"
+	var brokers []Broker
+	for i := range nodes {
+		n := newRedisNode(b, prefix+strconv.Itoa(i), "", RedisOptions{Prefix: prefix})
+		brokers = append(brokers, n.broker)
+	}
+	return brokers
+}
+
+// benchFanoutSequential publishes from the first broker and waits for
+// every member (on every node) to have each message before the next.
+func benchFanoutSequential(b *testing.B, brokers []Broker, members int) {
+	ctx := context.Background()
+	var total atomic.Int64
+	sig := make(chan struct{}, 1)
+	var ms []*seqCounter
+	for i := range members {
+		m := &seqCounter{total: &total, members: int64(members), sig: sig}
+		ms = append(ms, m)
+		if err := brokers[i%len(brokers)].Join(ctx, "bench", m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	msg := &Message{Kind: KindData, Data: []byte(`{"eventType":"message.created","data":{"text":"hello"}}`)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := brokers[0].Publish(ctx, "bench", msg); err != nil {
+			b.Fatal(err)
+		}
+		for total.Load() < int64(i+1)*int64(members) {
+			select {
+			case <-sig:
+			case <-time.After(10 * time.Second):
+				b.Fatalf("message %d: delivered %d", i, total.Load())
+			}
+		}
+	}
+	b.StopTimer()
+	for i, m := range ms {
+		_ = brokers[i%len(brokers)].Leave(ctx, "bench", m)
+	}
+}
+
+type seqCounter struct {
+	total   *atomic.Int64
+	members int64
+	sig     chan struct{}
+}
+
+func (c *seqCounter) Deliver(m *Message) {
+	if m.Kind == KindData && c.total.Add(1)%c.members == 0 {
+		select {
+		case c.sig <- struct{}{}:
+		default:
+		}
 	}
 }
