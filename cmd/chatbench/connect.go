@@ -106,7 +106,6 @@ type workerMsg struct {
 	Failed   int64    `json:"failed"`
 	Done     bool     `json:"done,omitempty"`
 	Elapsed  int64    `json:"elapsed_ns,omitempty"`
-	Lat      *hist    `json:"-"`
 	Counts   []uint64 `json:"counts,omitempty"`
 	Max      int64    `json:"max,omitempty"`
 	Sum      float64  `json:"sum,omitempty"`
