@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
 
 	"github.com/chatmux/chatmux/internal/testenv"
 	"github.com/chatmux/chatmux/store"
@@ -325,8 +326,8 @@ func TestMigrateConcurrently(t *testing.T) {
 		t.Fatalf("second Migrate: %v", err)
 	}
 	var n int
-	if err := st.DB().GetContext(ctx, &n, `SELECT count(*) FROM goose_db_version WHERE version_id = 1`); err != nil || n != 1 {
-		t.Fatalf("migration 1 recorded %d times (%v)", n, err)
+	if err := st.DB().GetContext(ctx, &n, `SELECT count(*) FROM goose_db_version WHERE version_id > 0`); err != nil || n != 2 {
+		t.Fatalf("%d migrations recorded (%v), want each of the 2 once", n, err)
 	}
 }
 
@@ -394,5 +395,34 @@ func TestOpenTurnsJITOff(t *testing.T) {
 	var jit string
 	if err := st.DB().GetContext(ctx, &jit, `SHOW jit`); err != nil || jit != "off" {
 		t.Fatalf("jit = %q (%v), want off", jit, err)
+	}
+}
+
+// TestMigrationsDownUp checks that every migration's Down undoes its Up.
+func TestMigrationsDownUp(t *testing.T) {
+	st, err := postgres.Open(ctx, schemaURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, st.DB().DB, postgres.Migrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 0); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	var tables int
+	if err := st.DB().GetContext(ctx, &tables, `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'goose_db_version'`); err != nil || tables != 0 {
+		t.Fatalf("%d tables left after down (%v)", tables, err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("up again: %v", err)
+	}
+	if _, err := st.UpsertUser(ctx, store.User{ID: 1, Username: "a"}); err != nil {
+		t.Fatalf("store after re-migration: %v", err)
 	}
 }
