@@ -646,7 +646,7 @@ func (r *Redis) runSession() (wasUp bool, err error) {
 		<-readErr
 	}()
 
-	if _, err := r.flush(ps, true); err != nil {
+	if err := r.flush(ps, true); err != nil {
 		return false, err
 	}
 
@@ -660,7 +660,7 @@ func (r *Redis) runSession() (wasUp bool, err error) {
 			readErr <- err // for the deferred wait
 			return false, err
 		case <-r.wake:
-			if _, err := r.flush(ps, false); err != nil {
+			if err := r.flush(ps, false); err != nil {
 				return false, err
 			}
 		case now := <-tick.C:
@@ -676,9 +676,8 @@ func (r *Redis) runSession() (wasUp bool, err error) {
 
 // flush sends every pending subscription change, then a ping that confirms
 // the new subscriptions. The first flush of a session (force) pings even
-// with nothing to subscribe: its answer brings the session up. It returns
-// the ping's sequence number (0 when it sent none).
-func (r *Redis) flush(ps *redis.PubSub, force bool) (uint64, error) {
+// with nothing to subscribe: its answer brings the session up.
+func (r *Redis) flush(ps *redis.PubSub, force bool) error {
 	var adds, removes []string
 	r.mu.Lock()
 	for g := range r.dirty {
@@ -713,18 +712,18 @@ func (r *Redis) flush(ps *redis.PubSub, force bool) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.PublishTimeout)
 	defer cancel()
 	if err := r.command(ctx, ps.Unsubscribe, removes); err != nil {
-		return 0, fmt.Errorf("failed to unsubscribe: %w", err)
+		return fmt.Errorf("failed to unsubscribe: %w", err)
 	}
 	if err := r.command(ctx, ps.Subscribe, adds); err != nil {
-		return 0, fmt.Errorf("failed to subscribe: %w", err)
+		return fmt.Errorf("failed to subscribe: %w", err)
 	}
 	r.subscribeCommands.Add(int64((len(adds) + subscribeChunk - 1) / subscribeChunk))
 	if seq != 0 {
 		if err := ps.Ping(ctx, strconv.FormatUint(seq, 10)); err != nil {
-			return 0, fmt.Errorf("failed to ping: %w", err)
+			return fmt.Errorf("failed to ping: %w", err)
 		}
 	}
-	return seq, nil
+	return nil
 }
 
 func (r *Redis) command(ctx context.Context, fn func(context.Context, ...string) error, groups []string) error {
