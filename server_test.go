@@ -392,7 +392,10 @@ func TestServerBroadcastTo1000(t *testing.T) {
 }
 
 func TestServerSlowConsumerClosed4008(t *testing.T) {
-	h := newHarness(t, echoRouter(), ServerOptions{MaxQueueBytes: 256 << 10})
+	// A long write timeout: on a loaded machine the sends below can take
+	// longer than the default, and a timed-out write closes the socket
+	// without a close frame.
+	h := newHarness(t, echoRouter(), ServerOptions{MaxQueueBytes: 256 << 10, WriteTimeout: 2 * time.Minute})
 	sender := h.dial(1)
 	fast := h.dial(2)
 	slow := h.dial(3)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/chatmux/chatmux"
@@ -71,13 +72,15 @@ func TestLogger(t *testing.T) {
 				"msg":     "chatmux: event",
 				"event":   tc.event,
 				"pattern": tc.wantPattern,
-				"conn":    "",
 				"outcome": tc.wantOutcome,
 			}
 			for k, v := range want {
 				if l[k] != v {
 					t.Errorf("%s = %v, want %v", k, l[k], v)
 				}
+			}
+			if id, _ := l["conn"].(string); !strings.HasPrefix(id, "test-") {
+				t.Errorf("conn = %v, want the test connection's id", l["conn"])
 			}
 			wantUser := any(nil)
 			if tc.user != nil {

@@ -1,6 +1,8 @@
 package middleware_test
 
 import (
+	"context"
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,11 +85,13 @@ func TestRateLimit(t *testing.T) {
 			},
 		},
 		{
+			// Each test context is a connection of its own: a
+			// per-connection budget is not shared between them.
 			name: "by connection",
 			mw:   middleware.RateLimitWithOpts(middleware.RateLimitOptions{Events: 1, Per: time.Hour, By: middleware.ByConnection}),
 			steps: []step{
 				{"message.send", alice, 0},
-				{"message.send", alice, chatmux.CodeRateLimited},
+				{"message.send", alice, 0},
 			},
 		},
 	}
@@ -186,5 +190,18 @@ func TestRateLimitConcurrent(t *testing.T) {
 		if got := allowed[u].Load(); got != 50 {
 			t.Errorf("user %d: %d events allowed, want 50", u, got)
 		}
+	}
+}
+
+func TestRateLimitByConnectionSameConnection(t *testing.T) {
+	r := chatmux.NewRouter()
+	r.Use(middleware.RateLimitWithOpts(middleware.RateLimitOptions{Events: 1, Per: time.Hour, By: middleware.ByConnection}))
+	r.Handle("message.send", func(*chatmux.Context) error { return nil })
+	c := chatmux.NewTestContext(context.Background(), "message.send", json.RawMessage(`{}`), &chatmux.User{ID: 1, Username: "a"})
+	if err := r.ServeEvent(c); err != nil {
+		t.Fatalf("first event: %v", err)
+	}
+	if got := errCode(r.ServeEvent(c)); got != chatmux.CodeRateLimited {
+		t.Fatalf("second event on the same connection: code %d, want 4029", got)
 	}
 }
