@@ -259,6 +259,28 @@ test('two users chat through the page', async (t) => {
 
   await roomItem(alice.page, bob.name).click();
   await bubble(alice.page, 'Hi Bob!').waitFor();
+  await t.test('reload keeps the session; older messages load on demand', async () => {
+    const group = `Team ${run}`;
+    const room = await alice.page.evaluate((g) => Array.from(window.chatmux.state.rooms.values()).find((r) => r.name === g).id, group);
+    await alice.page.evaluate((id) => {
+      for (let i = 1; i <= 60; i++) window.chatmux.send('message.send', { room_id: id, content: `bulk ${i}` });
+    }, room);
+    await alice.page.waitForFunction((id) => {
+      const r = window.chatmux.state.rooms.get(id);
+      return r && r.last_message && r.last_message.content === 'bulk 60';
+    }, room);
+    await bob.page.reload();
+    await bob.page.waitForSelector('#status-dot.online');
+    await roomItem(bob.page, group).click();
+    await bubble(bob.page, 'bulk 60').waitFor();
+    // The first page holds the newest 50: the group's first message is older.
+    assert.equal(await bubble(bob.page, 'Welcome to the team').count(), 0);
+    await bob.page.click('#messages .load-older');
+    await bubble(bob.page, 'Welcome to the team').waitFor();
+    assert.equal(await bob.page.locator('#messages .bubble-content', { hasText: /^bulk \d+$/ }).count(), 60);
+    await roomItem(bob.page, alice.name).click();
+  });
+
   await shot(alice, '04-alice-direct.png');
   await shot(bob, '05-bob-direct.png');
   assert.deepEqual(errors, [], 'no page errors');
