@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -77,6 +78,7 @@ type options struct {
 	drain        time.Duration
 	quiet        bool
 	jsonOut      bool
+	genProfile   string
 
 	// Rooms and messages (fanout, persist, churn).
 	rooms    int
@@ -123,6 +125,7 @@ func parseOptions(scenario string, args []string) (*options, error) {
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 2*time.Minute, "bound on connecting and creating rooms")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "how long to wait for messages in flight after sending stops")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	fs.StringVar(&o.genProfile, "gen-cpuprofile", "", "write the load generator's own CPU profile to this file")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the results as JSON")
 	fs.IntVar(&o.groupCap, "group-cap", 100, "rooms of more members are public channels instead of group chats")
 	fs.IntVar(&o.size, "size", 64, "content size of each message in bytes (at least the timestamp marker)")
@@ -207,6 +210,20 @@ func runScenario(scenario string, args []string, out io.Writer) error {
 	defer stop()
 	if o.worker {
 		return runConnectWorker(ctx, o, out)
+	}
+	if o.genProfile != "" {
+		f, err := os.Create(o.genProfile)
+		if err != nil {
+			return fmt.Errorf("failed to create profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("failed to start profile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
 	}
 	rep, err := run(ctx, o)
 	if rep != nil {
