@@ -1128,6 +1128,30 @@
       } }, input, h('button.btn.primary.small', { type: 'submit' }, 'Add'));
     }
 
+    let settings = null;
+    if (r.manager && d.type !== 'OneToOneChat') {
+      const name = h('input.inline-input', { id: 'settings-name', maxlength: '64', value: d.name || '' });
+      const desc = h('input.inline-input', { id: 'settings-desc', value: d.description || '', placeholder: 'Description' });
+      const flagKey = d.type === 'Channel' ? 'is_public' : 'group_locked';
+      const flag = h('input', { type: 'checkbox', id: 'settings-flag', checked: !!d[flagKey] });
+      settings = h('form.settings', { onsubmit: (e) => {
+        e.preventDefault();
+        const data = {};
+        const n = name.value.trim();
+        const ds = desc.value.trim();
+        if (!n) { toast('A name is required.', { error: true }); return; }
+        if (n !== (d.name || '')) data.name = n;
+        if (ds && ds !== (d.description || '')) data.description = ds;
+        if (flag.checked !== !!d[flagKey]) data[flagKey] = flag.checked;
+        if (!Object.keys(data).length) { toast('Nothing changed.'); return; }
+        send('room.modify', { room_id: d.id, action: 'update', data });
+      } },
+      h('label.field', h('span', 'Name'), name),
+      h('label.field', h('span', 'Description'), desc),
+      h('label.check', flag, d.type === 'Channel' ? 'Public: anyone with the id can join' : 'Only admins can send messages'),
+      h('button.btn.primary.small', { type: 'submit', id: 'settings-save' }, 'Save'));
+    }
+
     const danger = [];
     if (d.type !== 'OneToOneChat') {
       danger.push(h('button.btn.danger.wide', { id: 'leave-btn', onclick: () => confirmDialog('Leave this chat?', `You will stop receiving messages from “${roomTitle(room)}”.`, 'Leave', () => send('room.leave', { room_id: d.id })) }, d.type === 'Channel' ? 'Leave channel' : 'Leave group'));
@@ -1145,6 +1169,7 @@
         h('p.muted', { style: 'font-size:12px;margin:6px 0 0' }, d.is_public ? 'Anyone with this id can join.' : 'Private: only moderators can add people.')) : null,
       h('div.details-section', h('h4', `${d.type === 'Channel' ? 'Subscribers' : 'Members'} · ${members.length}`), memberRows),
       addRow ? h('div.details-section', h('h4', 'Add people'), addRow) : null,
+      settings ? h('div.details-section', h('h4', 'Settings'), settings) : null,
       danger.length ? h('div.details-section.details-danger', danger) : null,
     ].filter(Boolean));
   }

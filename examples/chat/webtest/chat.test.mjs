@@ -188,6 +188,7 @@ test('two users chat through the page', async (t) => {
     await bob.page.click('#details-btn');
     await bob.page.locator(`#details-body .member[data-id="${bob.id}"] .role.admin`).waitFor();
     await bob.page.click('#details-close');
+    await shot(alice, '03-alice-group-details.png');
     await alice.page.click('#details-close');
   });
 
@@ -216,11 +217,16 @@ test('two users chat through the page', async (t) => {
     await sendMessage(alice, 'First post');
     await bubble(bob.page, 'First post').waitFor();
     assert.match(await bob.page.getAttribute('#composer-input', 'placeholder'), /Only moderators/);
+    // The creator renames the channel: bob's header follows.
+    await alice.page.fill('#settings-name', `${channel}-renamed`);
+    await alice.page.click('#settings-save');
+    await bob.page.waitForFunction((n) => document.querySelector('#room-title').textContent === n, `${channel}-renamed`);
+    await roomItem(bob.page, `${channel}-renamed`).waitFor();
     await shot(bob, '06-bob-channel.png');
     await bob.page.click('#details-btn');
     await bob.page.click('#leave-btn');
     await bob.page.click('[data-testid="confirm"]');
-    await roomItem(bob.page, channel).waitFor({ state: 'detached' });
+    await roomItem(bob.page, `${channel}-renamed`).waitFor({ state: 'detached' });
     await alice.page.locator('#messages .system-line', { hasText: `${bob.name} left` }).waitFor();
     await alice.page.click('#details-close');
   });
