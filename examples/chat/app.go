@@ -87,7 +87,7 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 	})
 
 	r := chi.NewRouter()
-	r.Use(chimw.RequestID, chimw.RealIP, chimw.Recoverer)
+	r.Use(chimw.RequestID, chimw.Recoverer)
 	r.Handle(a.wsPath, a.srv)
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	r.Get("/healthz", a.healthz)
