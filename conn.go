@@ -207,7 +207,10 @@ func (c *Conn) Close(code int, reason string) {
 }
 
 // enqueue queues a frame without blocking. A frame that would take the
-// queue over its bound closes the connection as a slow consumer.
+// queue over its bound closes the connection as a slow consumer: queued
+// frames are dropped and the close frame (4008 "slow consumer") follows
+// what is already on its way; a peer that reads nothing for the close
+// handshake's 5 s has its socket closed without it.
 func (c *Conn) enqueue(frame []byte) { c.push(frame, false) }
 
 // push queues a frame. Group frames (fromGroup) that arrive while $connect

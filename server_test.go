@@ -391,11 +391,19 @@ func TestServerBroadcastTo1000(t *testing.T) {
 	}
 }
 
+// overflowSignal is an Observer that reports the first queue overflow.
+type overflowSignal struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (o *overflowSignal) ConnOpened(*Conn)    {}
+func (o *overflowSignal) ConnClosed(*Conn)    {}
+func (o *overflowSignal) QueueOverflow(*Conn) { o.once.Do(func() { close(o.ch) }) }
+
 func TestServerSlowConsumerClosed4008(t *testing.T) {
-	// A long write timeout: on a loaded machine the sends below can take
-	// longer than the default, and a timed-out write closes the socket
-	// without a close frame.
-	h := newHarness(t, echoRouter(), ServerOptions{MaxQueueBytes: 256 << 10, WriteTimeout: 2 * time.Minute})
+	overflow := &overflowSignal{ch: make(chan struct{})}
+	h := newHarness(t, echoRouter(), ServerOptions{MaxQueueBytes: 256 << 10, WriteTimeout: 2 * time.Minute, Observer: overflow})
 	sender := h.dial(1)
 	fast := h.dial(2)
 	slow := h.dial(3)
@@ -409,7 +417,7 @@ func TestServerSlowConsumerClosed4008(t *testing.T) {
 	text := strings.Repeat("y", 8<<10)
 	got := make(chan int, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		n := 0
 		for n < msgs {
@@ -420,7 +428,31 @@ func TestServerSlowConsumerClosed4008(t *testing.T) {
 		}
 		got <- n
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// The slow consumer reads nothing until its queue overflows, then
+	// reads what the server still sends: some frames, then the close.
+	type result struct {
+		frames int
+		err    error
+	}
+	slowDone := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		select {
+		case <-overflow.ch:
+		case <-ctx.Done():
+			slowDone <- result{0, ctx.Err()}
+			return
+		}
+		var err error
+		n := 0
+		for err == nil {
+			_, _, err = slow.Read(ctx)
+			n++
+		}
+		slowDone <- result{n - 1, err}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for i := 0; i < msgs; i++ {
 		send(t, sender, `{"event_type":"say","data":{"group":"g","text":"`+text+`"}}`)
@@ -432,18 +464,12 @@ func TestServerSlowConsumerClosed4008(t *testing.T) {
 	if n := <-got; n != msgs {
 		t.Fatalf("fast consumer got %d of %d", n, msgs)
 	}
-	// The slow consumer now reads: some frames, then the 4008 close.
-	var err error
-	read := 0
-	for err == nil {
-		_, _, err = slow.Read(ctx)
-		read++
+	r := <-slowDone
+	if code := CloseStatus(r.err); code != CodeSlowConsumer {
+		t.Fatalf("slow consumer: close %d after %d frames (%v), want 4008", code, r.frames, r.err)
 	}
-	if got := CloseStatus(err); got != CodeSlowConsumer {
-		t.Fatalf("slow consumer: close %d after %d frames (%v), want 4008", got, read, err)
-	}
-	if read >= msgs {
-		t.Fatalf("slow consumer read all %d frames", read)
+	if r.frames >= msgs {
+		t.Fatalf("slow consumer read all %d frames", r.frames)
 	}
 }
 
