@@ -1,7 +1,7 @@
 # chatmux: the two commands of the README are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run test check vet fmt bench services
+.PHONY: run test check bench services webtest
 
 run:
 	$(GO) run ./examples/chat
@@ -25,3 +25,7 @@ bench:
 # Start PostgreSQL and Redis locally (installing them as root if missing).
 services:
 	bash .ci/services.sh
+
+# The browser test of the example chat page (Chromium and Node).
+webtest:
+	bash examples/chat/webtest/run.sh
