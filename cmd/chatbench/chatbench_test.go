@@ -193,3 +193,25 @@ func TestConnectInProcess(t *testing.T) {
 		}
 	}
 }
+
+func TestSlowConsumerCounted(t *testing.T) {
+	// A 400-byte outbound queue overflows at once under 5 senders with 16
+	// messages in flight each: the server closes members with 4008.
+	o, err := parseOptions("fanout", []string{"-bare", "-in-process", "-quiet", "-duration", "500ms", "-rooms", "1",
+		"-members", "6", "-senders", "3", "-inflight", "16", "-max-queue-bytes", "400", "-drain", "200ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, _ := rep.get("slow_consumer_closes")
+	closed, _ := rep.get("closed_early")
+	if slow.(int64) == 0 || slow.(int64) > closed.(int64) {
+		t.Errorf("slow-consumer closes %v, closed early %v: want some, all counted as closed", slow, closed)
+	}
+	if lost, _ := rep.get("lost"); lost.(int64) == 0 {
+		t.Error("no message reported lost although members were closed")
+	}
+}
