@@ -215,3 +215,12 @@ func TestSlowConsumerCounted(t *testing.T) {
 		t.Error("no message reported lost although members were closed")
 	}
 }
+
+func TestLoopbackAddr(t *testing.T) {
+	for addr, want := range map[string]bool{"127.0.0.1:8080": true, "localhost:1": true, "[::1]:80": true,
+		":8080": false, "0.0.0.0:80": false, "10.1.2.3:80": false, "nonsense": false} {
+		if got := loopbackAddr(addr); got != want {
+			t.Errorf("loopbackAddr(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -102,6 +102,10 @@ type options struct {
 	prefix    string
 }
 
+// internalFlags are left out of -h: connect passes them to its worker
+// processes.
+var internalFlags = map[string]bool{"worker": true, "prefix": true}
+
 func parseOptions(scenario string, args []string) (*options, error) {
 	o := &options{scenario: scenario}
 	// Churning members would otherwise get every notification of their
@@ -160,6 +164,15 @@ func parseOptions(scenario string, args []string) (*options, error) {
 		fs.Float64Var(&o.connRate, "conn-rate", 2000, "connections opened per second (0: as fast as possible)")
 		fs.DurationVar(&o.hold, "hold", 3*time.Second, "how long to hold the connections open before measuring")
 		fs.IntVar(&o.perWorker, "per-process", 9000, "connections per generator process; more spawn worker processes")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: chatbench %s [flags]\n\nFlags:\n", scenario)
+		fs.VisitAll(func(f *flag.Flag) {
+			if internalFlags[f.Name] {
+				return
+			}
+			fmt.Fprintf(fs.Output(), "  -%s\n    \t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
+		})
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -320,8 +320,12 @@ func runServe(args []string) error {
 	fs.IntVar(&cfg.MaxQueueBytes, "max-queue-bytes", 0, "per-connection outbound queue bound (0: chatmux default)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", "", "fan out through the Redis broker at this URL (default: in-process)")
 	fs.BoolVar(&cfg.NoNotifications, "no-notifications", false, "chat: create no notifications (ENABLE_NOTIFICATION off)")
+	allowRemote := fs.Bool("allow-remote", false, "allow a listen address that is not loopback (development authentication: anyone can be anyone)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if !*allowRemote && !loopbackAddr(cfg.Addr) {
+		return fmt.Errorf("refusing to listen on %s with development authentication: use a loopback address or -allow-remote", cfg.Addr)
 	}
 	raiseFileLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -462,4 +466,18 @@ func fetchStats(wsURL string, gc bool) (statsReply, error) {
 	}
 	err = json.NewDecoder(resp.Body).Decode(&st)
 	return st, err
+}
+
+// loopbackAddr reports whether a listen address accepts local connections
+// only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
