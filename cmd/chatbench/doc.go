@@ -56,7 +56,11 @@
 // connection to /messaging/?user=<name> is that user); -database-url puts
 // it on PostgreSQL; -bare serves the framework alone: a router whose
 // bench.join joins a group and whose bench.send broadcasts to it, with no
-// store. -cpuprofile writes the server's CPU profile when it stops.
+// store. -cpuprofile writes the server's CPU profile when it stops,
+// -memprofile a heap profile with every connection of connect open,
+// -redis-url fans out through the Redis broker. The serve subcommand
+// listens on loopback addresses only unless given -allow-remote, since
+// anyone who can reach it can be anyone.
 //
 // With -url ws://127.0.0.1:8080/messaging/ chatbench loads an external
 // server (examples/chat with -dev-auth, say); -server-pid lets it report
