@@ -75,7 +75,7 @@ func TestCheckTarget(t *testing.T) {
 // and checks that every message reached every member of its room.
 func runSmall(t *testing.T, args ...string) *report {
 	t.Helper()
-	base := []string{"-in-process", "-quiet", "-duration", "1s", "-rooms", "2", "-members", "4", "-senders", "3", "-sources", "4"}
+	base := []string{"-quiet", "-duration", "1s", "-rooms", "2", "-members", "4", "-senders", "3", "-sources", "4"}
 	o, err := parseOptions("fanout", append(base, args...))
 	if err != nil {
 		t.Fatal(err)
@@ -128,24 +128,24 @@ func runSmall(t *testing.T, args ...string) *report {
 }
 
 func TestFanoutBare(t *testing.T) {
-	runSmall(t, "-bare")
+	runSmall(t, "-in-process", "-bare")
 }
 
 func TestFanoutBareRate(t *testing.T) {
-	rep := runSmall(t, "-bare", "-rate", "300", "-inflight", "2")
+	rep := runSmall(t, "-in-process", "-bare", "-rate", "300", "-inflight", "2")
 	if v, _ := rep.get("sends_per_s"); v.(float64) > 400 {
 		t.Errorf("sends/s %v over the target rate 300", v)
 	}
 }
 
 func TestFanoutChat(t *testing.T) {
-	runSmall(t)
+	runSmall(t, "-in-process")
 }
 
 func TestFanoutChatChannel(t *testing.T) {
 	// Rooms over -group-cap are public channels; the second sender of a
 	// room is made a moderator.
-	runSmall(t, "-group-cap", "2", "-senders", "4")
+	runSmall(t, "-in-process", "-group-cap", "2", "-senders", "4")
 }
 
 func TestChurnChat(t *testing.T) {
@@ -222,5 +222,21 @@ func TestLoopbackAddr(t *testing.T) {
 		if got := loopbackAddr(addr); got != want {
 			t.Errorf("loopbackAddr(%q) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+func TestFanoutExternalURL(t *testing.T) {
+	// A server chatbench did not start: only -url (and no /proc readings).
+	bs, err := startServer(context.Background(), serveConfig{Addr: "127.0.0.1:0", LogLevel: "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.close()
+	rep := runSmall(t, "-url", bs.url)
+	if v, _ := rep.get("server"); v != "external" {
+		t.Errorf("server = %v, want external", v)
+	}
+	if _, ok := rep.get("server_cpu_per_delivery_us"); ok {
+		t.Error("CPU per delivery reported for an external server without -server-pid")
 	}
 }
