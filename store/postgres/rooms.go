@@ -41,7 +41,7 @@ func (s *Store) CreateUserByUsername(ctx context.Context, username string) (stor
 		var out store.User
 		err := sqlx.GetContext(ctx, s.db, &out, `
 			WITH ins AS (
-				INSERT INTO users (id, username) SELECT coalesce(max(id), 0) + 1, $1 FROM users
+				INSERT INTO users (id, username) VALUES (nextval('users_assigned_id_seq'), $1)
 				ON CONFLICT (username) DO NOTHING
 				RETURNING `+userCols+`)
 			SELECT `+userCols+` FROM ins
@@ -51,12 +51,23 @@ func (s *Store) CreateUserByUsername(ctx context.Context, username string) (stor
 		if err == nil {
 			return out, nil
 		}
-		// Two creations raced for the same new id, or for the same username
-		// (the winner's row is not in this statement's snapshot): try again.
-		if attempt < 10 && (isConstraint(err, "users_pkey") || errors.Is(err, sql.ErrNoRows)) {
-			continue
+		if attempt >= 10 {
+			return store.User{}, mapErr(err)
 		}
-		return store.User{}, mapErr(err)
+		switch {
+		case isConstraint(err, "users_pkey"):
+			// The sequence handed out an id that authentication had
+			// already set: move it past every id in use.
+			if _, serr := s.db.ExecContext(ctx,
+				`SELECT setval('users_assigned_id_seq', greatest(nextval('users_assigned_id_seq'), (SELECT max(id) FROM users)))`); serr != nil {
+				return store.User{}, mapErr(serr)
+			}
+		case errors.Is(err, sql.ErrNoRows):
+			// Another creation of the same username won, and its row is
+			// not in this statement's snapshot: read it again.
+		default:
+			return store.User{}, mapErr(err)
+		}
 	}
 }
 

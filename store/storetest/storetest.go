@@ -237,8 +237,11 @@ func testUsers(t *testing.T, st store.Store) {
 
 	d1, err := st.CreateUserByUsername(ctx, "dev")
 	ok(t, err)
-	if d1.ID <= 8 {
-		t.Fatalf("CreateUserByUsername id = %d, want a fresh id > 8", d1.ID)
+	if d1.ID <= 0 || d1.ID == 8 || d1.Username != "dev" {
+		t.Fatalf("CreateUserByUsername = %+v, want a fresh positive id", d1)
+	}
+	if got, err := st.Users(ctx, []int64{d1.ID}); err != nil || len(got) != 1 || got[0].Username != "dev" {
+		t.Fatalf("Users(%d) = %+v, %v: the assigned id must belong to dev alone", d1.ID, got, err)
 	}
 	d2, err := st.CreateUserByUsername(ctx, "dev")
 	ok(t, err)
@@ -252,7 +255,9 @@ func testUsers(t *testing.T, st store.Store) {
 	}
 	all, err := st.Users(ctx, []int64{d1.ID, 8, 7})
 	ok(t, err)
-	if !slices.Equal(ids(all), []int64{7, 8, d1.ID}) {
+	want := []int64{7, 8, d1.ID}
+	slices.Sort(want)
+	if !slices.Equal(ids(all), want) {
 		t.Fatalf("Users order = %v", ids(all))
 	}
 }
