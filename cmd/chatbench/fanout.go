@@ -537,8 +537,12 @@ func (w *world) describe(rep *report, t *target) {
 
 // addMeasurement adds the counts, rates and latencies of a send phase.
 func (w *world) addMeasurement(rep *report, m measurement) {
-	sendSecs := m.sendEnd.Sub(m.start).Seconds()
+	sendSecs := max(m.sendEnd.Sub(m.start).Seconds(), 1e-3)
 	delivSecs := m.end.Sub(m.start).Seconds()
+	if delivSecs < sendSecs/2 {
+		// Nothing (or next to nothing) was delivered: rate over the send time.
+		delivSecs = sendSecs
+	}
 	lat, ack := &hist{}, &hist{}
 	var gaps, reordered, errs, slow, closed, unacked, dropped int64
 	var lastErr string
