@@ -48,6 +48,7 @@ type Conn struct {
 
 	lastRead atomic.Int64
 	pinging  atomic.Bool
+	batched  bool // SubprotocolBatch was negotiated
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -101,6 +102,9 @@ func (c *Conn) Value(key string) (any, bool) {
 	v, ok := c.values[key]
 	return v, ok
 }
+
+// Batched reports whether the client negotiated SubprotocolBatch.
+func (c *Conn) Batched() bool { return c.batched }
 
 // Groups returns the groups the connection belongs to.
 func (c *Conn) Groups() []string {
@@ -319,6 +323,9 @@ func (c *Conn) writeLoop() {
 // writeBatch frames every message through the WebSocket library into the
 // cork buffer, then writes them to the socket at once.
 func (c *Conn) writeBatch(batch [][]byte) (int, error) {
+	if c.batched && len(batch) > 1 {
+		return c.writePacked(batch)
+	}
 	n := 0
 	c.raw.cork()
 	for _, f := range batch {
@@ -329,6 +336,31 @@ func (c *Conn) writeBatch(batch [][]byte) (int, error) {
 		n += len(f)
 	}
 	return n, c.raw.uncork()
+}
+
+// writePacked sends the batch as one WebSocket message: a JSON array of
+// the frames, for clients that negotiated SubprotocolBatch.
+func (c *Conn) writePacked(batch [][]byte) (int, error) {
+	size := 1
+	for _, f := range batch {
+		size += len(f) + 1
+	}
+	buf := corkPool.Get().(*bytes.Buffer)
+	buf.Grow(size)
+	buf.WriteByte('[')
+	for i, f := range batch {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(f)
+	}
+	buf.WriteByte(']')
+	err := c.ws.Write(context.Background(), websocket.MessageText, buf.Bytes())
+	if buf.Cap() <= 256<<10 {
+		buf.Reset()
+		corkPool.Put(buf)
+	}
+	return size - 1 - len(batch), err
 }
 
 // readLoop reads and handles frames until the connection closes.

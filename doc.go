@@ -63,5 +63,9 @@
 // A connection's events are handled in order, one at a time. Its outbound
 // queue is bounded in bytes (ServerOptions.MaxQueueBytes); a connection
 // that cannot keep up is closed with 4008 "slow consumer" and delays no one
-// else. Queued frames are written with one write to the socket.
+// else. Queued frames are written with one write to the socket. A client
+// that negotiates the WebSocket subprotocol SubprotocolBatch
+// ("chatmux.batch.v1") receives several queued frames as one message, a
+// JSON array of the usual objects; other clients get one object per
+// message.
 package chatmux

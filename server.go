@@ -27,6 +27,14 @@ const (
 	EventDisconnect = "$disconnect"
 )
 
+// SubprotocolBatch is the WebSocket subprotocol a client asks for to
+// receive several frames in one message: when more than one frame is
+// queued, the server sends them as one JSON array of the usual objects
+// ([{"eventType": ...}, {"eventType": ...}]); a single frame is sent as
+// is. Clients that do not ask get one object per message, as the protocol
+// has it.
+const SubprotocolBatch = "chatmux.batch.v1"
+
 // Authenticator identifies the user of an upgrade request. An error, or a
 // nil user, rejects the connection: the upgrade completes, then the server
 // closes it with code 4001.
@@ -224,6 +232,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(s.opts.ReadLimit)
 	c.mu.Lock()
 	c.ws, c.raw = ws, hw.cork
+	c.batched = ws.Subprotocol() == SubprotocolBatch
 	c.mu.Unlock()
 	c.lastRead.Store(c.connectedAt.UnixNano())
 	s.mu.Lock()
@@ -250,6 +259,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn
 		OriginPatterns:     s.opts.OriginPatterns,
 		InsecureSkipVerify: s.opts.InsecureSkipVerify,
 		CompressionMode:    websocket.CompressionDisabled,
+		Subprotocols:       []string{SubprotocolBatch},
 	})
 	if err != nil {
 		s.logger.Debug("chatmux: upgrade failed", "remote", r.RemoteAddr, "err", err)

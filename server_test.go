@@ -596,3 +596,68 @@ func TestConnectSendsComeBeforeGroupFrames(t *testing.T) {
 		t.Fatalf("second frame %v, want the held group frame", m)
 	}
 }
+
+func TestServerBatchSubprotocol(t *testing.T) {
+	h := newHarness(t, echoRouter(), ServerOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	batched, _, err := websocket.Dial(ctx, h.url+"?user=1", &websocket.DialOptions{Subprotocols: []string{SubprotocolBatch}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer batched.CloseNow()
+	if batched.Subprotocol() != SubprotocolBatch {
+		t.Fatalf("subprotocol %q", batched.Subprotocol())
+	}
+	plain := h.dial(2)
+	for _, c := range []*websocket.Conn{batched, plain} {
+		send(t, c, `{"event_type":"join","data":{"group":"b"}}`)
+		readJSON(t, c)
+	}
+	// Publish many frames at once, from the server side, so that they
+	// queue up together.
+	const n = 200
+	for i := 0; i < n; i++ {
+		if err := h.srv.Broadcast(ctx, "b", "said", map[string]int{"i": i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The batched client gets every frame, in order, in fewer messages;
+	// each message is one object or an array of objects.
+	next, messages := 0, 0
+	for next < n {
+		_, b, err := batched.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		messages++
+		var items []map[string]any
+		if b[0] == '[' {
+			if err := json.Unmarshal(b, &items); err != nil {
+				t.Fatalf("bad batch %s", b)
+			}
+		} else {
+			var one map[string]any
+			if err := json.Unmarshal(b, &one); err != nil {
+				t.Fatalf("bad frame %s", b)
+			}
+			items = append(items, one)
+		}
+		for _, it := range items {
+			if it["eventType"] != "said" || it["data"].(map[string]any)["i"] != float64(next) {
+				t.Fatalf("item %v, want i=%d", it, next)
+			}
+			next++
+		}
+	}
+	if messages >= n {
+		t.Errorf("batched client got %d messages for %d frames", messages, n)
+	}
+	// The plain client gets one object per message.
+	for i := 0; i < n; i++ {
+		m := readJSON(t, plain)
+		if m["data"].(map[string]any)["i"] != float64(i) {
+			t.Fatalf("plain client frame %d: %v", i, m)
+		}
+	}
+}
