@@ -372,6 +372,9 @@ type measurement struct {
 	delivered           int64
 	serverCPU           time.Duration
 	serverCPUOK         bool
+	dbCPU               time.Duration
+	dbBackends          int
+	dbCPUOK             bool
 	genCPU              time.Duration
 }
 
@@ -384,6 +387,7 @@ func (w *world) measure(ctx context.Context, extra func(ctx context.Context)) me
 		c.delivered.Store(0)
 	}
 	cpu0, cpuOK := w.t.cpu()
+	db0, _, db0OK := w.t.dbCPU(ctx)
 	gen0 := selfCPU()
 	m.start = time.Now()
 	sctx, cancel := context.WithTimeout(ctx, o.duration)
@@ -461,6 +465,9 @@ loop:
 	}
 	if cpu1, ok := w.t.cpu(); ok && cpuOK {
 		m.serverCPU, m.serverCPUOK = cpu1-cpu0, true
+	}
+	if db1, n, ok := w.t.dbCPU(ctx); ok && db0OK {
+		m.dbCPU, m.dbBackends, m.dbCPUOK = db1-db0, n, true
 	}
 	m.genCPU = selfCPU() - gen0
 	return m
@@ -606,6 +613,13 @@ func (w *world) addMeasurement(rep *report, m measurement) {
 		if m.sent > 0 {
 			rep.add("server_cpu_per_send_us", round(float64(m.serverCPU.Microseconds())/float64(m.sent), 1), "µs")
 		}
+	}
+	if m.dbCPUOK {
+		rep.add("database_cores_busy", round(m.dbCPU.Seconds()/delivSecs, 2), "")
+		if m.sent > 0 {
+			rep.add("database_cpu_per_send_us", round(float64(m.dbCPU.Microseconds())/float64(m.sent), 1), "µs")
+		}
+		rep.add("database_backends", m.dbBackends, "")
 	}
 	rep.add("generator_cores_busy", round(m.genCPU.Seconds()/delivSecs, 2), "")
 }

@@ -228,19 +228,22 @@ func openStore(ctx context.Context, cfg serveConfig) (store.Store, func(), error
 	}, nil
 }
 
-// withSearchPath adds search_path to a lib/pq URL or key=value DSN; lib/pq
-// sends unknown keys to the server as run-time parameters.
+// withSearchPath adds search_path to a lib/pq URL or key=value DSN, and
+// application_name (the schema's name) so that the backends of this
+// server can be found in pg_stat_activity; lib/pq sends unknown keys to
+// the server as run-time parameters.
 func withSearchPath(dsn, schema string) string {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err == nil {
 			q := u.Query()
 			q.Set("search_path", schema)
+			q.Set("application_name", schema)
 			u.RawQuery = q.Encode()
 			return u.String()
 		}
 	}
-	return dsn + " search_path=" + schema
+	return dsn + " search_path=" + schema + " application_name=" + schema
 }
 
 // devAuth is the development authentication of examples/chat: ?user=<name>

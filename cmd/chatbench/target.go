@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/url"
 	"os"
@@ -18,6 +19,11 @@ type target struct {
 	bare   bool
 	child  *childServer
 	inproc *benchServer
+
+	// db finds the PostgreSQL backends of a server chatbench started
+	// (application_name = schema) to read their CPU time.
+	db     *sql.DB
+	dbName string
 }
 
 // startTarget starts the server of o, or checks o.url.
@@ -30,10 +36,28 @@ func startTarget(ctx context.Context, o *options) (*target, error) {
 		return &target{url: u, kind: "external", pid: o.serverPID}, nil
 	}
 	cfg := o.serve
+	var db *sql.DB
 	if cfg.DatabaseURL != "" {
 		cfg.Schema = "chatbench_" + newRunID()
 		cfg.DropSchema = true
+		if d, err := sql.Open("postgres", cfg.DatabaseURL); err == nil {
+			d.SetMaxOpenConns(1)
+			db = d
+		}
 	}
+	t, err := startLocal(ctx, o, cfg)
+	if err != nil {
+		if db != nil {
+			_ = db.Close()
+		}
+		return nil, err
+	}
+	t.db, t.dbName = db, cfg.Schema
+	return t, nil
+}
+
+// startLocal starts the server chatbench runs itself.
+func startLocal(ctx context.Context, o *options, cfg serveConfig) (*target, error) {
 	if o.inProcess {
 		bs, err := startServer(ctx, cfg)
 		if err != nil {
@@ -55,6 +79,9 @@ func startTarget(ctx context.Context, o *options) (*target, error) {
 }
 
 func (t *target) stop() {
+	if t.db != nil {
+		_ = t.db.Close()
+	}
 	switch {
 	case t.child != nil:
 		if err := t.child.stop(); err != nil {
@@ -100,6 +127,36 @@ func (t *target) serverStats(gc bool) (statsReply, bool) {
 	}
 	st, err := fetchStats(t.url.String(), gc)
 	return st, err == nil
+}
+
+// dbCPU returns the CPU time used so far by the PostgreSQL backends of the
+// server chatbench started, when PostgreSQL runs on this machine (its
+// processes are visible in /proc). Backends that have exited are not
+// counted.
+func (t *target) dbCPU(ctx context.Context) (time.Duration, int, bool) {
+	if t.db == nil {
+		return 0, 0, false
+	}
+	rows, err := t.db.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, t.dbName)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer rows.Close()
+	var total time.Duration
+	n := 0
+	for rows.Next() {
+		var pid int
+		if rows.Scan(&pid) != nil {
+			return 0, 0, false
+		}
+		d, err := procCPU(pid)
+		if err != nil {
+			continue
+		}
+		total += d
+		n++
+	}
+	return total, n, rows.Err() == nil && n > 0
 }
 
 // selfCPU returns this process's CPU time.
