@@ -29,7 +29,8 @@
 // 20 senders; its figures are sends/s and the acknowledgement latency (the
 // sender's own message.dispatch comes after the transaction commits).
 // Without -url it needs -database-url; the server then runs in a fresh
-// schema (search_path), dropped when it stops.
+// schema (search_path), dropped when it stops, and when PostgreSQL runs on
+// this machine the report adds its backends' CPU time per send.
 //
 // churn is fanout plus -churners room members whose connections keep
 // closing (every other one without the close handshake) and reopening
