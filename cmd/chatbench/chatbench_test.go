@@ -3,13 +3,55 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The tests that start child processes (serve, connect workers) run
+	// this test binary as chatbench.
+	if os.Getenv("CHATBENCH_TEST_AS_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func TestChildProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	t.Setenv("CHATBENCH_TEST_AS_MAIN", "1")
+	// A server in a child process ("chatbench serve"), measured from /proc.
+	rep := runSmall(t)
+	if _, ok := rep.get("server_cpu_per_delivery_us"); !ok {
+		t.Error("no server CPU per delivery for a child server")
+	}
+	// connect over two worker processes.
+	o, err := parseOptions("connect", []string{"-quiet", "-bare", "-conns", "40", "-per-process", "20", "-conn-rate", "0", "-hold", "10ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := rep.get("worker_processes"); v != 2 {
+		t.Errorf("worker processes %v, want 2", v)
+	}
+	if v, _ := rep.get("opened"); v.(int64) != 40 {
+		t.Errorf("opened %v, want 40", v)
+	}
+	if v, _ := rep.get("server_conns"); v.(int) != 40 {
+		t.Errorf("server has %v connections, want 40", v)
+	}
+	if _, ok := rep.get("server_rss_per_conn_kib"); !ok {
+		t.Error("no server RSS per connection for a child server")
+	}
+}
 
 func TestPayloadRoundTrip(t *testing.T) {
 	for _, size := range []int{0, 10, 64, 300} {
