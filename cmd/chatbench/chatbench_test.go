@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/chatmux/chatmux/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -281,4 +283,33 @@ func TestFanoutExternalURL(t *testing.T) {
 	if _, ok := rep.get("server_cpu_per_delivery_us"); ok {
 		t.Error("CPU per delivery reported for an external server without -server-pid")
 	}
+}
+
+func TestPersistPostgres(t *testing.T) {
+	dbURL := testenv.DatabaseURL(t)
+	o, err := parseOptions("persist", []string{"-in-process", "-quiet", "-duration", "1s", "-rooms", "3", "-senders", "3",
+		"-database-url", dbURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, _ := rep.get("sent")
+	if sent.(int64) == 0 {
+		t.Fatal("nothing sent")
+	}
+	for _, k := range []string{"lost", "errors", "gaps", "duplicates_or_reordered"} {
+		if v, _ := rep.get(k); v.(int64) != 0 {
+			t.Errorf("%s = %d, want 0", k, v)
+		}
+	}
+	if ack, _ := rep.get("ack_latency_ms"); int64(ack.(latencySummary).Count) != sent.(int64) {
+		t.Errorf("acks %+v for %d sends", ack, sent)
+	}
+}
+
+func TestFanoutRedis(t *testing.T) {
+	runSmall(t, "-in-process", "-redis-url", testenv.RedisURL(t))
 }
