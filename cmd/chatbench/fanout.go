@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -323,7 +324,9 @@ func sendLoop(ctx context.Context, c *benchConn, rm *room, bare bool, interval t
 	}
 	suffix = []byte(`"}}`)
 	buf := make([]byte, 0, len(prefix)+len(suffix)+size+64)
-	next := time.Now()
+	// Paced senders start at a random phase of their interval: started in
+	// step, they would all send at once and measure their own bursts.
+	next := time.Now().Add(-interval + time.Duration(rand.Int64N(int64(interval)+1)))
 	var timer *time.Timer
 	for seq := int64(1); ctx.Err() == nil; seq++ {
 		if interval > 0 {
