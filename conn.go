@@ -320,47 +320,21 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// writeBatch frames every message through the WebSocket library into the
-// cork buffer, then writes them to the socket at once.
+// writeBatch sends every queued frame with one write to the socket. Data
+// frames are framed here, straight into one buffer (a server never masks,
+// so a frame is a 2-10 byte header and the payload); the WebSocket library
+// keeps the reading side and the control frames (pong, ping, close). A
+// client that negotiated SubprotocolBatch gets the batch as one message,
+// a JSON array of the frames.
 func (c *Conn) writeBatch(batch [][]byte) (int, error) {
-	if c.batched && len(batch) > 1 {
-		return c.writePacked(batch)
-	}
 	n := 0
-	c.raw.cork()
 	for _, f := range batch {
-		if err := c.ws.Write(context.Background(), websocket.MessageText, f); err != nil {
-			c.raw.uncork()
-			return n, err
-		}
 		n += len(f)
 	}
-	return n, c.raw.uncork()
-}
-
-// writePacked sends the batch as one WebSocket message: a JSON array of
-// the frames, for clients that negotiated SubprotocolBatch.
-func (c *Conn) writePacked(batch [][]byte) (int, error) {
-	size := 1
-	for _, f := range batch {
-		size += len(f) + 1
+	if c.batched && len(batch) > 1 {
+		return n, c.raw.writePacked(batch, n)
 	}
-	buf := corkPool.Get().(*bytes.Buffer)
-	buf.Grow(size)
-	buf.WriteByte('[')
-	for i, f := range batch {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(f)
-	}
-	buf.WriteByte(']')
-	err := c.ws.Write(context.Background(), websocket.MessageText, buf.Bytes())
-	if buf.Cap() <= 256<<10 {
-		buf.Reset()
-		corkPool.Put(buf)
-	}
-	return size - 1 - len(batch), err
+	return n, c.raw.writeFrames(batch, n)
 }
 
 // readLoop reads and handles frames until the connection closes.
@@ -467,62 +441,122 @@ func recoverTo(err *error, logger interface {
 	}
 }
 
-// corkConn is the socket under the WebSocket library. While corked, writes
-// collect in a buffer; uncork sends them with one write. Uncorked writes
-// (pongs, close frames) go straight through.
+// corkConn is the socket under the WebSocket library. The connection's
+// writer frames data itself and sends a whole batch with one write; the
+// library's own writes (control frames, always whole frames of at most 131
+// bytes in one call) go straight through. The mutex keeps the two from
+// interleaving inside a frame.
 type corkConn struct {
 	net.Conn
 	timeout time.Duration
 	mu      sync.Mutex
-	corked  bool
-	buf     *bytes.Buffer
+	// deadline is when the write deadline last set on the socket expires.
+	deadline time.Time
+	// closeSent is set once the library has written a close frame: no
+	// data frame may follow it.
+	closeSent bool
 }
 
-var corkPool = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 4096)) }}
+// Opcodes of the first header byte, with FIN set.
+const (
+	finText  = 0x81
+	finClose = 0x88
+)
 
+var framePool = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 4096)) }}
+
+// Write passes the library's frames through.
 func (cc *corkConn) Write(p []byte) (int, error) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if cc.corked {
-		return cc.buf.Write(p)
+	if len(p) > 0 && p[0] == finClose {
+		cc.closeSent = true
 	}
 	return cc.writeNow(p)
 }
 
+// writeNow writes to the socket under a deadline. Setting a deadline costs
+// a timer update, so one set lasts for several writes: each write gets
+// between half the timeout and the whole of it.
 func (cc *corkConn) writeNow(p []byte) (int, error) {
 	if cc.timeout > 0 {
-		_ = cc.Conn.SetWriteDeadline(time.Now().Add(cc.timeout))
+		if now := time.Now(); cc.deadline.Sub(now) < cc.timeout/2 {
+			cc.deadline = now.Add(cc.timeout)
+			_ = cc.Conn.SetWriteDeadline(cc.deadline)
+		}
 	}
 	return cc.Conn.Write(p)
 }
 
-func (cc *corkConn) cork() {
-	cc.mu.Lock()
-	cc.corked = true
-	if cc.buf == nil {
-		cc.buf = corkPool.Get().(*bytes.Buffer)
+// appendHeader appends the header of an unmasked final text frame.
+func appendHeader(b []byte, n int) []byte {
+	switch {
+	case n < 126:
+		return append(b, finText, byte(n))
+	case n <= 0xffff:
+		return append(b, finText, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, finText, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32),
+			byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
-	cc.mu.Unlock()
 }
 
-func (cc *corkConn) uncork() error {
+// writeFrames sends each frame as one text message, all with one write.
+func (cc *corkConn) writeFrames(frames [][]byte, size int) error {
+	buf := framePool.Get().(*bytes.Buffer)
+	b := buf.AvailableBuffer()
+	if cap(b) < size+10*len(frames) {
+		b = make([]byte, 0, size+10*len(frames))
+	}
+	for _, f := range frames {
+		b = appendHeader(b, len(f))
+		b = append(b, f...)
+	}
+	err := cc.send(b)
+	putFrameBuf(buf, b)
+	return err
+}
+
+// writePacked sends the frames as one text message: a JSON array.
+func (cc *corkConn) writePacked(frames [][]byte, size int) error {
+	n := size + len(frames) + 1 // brackets and commas
+	buf := framePool.Get().(*bytes.Buffer)
+	b := buf.AvailableBuffer()
+	if cap(b) < n+10 {
+		b = make([]byte, 0, n+10)
+	}
+	b = appendHeader(b, n)
+	b = append(b, '[')
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, f...)
+	}
+	b = append(b, ']')
+	err := cc.send(b)
+	putFrameBuf(buf, b)
+	return err
+}
+
+func (cc *corkConn) send(b []byte) error {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	cc.corked = false
-	buf := cc.buf
-	cc.buf = nil
-	if buf == nil {
-		return nil
+	if cc.closeSent {
+		return net.ErrClosed
 	}
-	var err error
-	if buf.Len() > 0 {
-		_, err = cc.writeNow(buf.Bytes())
-	}
-	if buf.Cap() <= 256<<10 {
-		buf.Reset()
-		corkPool.Put(buf)
-	}
+	_, err := cc.writeNow(b)
 	return err
+}
+
+// putFrameBuf keeps b (grown from buf, or a new slice) for the next batch
+// unless it is large.
+func putFrameBuf(buf *bytes.Buffer, b []byte) {
+	if cap(b) > 256<<10 {
+		return
+	}
+	*buf = *bytes.NewBuffer(b[:0])
+	framePool.Put(buf)
 }
 
 // hijackWriter hands the WebSocket library a socket wrapped in a corkConn

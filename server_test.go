@@ -661,3 +661,33 @@ func TestServerBatchSubprotocol(t *testing.T) {
 		}
 	}
 }
+
+func TestServerFrameLengths(t *testing.T) {
+	r := NewRouter()
+	r.HandleFunc("raw", func(c *Context) error {
+		var in struct {
+			N int `json:"n"`
+		}
+		if err := c.Bind(&in); err != nil {
+			return err
+		}
+		// {"p":"xxx"} of exactly N bytes.
+		return c.ReplyRaw([]byte(`{"p":"` + strings.Repeat("x", in.N-8) + `"}`))
+	})
+	h := newHarness(t, r, ServerOptions{})
+	c := h.dial(1)
+	c.SetReadLimit(1 << 20)
+	// Every length form of the frame header: 7-bit, 16-bit, 64-bit.
+	for _, n := range []int{8, 125, 126, 127, 65535, 65536, 70000} {
+		send(t, c, fmt.Sprintf(`{"event_type":"raw","data":{"n":%d}}`, n))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, b, err := c.Read(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if len(b) != n || !json.Valid(b) {
+			t.Fatalf("n=%d: got %d bytes", n, len(b))
+		}
+	}
+}
