@@ -2,8 +2,6 @@ package chat_test
 
 import (
 	"context"
-	"database/sql"
-	"strings"
 	"testing"
 
 	_ "github.com/lib/pq"
@@ -20,28 +18,8 @@ func init() { stores["postgres"] = postgresStore }
 // unset, see internal/testenv).
 func postgresStore(t *testing.T) store.Store {
 	t.Helper()
-	url := testenv.DatabaseURL(t)
 	ctx := context.Background()
-	schema := testenv.UniqueName("chat_")
-	admin, err := sql.Open("postgres", url)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	st, err := postgres.Open(ctx, url+sep+"search_path="+schema)
+	st, err := postgres.Open(ctx, testenv.DatabaseSchema(t, "chat_"))
 	if err != nil {
 		t.Fatalf("postgres.Open: %v", err)
 	}

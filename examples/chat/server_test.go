@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
-	_ "github.com/lib/pq"
 
 	"github.com/chatmux/chatmux/internal/testenv"
 )
@@ -168,31 +166,13 @@ func TestConversation(t *testing.T) {
 // (a schema of its own, migrated at start) and Redis, with each user on a
 // node of their own.
 func TestConversationPostgresRedis(t *testing.T) {
-	dbURL := testenv.DatabaseURL(t)
+	// The schema's cleanup is registered before the servers', so it runs
+	// after they close.
+	dbURL := testenv.DatabaseSchema(t, "example_chat_")
 	redisURL := testenv.RedisURL(t)
-	schema := testenv.UniqueName("example_chat_")
-	db, err := sql.Open("postgres", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	// Registered after newTestServerWith's cleanups would run first; this
-	// one is registered before them, so it runs after the servers close.
-	t.Cleanup(func() {
-		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(dbURL, "?") {
-		sep = "&"
-	}
 	// A Redis prefix of its own: Redis is shared with other tests.
-	cfg := config{Addr: "127.0.0.1:0", DatabaseURL: dbURL + sep + "search_path=" + schema,
-		RedisURL: redisURL, RedisPrefix: schema + ":"}
+	suffix := testenv.UniqueName("")
+	cfg := config{Addr: "127.0.0.1:0", DatabaseURL: dbURL, RedisURL: redisURL, RedisPrefix: "example_chat_" + suffix + ":"}
 	nodeA := newTestServerWith(t, cfg)
 	nodeB := newTestServerWith(t, cfg)
 	for _, ts := range []*httptest.Server{nodeA, nodeB} {
@@ -206,7 +186,6 @@ func TestConversationPostgresRedis(t *testing.T) {
 			t.Fatalf("healthz = %d %s", res.StatusCode, b)
 		}
 	}
-	suffix := strings.TrimPrefix(schema, "example_chat_")
 	conversation(t, nodeA, nodeB, "alice"+suffix, "bob"+suffix)
 }
 

@@ -8,11 +8,15 @@
 package testenv
 
 import (
+	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"os"
 	"strings"
 	"testing"
+
+	_ "github.com/lib/pq" // the PostgreSQL driver for DatabaseSchema
 )
 
 // Required reports whether CHATMUX_REQUIRE_SERVICES asks for every service.
@@ -61,4 +65,33 @@ func UniqueName(prefix string) string {
 		panic(err)
 	}
 	return prefix + hex.EncodeToString(b[:])
+}
+
+// DatabaseSchema creates a fresh PostgreSQL schema of the test's own in
+// the database of TEST_DATABASE_URL (skipping or failing as DatabaseURL
+// does), drops it with everything in it when the test ends, and returns the
+// URL with search_path set to it.
+func DatabaseSchema(tb testing.TB, prefix string) string {
+	tb.Helper()
+	url := DatabaseURL(tb)
+	schema := UniqueName(prefix)
+	admin, err := sql.Open("postgres", url)
+	if err != nil {
+		tb.Fatalf("open %s: %v", url, err)
+	}
+	if _, err := admin.ExecContext(context.Background(), `CREATE SCHEMA `+schema); err != nil {
+		admin.Close()
+		tb.Fatalf("create schema %s: %v", schema, err)
+	}
+	tb.Cleanup(func() {
+		if _, err := admin.ExecContext(context.Background(), `DROP SCHEMA `+schema+` CASCADE`); err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+		}
+		admin.Close()
+	})
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "search_path=" + schema
 }

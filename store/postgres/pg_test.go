@@ -136,27 +136,7 @@ func countingStore(t *testing.T) (*postgres.Store, *counter) {
 // database URL with search_path set to it.
 func schemaURL(tb testing.TB) string {
 	tb.Helper()
-	url := testenv.DatabaseURL(tb)
-	schema := testenv.UniqueName("t_")
-	admin, err := sql.Open("postgres", url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
-		admin.Close()
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			tb.Errorf("drop schema: %v", err)
-		}
-		admin.Close()
-	})
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	return url + sep + "search_path=" + schema
+	return testenv.DatabaseSchema(tb, "t_")
 }
 
 // TestRoundTrips pins the number of statements the hot paths take (each

@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
-	"strings"
 	"testing"
 
 	_ "github.com/lib/pq"
@@ -24,28 +22,8 @@ func newStore(tb testing.TB) store.Store {
 
 func newPGStore(tb testing.TB) *postgres.Store {
 	tb.Helper()
-	url := testenv.DatabaseURL(tb)
 	ctx := context.Background()
-	schema := testenv.UniqueName("t_")
-	admin, err := sql.Open("postgres", url)
-	if err != nil {
-		tb.Fatalf("open: %v", err)
-	}
-	if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
-		admin.Close()
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	st, err := postgres.Open(ctx, url+sep+"search_path="+schema)
+	st, err := postgres.Open(ctx, testenv.DatabaseSchema(tb, "t_"))
 	if err != nil {
 		tb.Fatalf("postgres.Open: %v", err)
 	}
