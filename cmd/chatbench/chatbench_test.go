@@ -186,6 +186,39 @@ func TestFanoutChat(t *testing.T) {
 	runSmall(t, "-in-process")
 }
 
+// TestFanoutBatched runs with the chatmux.batch.v1 subprotocol: arrays of
+// dispatches are split and every message still counted once, in order.
+func TestFanoutBatched(t *testing.T) {
+	rep := runSmall(t, "-in-process", "-batch", "-inflight", "4")
+	if v, _ := rep.get("batched_framing"); v != true {
+		t.Errorf("batched_framing = %v", v)
+	}
+	runSmall(t, "-in-process", "-bare", "-batch", "-inflight", "4")
+}
+
+func TestHandleBatch(t *testing.T) {
+	c := newBenchConn(nil, "t")
+	c.room = 0
+	var frames [][]byte
+	for seq := int64(1); seq <= 3; seq++ {
+		f := append([]byte(`{"eventType":"message.dispatch","data":{"content":"`), appendPayload(nil, time.Now().UnixNano(), 0, seq, 20)...)
+		frames = append(frames, append(f, `"}}`...))
+	}
+	frames = append(frames, []byte(`{"eventType":"roomlist.dispatch","data":[]}`))
+	batch := append([]byte{'['}, bytes.Join(frames, []byte{','})...)
+	batch = append(batch, ']')
+	c.handle(batch)
+	if got := c.delivered.Load(); got != 3 || c.gaps != 0 || c.reordered != 0 {
+		t.Fatalf("delivered %d, gaps %d, reordered %d", got, c.gaps, c.reordered)
+	}
+	if len(c.box) != 1 || c.box[0].EventType != "roomlist.dispatch" {
+		t.Fatalf("control frames %+v", c.box)
+	}
+	if c.errs.Load() != 0 {
+		t.Fatalf("errors: %v", *c.lastErr.Load())
+	}
+}
+
 func TestFanoutChatChannel(t *testing.T) {
 	// Rooms over -group-cap are public channels; the second sender of a
 	// room is made a moderator.

@@ -49,6 +49,8 @@ func checkTarget(raw string, allowRemote bool) (*url.URL, error) {
 // ephemeral ports.
 type dialer struct {
 	base    *url.URL
+	// subprotocols are offered on every dial (chatmux.batch.v1 with -batch).
+	subprotocols []string
 	client  *http.Client
 	sources int
 	next    atomic.Uint64
@@ -93,6 +95,7 @@ func (d *dialer) dial(ctx context.Context, q url.Values) (*websocket.Conn, error
 	ws, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
 		HTTPClient:      d.client,
 		CompressionMode: websocket.CompressionDisabled,
+		Subprotocols:    d.subprotocols,
 	})
 	if resp != nil && resp.Body != nil && err != nil {
 		_ = resp.Body.Close()

@@ -64,7 +64,8 @@
 // anyone who can reach it can be anyone.
 //
 // With -url ws://127.0.0.1:8080/messaging/ chatbench loads an external
-// server (examples/chat with -dev-auth, say); -server-pid lets it report
+// server (examples/chat without CHATMUX_JWT_SECRET, say: development
+// sign-in); -server-pid lets it report
 // that server's RSS and CPU time. Targets must be loopback addresses unless
 // -allow-remote is given.
 //
@@ -78,11 +79,16 @@
 // limit. A progress bar goes to stderr (-quiet turns it off); the summary
 // goes to stdout as a table, or as JSON with -json.
 //
+// -batch makes every client ask for the chatmux.batch.v1 subprotocol, under
+// which the server sends the dispatches queued for a connection as one JSON
+// array per WebSocket message; receivers split the arrays.
+//
 // Examples:
 //
 //	chatbench fanout -rooms 1 -members 1000 -senders 10 -duration 15s
 //	chatbench fanout -rooms 100 -members 50 -senders 100 -duration 15s
 //	chatbench fanout -bare -members 100 -senders 10 -duration 15s
+//	chatbench fanout -bare -members 100 -senders 10 -batch -duration 15s
 //	chatbench connect -conns 10000
 //	chatbench persist -database-url 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
 //	chatbench churn -duration 15s

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/chatmux/chatmux"
 	"math/rand/v2"
 	"net/url"
 	"sync"
@@ -73,6 +74,9 @@ func (w *world) connect(ctx context.Context, name string) (*benchConn, error) {
 // buildRooms connects R x M members and makes them rooms.
 func buildRooms(ctx context.Context, o *options, t *target) (*world, error) {
 	w := &world{o: o, t: t, d: newDialer(t.url, o.sources), run: newRunID()}
+	if o.batch {
+		w.d.subprotocols = []string{chatmux.SubprotocolBatch}
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.setupTimeout)
 	defer cancel()
 
@@ -537,6 +541,7 @@ func (w *world) describe(rep *report, t *target) {
 	rep.add("members_per_room", o.members, "")
 	rep.add("senders", o.senders, "")
 	rep.add("inflight_per_sender", o.inflight, "")
+	rep.add("batched_framing", o.batch, "")
 	if o.rate > 0 {
 		rep.add("target_rate", o.rate, "sends/s")
 	} else {

@@ -86,6 +86,7 @@ type options struct {
 	senders  int
 	rate     float64
 	inflight int
+	batch    bool
 	size     int
 	groupCap int
 
@@ -134,6 +135,7 @@ func parseOptions(scenario string, args []string) (*options, error) {
 	fs.IntVar(&o.groupCap, "group-cap", 100, "rooms of more members are public channels instead of group chats")
 	fs.IntVar(&o.size, "size", 64, "content size of each message in bytes (at least the timestamp marker)")
 	fs.IntVar(&o.inflight, "inflight", 1, "messages in flight per sender")
+	fs.BoolVar(&o.batch, "batch", false, "ask for the chatmux.batch.v1 subprotocol: several queued dispatches per WebSocket message")
 	fs.BoolVar(&o.worker, "worker", false, "run as a worker process of connect (internal)")
 	fs.StringVar(&o.prefix, "prefix", "", "user name prefix (internal)")
 
