@@ -48,12 +48,12 @@ func checkTarget(raw string, allowRemote bool) (*url.URL, error) {
 // that the number of connections is not bounded by one address's
 // ephemeral ports.
 type dialer struct {
-	base    *url.URL
+	base *url.URL
 	// subprotocols are offered on every dial (chatmux.batch.v1 with -batch).
 	subprotocols []string
-	client  *http.Client
-	sources int
-	next    atomic.Uint64
+	client       *http.Client
+	sources      int
+	next         atomic.Uint64
 }
 
 // newDialer returns a dialer for target. sources is the number of source
