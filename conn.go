@@ -573,8 +573,11 @@ const (
 	writeBufferSize = 512
 )
 
+// Unwrap returns the wrapped ResponseWriter (for http.ResponseController).
 func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
+// Hijack takes over the connection and returns it wrapped, with small
+// buffers.
 func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
