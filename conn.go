@@ -314,7 +314,12 @@ func (c *Conn) writeLoop() {
 			c.dropQueue()
 			c.writing = false
 			c.mu.Unlock()
-			_ = c.ws.CloseNow()
+			if !errors.Is(err, errCloseSent) {
+				// A failed or timed-out write: the socket is dead.
+				// (After a close frame, the close handshake is under
+				// way and must be left to finish.)
+				_ = c.ws.CloseNow()
+			}
 			return
 		}
 	}
@@ -539,11 +544,14 @@ func (cc *corkConn) writePacked(frames [][]byte, size int) error {
 	return err
 }
 
+// errCloseSent refuses data after the close frame.
+var errCloseSent = fmt.Errorf("chatmux: close frame already sent: %w", net.ErrClosed)
+
 func (cc *corkConn) send(b []byte) error {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if cc.closeSent {
-		return net.ErrClosed
+		return errCloseSent
 	}
 	_, err := cc.writeNow(b)
 	return err
