@@ -102,12 +102,22 @@ func (s *Service) SendMessage(c *chatmux.Context) error {
 	if err != nil {
 		return StoreError(err)
 	}
-	msgs, err := s.messagesJSON(c.Context(), []uuid.UUID{res.Message.ID})
-	if err != nil {
-		return err
-	}
-	if len(msgs) != 1 {
-		return chatmux.NotFound()
+	var msgs []*wireMessage
+	if res.Duplicate || nm.ParentID != nil || nm.ForwardedFromID != nil {
+		if msgs, err = s.messagesJSON(c.Context(), []uuid.UUID{res.Message.ID}); err != nil {
+			return err
+		}
+		if len(msgs) != 1 {
+			return chatmux.NotFound()
+		}
+	} else {
+		// A new message without references: everything its Message
+		// object shows is at hand (no receipts, reactions or deliveries
+		// yet; the sender was stored from this identity on connect), so
+		// it is encoded without reading it back.
+		v := store.MessageView{Message: res.Message, Attachments: res.Attachments,
+			Sender: store.User{ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName}}
+		msgs = []*wireMessage{s.messageJSON(&v)}
 	}
 	if res.Duplicate {
 		return send(c, DispatchMessage, msgs[0])

@@ -303,3 +303,44 @@ func TestReplyForwardMedia(t *testing.T) {
 }
 
 var _ = json.Marshal
+
+// TestSendDispatchMatchesStore checks that the Message object broadcast
+// for a new message (encoded without reading it back) is the one the store
+// gives for it, with media, host extra fields and client_msg_id.
+func TestSendDispatchMatchesStore(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore factory) {
+		e := newEnv(t, newStore, func(c *chat.Config) { c.ExtraMessageFields = []string{"priority"} })
+		e.users(2)
+		g := e.room(store.Group, 1, 2)
+		c1 := e.dial(1)
+		for i, data := range []map[string]any{
+			{"room_id": g.String(), "content": "plain"},
+			{"room_id": g.String(), "content": "with <i>all</i>", "client_msg_id": "m-1",
+				"extra_fields": map[string]any{"priority": 2, "media": []any{
+					map[string]any{"media_url": "https://x/a.png", "media_type": "image", "mime_type": "image/png",
+						"file_size": 12, "caption": "a", "metadata": map[string]any{"w": 3}},
+					map[string]any{"media_url": "https://x/b.pdf", "media_type": "file", "mime_type": "application/pdf"},
+				}}},
+		} {
+			c1.send(chat.EventMessageSend, data)
+			f := c1.expect(chat.DispatchMessage)
+			id := uuid.MustParse(f.obj(t)["id"].(string))
+			stored, err := e.svc.MessageJSON(bg, id)
+			if err != nil || len(stored) != 1 {
+				t.Fatalf("MessageJSON: %v", err)
+			}
+			if !jsonEqual(string(stored[0]), f.Raw[strings.Index(f.Raw, `"data":`)+7:len(f.Raw)-1]) {
+				t.Fatalf("send %d: dispatched\n%s\nstore gives\n%s", i, mustJSON(t, f.obj(t)), stored[0])
+			}
+		}
+	})
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

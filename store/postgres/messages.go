@@ -273,7 +273,7 @@ func (s *Store) loadViews(ctx context.Context, q sqlx.ExtContext, ids []uuid.UUI
 	}
 	if len(missing) > 0 {
 		var closure []uuid.UUID
-		if err := sqlx.SelectContext(ctx, q, &closure, closureSQL, uuids(store.UniqueUUIDs(missing))); err != nil {
+		if err := s.selectHot(ctx, q, &closure, closureSQL, uuids(store.UniqueUUIDs(missing))); err != nil {
 			return nil, mapErr(err)
 		}
 		closure = slices.DeleteFunc(closure, func(id uuid.UUID) bool { return views[id] != nil })
@@ -298,7 +298,7 @@ func (s *Store) addViews(ctx context.Context, q sqlx.ExtContext, views map[uuid.
 		batch := ids[:min(len(ids), viewsBatch)]
 		ids = ids[len(batch):]
 		var rows []viewRow
-		if err := sqlx.SelectContext(ctx, q, &rows, viewsSQL, uuids(batch)); err != nil {
+		if err := s.selectHot(ctx, q, &rows, viewsSQL, uuids(batch)); err != nil {
 			return mapErr(err)
 		}
 		for _, r := range rows {

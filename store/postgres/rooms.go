@@ -427,11 +427,14 @@ const membershipQuery = `
 
 // Membership implements store.Store: one query.
 func (s *Store) Membership(ctx context.Context, roomID uuid.UUID, userID int64) (store.Membership, error) {
-	var row membershipRow
-	if err := sqlx.GetContext(ctx, s.db, &row, membershipQuery, uuids([]uuid.UUID{roomID}), userID); err != nil {
+	var rows []membershipRow
+	if err := s.selectHot(ctx, s.db, &rows, membershipQuery, uuids([]uuid.UUID{roomID}), userID); err != nil {
 		return store.Membership{}, mapErr(err)
 	}
-	return row.model(), nil
+	if len(rows) == 0 {
+		return store.Membership{}, store.ErrNotFound
+	}
+	return rows[0].model(), nil
 }
 
 // Memberships implements store.Store: one query.
@@ -441,7 +444,7 @@ func (s *Store) Memberships(ctx context.Context, roomIDs []uuid.UUID, userID int
 		return out, nil
 	}
 	var rows []membershipRow
-	if err := sqlx.SelectContext(ctx, s.db, &rows, membershipQuery, uuids(roomIDs), userID); err != nil {
+	if err := s.selectHot(ctx, s.db, &rows, membershipQuery, uuids(roomIDs), userID); err != nil {
 		return nil, mapErr(err)
 	}
 	for _, row := range rows {
