@@ -47,17 +47,14 @@ WITH r AS (
 	FROM m, unnest($11::uuid[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::text[], $17::text[])
 		WITH ORDINALITY AS x(id, url, mtype, size, mime, caption, meta, pos)
 ), rec AS (
-	SELECT user_id FROM memberships WHERE room_id = $2 AND user_id <> $3 AND $18::boolean
+	SELECT array_agg(user_id ORDER BY user_id) AS ids
+	FROM memberships WHERE room_id = $2 AND user_id <> $3 AND $18::boolean
 ), n AS (
-	INSERT INTO notifications (id, type, message_id, room_id, created_at)
-	SELECT $9, $10, m.id, $2, m.created_at FROM m WHERE EXISTS (SELECT 1 FROM rec)
-	RETURNING id
-), nr AS (
-	INSERT INTO notification_recipients (notification_id, user_id)
-	SELECT n.id, rec.user_id FROM n, rec
-	RETURNING user_id
+	INSERT INTO notifications (id, type, message_id, room_id, created_at, recipients)
+	SELECT $9, $10, m.id, $2, m.created_at, rec.ids FROM m, rec WHERE rec.ids IS NOT NULL
+	RETURNING recipients
 )
-SELECT m.seq, m.created_at, coalesce((SELECT array_agg(user_id ORDER BY user_id) FROM nr), '{}') FROM m`
+SELECT m.seq, m.created_at, coalesce((SELECT recipients FROM n), '{}') FROM m`
 
 // SendMessage implements store.Store: one statement (see sendSQL), plus
 // one lookup when a client_msg_id turns out to be a retry.
@@ -591,12 +588,12 @@ func (s *Store) Acknowledge(ctx context.Context, userID int64, messageIDs []uuid
 			WITH ins AS (
 				INSERT INTO deliveries (message_id, user_id, delivered_at)
 				SELECT unnest($1::uuid[]), $2, $3 ON CONFLICT DO NOTHING
-			), del AS (
-				DELETE FROM notification_recipients nr USING notifications n
-				WHERE n.id = nr.notification_id AND n.message_id = ANY($1::uuid[]) AND nr.user_id = $2
+			), upd AS (
+				UPDATE notifications SET recipients = array_remove(recipients, $2::bigint)
+				WHERE message_id = ANY($1::uuid[]) AND recipients @> ARRAY[$2::bigint]
+					AND NOT recipients <@ ARRAY[$2::bigint]
 			)
-			DELETE FROM notifications n WHERE n.message_id = ANY($1::uuid[])
-				AND NOT EXISTS (SELECT 1 FROM notification_recipients r WHERE r.notification_id = n.id AND r.user_id <> $2)`,
+			DELETE FROM notifications WHERE message_id = ANY($1::uuid[]) AND recipients <@ ARRAY[$2::bigint]`,
 			arr, userID, store.Now())
 		return mapErr(err)
 	})
@@ -678,13 +675,11 @@ func (s *Store) AddReaction(ctx context.Context, in store.NewReaction) (store.Re
 			WITH re AS (
 				INSERT INTO reactions (id, message_id, user_id, content, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id
 			), rec AS (
-				SELECT user_id FROM memberships WHERE room_id = $6 AND user_id <> $3 AND $7::boolean
-			), n AS (
-				INSERT INTO notifications (id, type, message_id, room_id, reaction_id, created_at)
-				SELECT $8, 'REACTION', $2, $6, re.id, $5 FROM re WHERE EXISTS (SELECT 1 FROM rec)
-				RETURNING id
+				SELECT array_agg(user_id ORDER BY user_id) AS ids
+				FROM memberships WHERE room_id = $6 AND user_id <> $3 AND $7::boolean
 			)
-			INSERT INTO notification_recipients (notification_id, user_id) SELECT n.id, rec.user_id FROM n, rec`,
+			INSERT INTO notifications (id, type, message_id, room_id, reaction_id, created_at, recipients)
+			SELECT $8, 'REACTION', $2, $6, re.id, $5, rec.ids FROM re, rec WHERE rec.ids IS NOT NULL`,
 			re.ID, re.MessageID, re.UserID, re.Content, now, rows[0].RoomID, in.Notify, uuid.New())
 		return mapErr(err)
 	})
@@ -718,10 +713,9 @@ func (s *Store) PendingNotifications(ctx context.Context, userID int64) ([]store
 	}
 	if err := sqlx.SelectContext(ctx, s.db, &rows, `
 		SELECT n.id, n.type, n.room_id, n.message_id
-		FROM notification_recipients nr
-		JOIN notifications n ON n.id = nr.notification_id
+		FROM notifications n
 		JOIN messages m ON m.id = n.message_id
-		WHERE nr.user_id = $1
+		WHERE n.recipients @> ARRAY[$1::bigint]
 		ORDER BY m.created_at DESC, m.seq DESC, n.created_at DESC, n.id DESC`, userID); err != nil {
 		return nil, mapErr(err)
 	}
