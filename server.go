@@ -238,6 +238,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.startPingerLocked()
+	// A Shutdown that began during the handshake did not see this
+	// connection: close it the same way.
+	lateForShutdown := s.stopping
 	s.mu.Unlock()
 	s.open.Add(1)
 	if s.opts.Observer != nil {
@@ -251,6 +254,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		go c.writeLoop()
 	}
 	started = true
+	if lateForShutdown {
+		c.Close(int(websocket.StatusGoingAway), "server shutting down")
+	}
 	go c.readLoop()
 }
 
@@ -430,9 +436,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		for _, c := range conns {
+		// Every connection, including any accepted during the
+		// handshake of a request that raced with Shutdown.
+		s.mu.Lock()
+		for c := range s.conns {
 			_ = c.ws.CloseNow()
 		}
+		s.mu.Unlock()
 		<-done
 		return ctx.Err()
 	}
