@@ -37,7 +37,7 @@ type User struct {
 type Conn struct {
 	srv         *Server
 	ws          *websocket.Conn
-	raw         *corkConn
+	raw         *rawConn
 	id          string
 	user        *User
 	remoteAddr  string
@@ -336,10 +336,7 @@ func (c *Conn) writeBatch(batch [][]byte) (int, error) {
 	for _, f := range batch {
 		n += len(f)
 	}
-	if c.batched && len(batch) > 1 {
-		return n, c.raw.writePacked(batch, n)
-	}
-	return n, c.raw.writeFrames(batch, n)
+	return n, c.raw.writeData(batch, n, c.batched && len(batch) > 1)
 }
 
 // readLoop reads and handles frames until the connection closes.
@@ -446,12 +443,12 @@ func recoverTo(err *error, logger interface {
 	}
 }
 
-// corkConn is the socket under the WebSocket library. The connection's
+// rawConn is the socket under the WebSocket library. The connection's
 // writer frames data itself and sends a whole batch with one write; the
 // library's own writes (control frames, always whole frames of at most 131
 // bytes in one call) go straight through. The mutex keeps the two from
 // interleaving inside a frame.
-type corkConn struct {
+type rawConn struct {
 	net.Conn
 	timeout time.Duration
 	mu      sync.Mutex
@@ -468,10 +465,10 @@ const (
 	finClose = 0x88
 )
 
-var framePool = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 4096)) }}
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // Write passes the library's frames through.
-func (cc *corkConn) Write(p []byte) (int, error) {
+func (cc *rawConn) Write(p []byte) (int, error) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if len(p) > 0 && p[0] == finClose {
@@ -483,7 +480,7 @@ func (cc *corkConn) Write(p []byte) (int, error) {
 // writeNow writes to the socket under a deadline. Setting a deadline costs
 // a timer update, so one set lasts for several writes: each write gets
 // between half the timeout and the whole of it.
-func (cc *corkConn) writeNow(p []byte) (int, error) {
+func (cc *rawConn) writeNow(p []byte) (int, error) {
 	if cc.timeout > 0 {
 		if now := time.Now(); cc.deadline.Sub(now) < cc.timeout/2 {
 			cc.deadline = now.Add(cc.timeout)
@@ -506,48 +503,40 @@ func appendHeader(b []byte, n int) []byte {
 	}
 }
 
-// writeFrames sends each frame as one text message, all with one write.
-func (cc *corkConn) writeFrames(frames [][]byte, size int) error {
-	buf := framePool.Get().(*bytes.Buffer)
-	b := buf.AvailableBuffer()
-	if cap(b) < size+10*len(frames) {
-		b = make([]byte, 0, size+10*len(frames))
-	}
-	for _, f := range frames {
-		b = appendHeader(b, len(f))
-		b = append(b, f...)
-	}
-	err := cc.send(b)
-	putFrameBuf(buf, b)
-	return err
-}
-
-// writePacked sends the frames as one text message: a JSON array.
-func (cc *corkConn) writePacked(frames [][]byte, size int) error {
-	n := size + len(frames) + 1 // brackets and commas
-	buf := framePool.Get().(*bytes.Buffer)
-	b := buf.AvailableBuffer()
-	if cap(b) < n+10 {
-		b = make([]byte, 0, n+10)
-	}
-	b = appendHeader(b, n)
-	b = append(b, '[')
-	for i, f := range frames {
-		if i > 0 {
-			b = append(b, ',')
+// writeData sends frames with one write: each as a text message of its
+// own, or, packed, all as one text message holding a JSON array of them.
+// size is the sum of their lengths.
+func (cc *rawConn) writeData(frames [][]byte, size int, packed bool) error {
+	bp := framePool.Get().(*[]byte)
+	b := (*bp)[:0]
+	if packed {
+		b = appendHeader(b, size+len(frames)+1) // brackets and commas
+		b = append(b, '[')
+		for i, f := range frames {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, f...)
 		}
-		b = append(b, f...)
+		b = append(b, ']')
+	} else {
+		for _, f := range frames {
+			b = appendHeader(b, len(f))
+			b = append(b, f...)
+		}
 	}
-	b = append(b, ']')
 	err := cc.send(b)
-	putFrameBuf(buf, b)
+	if cap(b) <= 256<<10 { // keep the grown buffer, unless it is large
+		*bp = b[:0]
+		framePool.Put(bp)
+	}
 	return err
 }
 
 // errCloseSent refuses data after the close frame.
 var errCloseSent = fmt.Errorf("chatmux: close frame already sent: %w", net.ErrClosed)
 
-func (cc *corkConn) send(b []byte) error {
+func (cc *rawConn) send(b []byte) error {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if cc.closeSent {
@@ -557,23 +546,13 @@ func (cc *corkConn) send(b []byte) error {
 	return err
 }
 
-// putFrameBuf keeps b (grown from buf, or a new slice) for the next batch
-// unless it is large.
-func putFrameBuf(buf *bytes.Buffer, b []byte) {
-	if cap(b) > 256<<10 {
-		return
-	}
-	*buf = *bytes.NewBuffer(b[:0])
-	framePool.Put(buf)
-}
-
-// hijackWriter hands the WebSocket library a socket wrapped in a corkConn
+// hijackWriter hands the WebSocket library a socket wrapped in a rawConn
 // and small buffers: the 4 KiB buffers of net/http would be held for the
 // life of every connection.
 type hijackWriter struct {
 	http.ResponseWriter
 	timeout time.Duration
-	cork    *corkConn
+	raw     *rawConn
 }
 
 const (
@@ -591,7 +570,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	h.cork = &corkConn{Conn: nc, timeout: h.timeout}
+	h.raw = &rawConn{Conn: nc, timeout: h.timeout}
 	// Bytes the client sent after its handshake must stay first in line.
 	var pre []byte
 	if n := brw.Reader.Buffered(); n > 0 {
@@ -599,11 +578,11 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		pre = append([]byte(nil), p...)
 	}
 	size := max(readBufferSize, len(pre))
-	br := bufio.NewReaderSize(h.cork, size)
+	br := bufio.NewReaderSize(h.raw, size)
 	if len(pre) > 0 {
-		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), h.cork), size)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), h.raw), size)
 		_, _ = br.Peek(len(pre))
 	}
-	bw := bufio.NewWriterSize(h.cork, writeBufferSize)
-	return h.cork, bufio.NewReadWriter(br, bw), nil
+	bw := bufio.NewWriterSize(h.raw, writeBufferSize)
+	return h.raw, bufio.NewReadWriter(br, bw), nil
 }

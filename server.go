@@ -231,7 +231,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.opts.ReadLimit)
 	c.mu.Lock()
-	c.ws, c.raw = ws, hw.cork
+	c.ws, c.raw = ws, hw.raw
 	c.batched = ws.Subprotocol() == SubprotocolBatch
 	c.mu.Unlock()
 	c.lastRead.Store(c.connectedAt.UnixNano())

@@ -45,15 +45,7 @@ func (s *Service) content(f fields, blankOK bool) (string, error) {
 // retry with the same client_msg_id stores nothing and sends the original
 // message to this socket only.
 func (s *Service) SendMessage(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
-	if err != nil {
-		return err
-	}
-	roomID, m, err := s.roomAccess(c, f, "room_id")
+	u, f, roomID, m, err := s.roomEvent(c)
 	if err != nil {
 		return err
 	}
@@ -266,15 +258,7 @@ func parseMedia(v json.RawMessage) ([]store.NewAttachment, error) {
 // messagetyping.dispatch {username, room_id, user_id} (PROTOCOL.md A2.8) to
 // the room, the typer included. Nothing is stored.
 func (s *Service) Typing(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
-	if err != nil {
-		return err
-	}
-	roomID, m, err := s.roomAccess(c, f, "room_id")
+	u, _, roomID, m, err := s.roomEvent(c)
 	if err != nil {
 		return err
 	}
@@ -331,21 +315,28 @@ func (s *Service) AcknowledgeMessages(c *chatmux.Context) error {
 	if err != nil {
 		return StoreError(err)
 	}
-	var senders []int64
-	bySender := map[int64][]*wireMessage{}
-	for i := range views {
-		id := views[i].SenderID
-		if _, ok := bySender[id]; !ok {
-			senders = append(senders, id)
-		}
-		bySender[id] = append(bySender[id], s.messageJSON(&views[i]))
-	}
+	senders, bySender := groupMessages(s, views, func(v *store.MessageView) int64 { return v.SenderID })
 	for _, id := range senders {
 		if err := sendUser(c, id, DispatchMessageDelivered, bySender[id]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// groupMessages encodes views grouped by key: the keys in the order they
+// first appear, and each key's Message objects in order.
+func groupMessages[K comparable](s *Service, views []store.MessageView, key func(*store.MessageView) K) ([]K, map[K][]*wireMessage) {
+	var keys []K
+	groups := map[K][]*wireMessage{}
+	for i := range views {
+		k := key(&views[i])
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], s.messageJSON(&views[i]))
+	}
+	return keys, groups
 }
 
 // ReadMessages handles message.read (read receipts): data {message_id: id
@@ -387,15 +378,7 @@ func (s *Service) ReadMessages(c *chatmux.Context) error {
 		}
 		return broadcast(c, RoomGroup(views[0].RoomID), DispatchReadReceipt, s.messageJSON(&views[0]))
 	}
-	var rooms []uuid.UUID
-	byRoom := map[uuid.UUID][]*wireMessage{}
-	for i := range views {
-		id := views[i].RoomID
-		if _, ok := byRoom[id]; !ok {
-			rooms = append(rooms, id)
-		}
-		byRoom[id] = append(byRoom[id], s.messageJSON(&views[i]))
-	}
+	rooms, byRoom := groupMessages(s, views, func(v *store.MessageView) uuid.UUID { return v.RoomID })
 	for _, id := range rooms {
 		if err := broadcast(c, RoomGroup(id), DispatchReadReceipt, byRoom[id]); err != nil {
 			return err

@@ -31,15 +31,7 @@ import (
 // The creator's roles and permissions cannot be changed and ids of
 // non-members are dropped; ids compare as ids whatever their JSON type.
 func (s *Service) ModifyRoom(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
-	if err != nil {
-		return err
-	}
-	roomID, m, err := s.roomAccess(c, f, "room_id")
+	u, f, roomID, m, err := s.roomEvent(c)
 	if err != nil {
 		return err
 	}

@@ -107,6 +107,22 @@ func (s *Service) roomAccess(c *chatmux.Context, f fields, field string) (uuid.U
 	return id, m, err
 }
 
+// roomEvent reads what a room's event starts with, in the order of its
+// errors: the user, the data object, and data.room_id with the user's
+// membership of that room.
+func (s *Service) roomEvent(c *chatmux.Context) (*chatmux.User, fields, uuid.UUID, store.Membership, error) {
+	u, err := user(c)
+	if err != nil {
+		return nil, nil, uuid.Nil, store.Membership{}, err
+	}
+	f, err := decodeFields(c, false)
+	if err != nil {
+		return nil, nil, uuid.Nil, store.Membership{}, err
+	}
+	roomID, m, err := s.roomAccess(c, f, "room_id")
+	return u, f, roomID, m, err
+}
+
 // requireMember returns the room and membership when the user is a member,
 // else 4002 "User is not authorized access this room".
 func (s *Service) requireMember(c *chatmux.Context, f fields) (uuid.UUID, store.Membership, error) {

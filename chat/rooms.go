@@ -433,15 +433,7 @@ func (s *Service) messagesBySeq(c *chatmux.Context, userID int64, roomID uuid.UU
 // joiner's connections join the room's group, then roomaddmembers.dispatch
 // {room, new_members: [username], added_by: "self"} goes to the room.
 func (s *Service) JoinRoom(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
-	if err != nil {
-		return err
-	}
-	roomID, m, err := s.roomAccess(c, f, "room_id")
+	u, _, roomID, m, err := s.roomEvent(c)
 	if err != nil {
 		return err
 	}
@@ -578,15 +570,7 @@ func (s *Service) usernames(c *chatmux.Context, ids []int64) ([]string, error) {
 // connections join the room's group, then roomaddmembers.dispatch {room,
 // new_members, added_by: <username>} goes to the room.
 func (s *Service) AddMembers(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
-	if err != nil {
-		return err
-	}
-	roomID, m, err := s.roomAccess(c, f, "room_id")
+	u, f, roomID, m, err := s.roomEvent(c)
 	if err != nil {
 		return err
 	}
@@ -632,15 +616,7 @@ func (s *Service) AddMembers(c *chatmux.Context) error {
 // deleted and every removed user gets roomdelete.dispatch {room_id}
 // (A2.17).
 func (s *Service) RemoveMembers(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
-	if err != nil {
-		return err
-	}
-	roomID, m, err := s.roomAccess(c, f, "room_id")
+	u, f, roomID, m, err := s.roomEvent(c)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,8 @@ func TestSessionDefaults(t *testing.T) {
 		{"host=h jit=on", "host=h jit=on " + g},
 		{"", "jit=off " + g},
 	} {
-		if got := withJITOff(tc.in); got != tc.want {
-			t.Errorf("withJITOff(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := withSessionDefaults(tc.in); got != tc.want {
+			t.Errorf("withSessionDefaults(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -59,7 +59,7 @@ var _ store.Store = (*Store)(nil)
 // store prepares only its hot statements, whose plans do not depend on
 // their values. Callers of New should set both in their DSN.
 func Open(ctx context.Context, url string) (*Store, error) {
-	db, err := sqlx.Open("postgres", withJITOff(url))
+	db, err := sqlx.Open("postgres", withSessionDefaults(url))
 	if err != nil {
 		return nil, fmt.Errorf("failed to open database: %w", err)
 	}
@@ -79,10 +79,10 @@ var sessionDefaults = []struct{ name, value string }{
 	{"plan_cache_mode", "force_generic_plan"},
 }
 
-// withJITOff adds the session defaults (jit=off and a generic plan for
+// withSessionDefaults adds the session defaults (jit=off and a generic plan for
 // prepared statements) to a lib/pq URL or key=value DSN that does not
 // mention them.
-func withJITOff(dsn string) string {
+func withSessionDefaults(dsn string) string {
 	for _, p := range sessionDefaults {
 		if strings.Contains(dsn, p.name+"=") {
 			continue
