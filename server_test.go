@@ -691,3 +691,56 @@ func TestServerFrameLengths(t *testing.T) {
 		}
 	}
 }
+
+// TestServerShutdownDuringHandshake: a request that is past the shutdown
+// check but still authenticating when Shutdown starts must not keep
+// Shutdown waiting: its connection is closed with 1001 once accepted.
+func TestServerShutdownDuringHandshake(t *testing.T) {
+	inAuth := make(chan struct{})
+	release := make(chan struct{})
+	srv := NewServer(NewRouter(), ServerOptions{Logger: quietLogger, Authenticate: func(r *http.Request) (*User, error) {
+		close(inAuth)
+		<-release
+		return &User{ID: 1, Username: "u1"}, nil
+	}})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	type dialed struct {
+		c   *websocket.Conn
+		err error
+	}
+	dc := make(chan dialed, 1)
+	go func() {
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
+		dc <- dialed{c, err}
+	}()
+	<-inAuth
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	// Let Shutdown take its snapshot of connections before the handshake
+	// completes.
+	for {
+		srv.mu.Lock()
+		stopping := srv.stopping
+		srv.mu.Unlock()
+		if stopping {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	d := <-dc
+	if d.err != nil {
+		t.Fatalf("dial: %v", d.err)
+	}
+	defer d.c.CloseNow()
+	_, _, err := d.c.Read(ctx)
+	if got := CloseStatus(err); got != int(websocket.StatusGoingAway) {
+		t.Fatalf("close %d (%v), want 1001", got, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
