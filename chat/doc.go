@@ -62,9 +62,11 @@
 //     twice, ["['Chat already exists']"]).
 //   - An empty message_id list on message.acknowledged or message.read, and
 //     an empty members list, are 4003 "This list may not be empty.".
-//   - room.join of a one-to-one chat is 4003 "You can only join a channel";
-//     add/remove_permission on one is 4003 "Invalid room, Can only modify
-//     permissions in Groups/Channels".
+//   - add/remove_permission on a one-to-one chat is 4003 "Invalid room,
+//     Can only modify permissions in Groups/Channels".
+//   - A one-to-one room.create naming a user id that does not exist is
+//     4003 {"participants": ["Invalid pk \"<id>\" - object does not
+//     exist."]} (the package answers that the chat needs 2 participants).
 //   - room.modify update: wrong types are 4003; empty strings leave name,
 //     description and avatar as they are (the package cannot clear them
 //     either).

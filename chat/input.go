@@ -52,7 +52,7 @@ const (
 	msgInvalidResourceType  = "Invalid resource type"
 	msgAskAdmin             = "Ask an admin to add you to the group"
 	msgPrivateChannel       = "Channel is private, ask a moderator to add you to the channel"
-	msgJoinOneToOne         = "You can only join a channel"
+	msgJoinOneToOne         = "You can only join a channel/group chat"
 	msgLeaveOneToOne        = "You can only leave a channel/group chat"
 	msgInvalidURL           = "Enter a valid URL."
 	msgPropertyObject       = "property must be an object"

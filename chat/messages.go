@@ -536,8 +536,8 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 		if len(ids.IDs) > 1 {
 			return chatmux.Validation(msgOneAtATime)
 		}
-		extra, ok, err := f.object("extra_fields")
-		if err != nil || !ok {
+		extra, _, err := f.object("extra_fields")
+		if err != nil || len(extra) == 0 {
 			return chatmux.Validation(msgExtraFieldsForUpdate)
 		}
 		var raw string

@@ -45,7 +45,10 @@ func TestCreateRoom(t *testing.T) {
 			{`{"type":"OneToOneChat","participants":[1]}`, `["A one to one chat can only have 2 participants"]`},
 			{`{"type":"OneToOneChat","participants":[]}`, `["A one to one chat can only have 2 participants"]`},
 			{`{"type":"OneToOneChat","participants":[3,4]}`, `["A one to one chat can only have 2 participants"]`},
-			{`{"type":"OneToOneChat","participants":[99]}`, `["A one to one chat can only have 2 participants"]`},
+			{`{"type":"OneToOneChat","participants":[99]}`, `{"participants":["Invalid pk \"99\" - object does not exist."]}`},
+			{`{"type":"OneToOneChat","participants":["98"]}`, `{"participants":["Invalid pk \"98\" - object does not exist."]}`},
+			{`{"type":"OneToOneChat","participants":[3,99,4]}`, `{"participants":["Invalid pk \"99\" - object does not exist."]}`},
+			{`{"type":"OneToOneChat","extra_fields":{"participants":[97]}}`, `{"participants":["Invalid pk \"97\" - object does not exist."]}`},
 			{`{"type":"OneToOneChat","participants":"3"}`, `{"participants":["Expected a list of items but got type \"str\"."]}`},
 			{`{"type":"OneToOneChat","participants":["x"]}`, `{"participants":["A valid integer is required."]}`},
 			{`{"type":"Room"}`, `["Invalid resource type"]`},
@@ -274,7 +277,7 @@ func TestJoinLeave(t *testing.T) {
 		}{
 			{private, `["Channel is private, ask a moderator to add you to the channel"]`},
 			{group, `["Ask an admin to add you to the group"]`},
-			{dm, `["You can only join a channel"]`},
+			{dm, `["You can only join a channel/group chat"]`},
 			{small, `["Maximum number of channel subscribers exceeded"]`},
 		} {
 			c3a.send(chat.EventRoomJoin, map[string]any{"room_id": b.room.String()})

@@ -30,6 +30,9 @@ var (
 	// ErrWrongRoomType: the operation does not apply to the room's type
 	// (e.g. adding members to a one-to-one chat, admins on a channel).
 	ErrWrongRoomType = errors.New("store: operation not valid for this room type")
+	// ErrUnknownUser: an input field names a user id that does not exist
+	// (4003 with a field detail naming the id; see UnknownUserError).
+	ErrUnknownUser = errors.New("store: unknown user")
 )
 
 // Exact detail strings of PROTOCOL.md carried by validation errors.
@@ -88,4 +91,12 @@ func CapError(t RoomType) error {
 		return Invariant(ErrCapExceeded, "subscribers", MsgChannelCap)
 	}
 	return Invariant(ErrCapExceeded, "participants", MsgGroupCap)
+}
+
+// UnknownUserError is the ErrUnknownUser validation error for the user id
+// id given in field: {field: ["Invalid pk \"<id>\" - object does not
+// exist."]} on the wire, the detail Django REST framework gives for an
+// unknown primary key.
+func UnknownUserError(field string, id int64) error {
+	return Invariant(ErrUnknownUser, field, fmt.Sprintf("Invalid pk \"%d\" - object does not exist.", id))
 }

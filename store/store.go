@@ -45,8 +45,11 @@ type Store interface {
 
 	// CreateRoom creates a room with its property, the creator's membership
 	// and role (Group: admin, Channel: moderator; one-to-one: participant)
-	// and the initial members, atomically. Member ids that are not existing
-	// users are dropped silently. Errors: a one-to-one chat that does not end
+	// and the initial members, atomically. Member ids of a group or channel
+	// that are not existing users are dropped silently. Errors: a member id
+	// of a one-to-one chat that is not a user is ErrUnknownUser on
+	// "participants" (UnknownUserError, the first such id in input order);
+	// a one-to-one chat that does not end
 	// with exactly two distinct users is ErrOneToOneParticipants; an existing
 	// one-to-one chat of the same pair is ErrDuplicateOneToOne; more members
 	// than the cap is ErrCapExceeded; a missing or too long name of a group

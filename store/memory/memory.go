@@ -288,6 +288,8 @@ func (s *Store) CreateRoom(ctx context.Context, in store.NewRoom) (store.Room, e
 	for _, id := range in.Members {
 		if _, ok := s.users[id]; ok {
 			members = append(members, id)
+		} else if in.Type == store.OneToOne {
+			return store.Room{}, store.UnknownUserError("participants", id)
 		}
 	}
 	now := store.Now()
