@@ -104,35 +104,6 @@ func TestCustomEvents(t *testing.T) {
 	})
 }
 
-func TestDefaults(t *testing.T) {
-	cfg := chat.DefaultConfig()
-	if cfg.SoftDelete || !cfg.Notifications || cfg.MaxPageSize != 100 || cfg.MaxMessageLength != 5000 ||
-		cfg.Path != "/messaging/" || cfg.InactivityThreshold.Seconds() != 60 {
-		t.Fatalf("DefaultConfig: %+v", cfg)
-	}
-	got := chat.New(chat.Config{Store: e0()}).Config()
-	if got.MaxGroupParticipants != chat.DefaultMaxGroupParticipants || got.MaxChannelSubscribers != chat.DefaultMaxChannelSubscribers ||
-		got.Path != chat.DefaultPath || got.Logger == nil {
-		t.Fatalf("New did not apply defaults: %+v", got)
-	}
-	for _, bad := range []chat.Config{{}, {Store: e0(), ExtraMessageFields: []string{"sender_id"}}} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("New(%+v) did not panic", bad)
-				}
-			}()
-			chat.New(bad)
-		}()
-	}
-	r := chatmux.NewRouter()
-	chat.New(chat.Config{Store: e0()}).Register(r)
-	want := []string{"$connect", "$disconnect", "message.acknowledged", "message.modify", "message.react", "message.read",
-		"message.send", "message.typing", "room.add_members", "room.create", "room.info", "room.join", "room.leave",
-		"room.list", "room.messages", "room.modify", "room.remove_members", "session.heartbeat"}
-	eq(t, r.Routes(), want, "routes")
-}
-
 func TestParseIDs(t *testing.T) {
 	for _, v := range []struct {
 		in   string

@@ -114,7 +114,7 @@ func (s *Service) SendMessage(c *chatmux.Context) error {
 	if res.Duplicate {
 		return send(c, DispatchMessage, msgs[0])
 	}
-	return broadcast(c, RoomGroup(roomID), DispatchMessage, msgs[0])
+	return s.broadcast(c, RoomGroup(roomID), DispatchMessage, msgs[0])
 }
 
 // extraFields returns the host-registered extra fields of extra_fields
@@ -265,7 +265,7 @@ func (s *Service) Typing(c *chatmux.Context) error {
 	if !CanSend(m, u.ID) {
 		return chatmux.PermissionDenied(msgDeniedSend)
 	}
-	return broadcast(c, RoomGroup(roomID), DispatchTyping, struct {
+	return s.broadcast(c, RoomGroup(roomID), DispatchTyping, struct {
 		Username string `json:"username"`
 		RoomID   string `json:"room_id"`
 		UserID   int64  `json:"user_id"`
@@ -317,7 +317,7 @@ func (s *Service) AcknowledgeMessages(c *chatmux.Context) error {
 	}
 	senders, bySender := groupMessages(s, views, func(v *store.MessageView) int64 { return v.SenderID })
 	for _, id := range senders {
-		if err := sendUser(c, id, DispatchMessageDelivered, bySender[id]); err != nil {
+		if err := s.sendUser(c, id, DispatchMessageDelivered, bySender[id]); err != nil {
 			return err
 		}
 	}
@@ -376,11 +376,11 @@ func (s *Service) ReadMessages(c *chatmux.Context) error {
 		if len(views) == 0 {
 			return nil
 		}
-		return broadcast(c, RoomGroup(views[0].RoomID), DispatchReadReceipt, s.messageJSON(&views[0]))
+		return s.broadcast(c, RoomGroup(views[0].RoomID), DispatchReadReceipt, s.messageJSON(&views[0]))
 	}
 	rooms, byRoom := groupMessages(s, views, func(v *store.MessageView) uuid.UUID { return v.RoomID })
 	for _, id := range rooms {
-		if err := broadcast(c, RoomGroup(id), DispatchReadReceipt, byRoom[id]); err != nil {
+		if err := s.broadcast(c, RoomGroup(id), DispatchReadReceipt, byRoom[id]); err != nil {
 			return err
 		}
 	}
@@ -462,7 +462,7 @@ func (s *Service) ReactToMessage(c *chatmux.Context) error {
 	default:
 		return chatmux.Validation(msgInvalidReactionType)
 	}
-	return broadcast(c, RoomGroup(msg.RoomID), DispatchReaction, payload)
+	return s.broadcast(c, RoomGroup(msg.RoomID), DispatchReaction, payload)
 }
 
 func (s *Service) oneMessage(c *chatmux.Context, id uuid.UUID) (*wireMessage, error) {
@@ -567,7 +567,7 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 		if err != nil {
 			return err
 		}
-		return broadcast(c, RoomGroup(roomID), DispatchMessageModification, struct {
+		return s.broadcast(c, RoomGroup(roomID), DispatchMessageModification, struct {
 			Status  string       `json:"status"`
 			Action  string       `json:"action"`
 			Message *wireMessage `json:"message"`
@@ -576,7 +576,7 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 		if _, err := s.st.DeleteMessages(c.Context(), ids.IDs, !s.cfg.SoftDelete); err != nil {
 			return StoreError(err)
 		}
-		return broadcast(c, RoomGroup(roomID), DispatchMessageModification, struct {
+		return s.broadcast(c, RoomGroup(roomID), DispatchMessageModification, struct {
 			Status     string            `json:"status"`
 			Action     string            `json:"action"`
 			MessageIDs []json.RawMessage `json:"message_ids"`

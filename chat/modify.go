@@ -106,7 +106,7 @@ func (s *Service) ModifyRoom(c *chatmux.Context) error {
 	if err != nil {
 		return err
 	}
-	return broadcast(c, RoomGroup(roomID), DispatchRoomUpdate, detail)
+	return s.broadcast(c, RoomGroup(roomID), DispatchRoomUpdate, detail)
 }
 
 // deleteRoom deletes a room, tells its group, then moves every former
@@ -121,13 +121,11 @@ func (s *Service) deleteRoom(c *chatmux.Context, roomID uuid.UUID) error {
 		return StoreError(err)
 	}
 	group := RoomGroup(roomID)
-	if err := broadcast(c, group, DispatchRoomDelete, deletePayload{RoomID: roomID.String()}); err != nil {
+	if err := s.broadcast(c, group, DispatchRoomDelete, deletePayload{RoomID: roomID.String()}); err != nil {
 		return err
 	}
 	for _, id := range members {
-		if err := c.LeaveUser(id, group); err != nil {
-			return chatmux.Internal(err)
-		}
+		s.leaveUser(c, id, group)
 	}
 	return nil
 }

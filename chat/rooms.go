@@ -77,11 +77,9 @@ func (s *Service) CreateRoom(c *chatmux.Context) error {
 	}
 	group := RoomGroup(room.ID)
 	for _, m := range d.Members {
-		if err := c.JoinUser(m.ID, group); err != nil {
-			return chatmux.Internal(err)
-		}
+		s.joinUser(c, m.ID, group)
 	}
-	return broadcast(c, group, DispatchRoomCreate, detail)
+	return s.broadcast(c, group, DispatchRoomCreate, detail)
 }
 
 // roomFields reads the writable fields of a group or channel at creation.
@@ -223,7 +221,7 @@ func (s *Service) ListRooms(c *chatmux.Context) error {
 	for i := range items {
 		out[i] = s.roomListItemJSON(&items[i])
 	}
-	return sendUser(c, u.ID, DispatchRoomList, out)
+	return s.sendUser(c, u.ID, DispatchRoomList, out)
 }
 
 // RoomInfo handles room.info: data {room_id}. Members only;
@@ -245,7 +243,7 @@ func (s *Service) RoomInfo(c *chatmux.Context) error {
 	if err != nil {
 		return err
 	}
-	return sendUser(c, u.ID, DispatchRoomInfo, detail)
+	return s.sendUser(c, u.ID, DispatchRoomInfo, detail)
 }
 
 type messagesData struct {
@@ -286,11 +284,11 @@ func (s *Service) RoomMessages(c *chatmux.Context) error {
 	}
 	data := messagesData{RoomID: roomID.String(), Messages: s.viewsJSON(p.Messages)}
 	if !paginated {
-		return sendUser(c, u.ID, DispatchRoomMessages, struct {
+		return s.sendUser(c, u.ID, DispatchRoomMessages, struct {
 			Data messagesData `json:"data"`
 		}{data})
 	}
-	return sendUser(c, u.ID, DispatchRoomMessages, struct {
+	return s.sendUser(c, u.ID, DispatchRoomMessages, struct {
 		HasNext     bool         `json:"has_next"`
 		HasPrevious bool         `json:"has_previous"`
 		NextPage    *int         `json:"next_page_number"`
@@ -425,7 +423,7 @@ func (s *Service) messagesBySeq(c *chatmux.Context, userID int64, roomID uuid.UU
 		"limit":    limit,
 		"has_more": more,
 	}
-	return sendUser(c, userID, DispatchRoomMessages, out)
+	return s.sendUser(c, userID, DispatchRoomMessages, out)
 }
 
 // JoinRoom handles room.join: data {room_id}. Only public channels can be
@@ -455,14 +453,12 @@ func (s *Service) JoinRoom(c *chatmux.Context) error {
 		return nil
 	}
 	group := RoomGroup(roomID)
-	if err := c.JoinUser(u.ID, group); err != nil {
-		return chatmux.Internal(err)
-	}
+	s.joinUser(c, u.ID, group)
 	detail, _, err := s.roomDetail(c.Context(), roomID)
 	if err != nil {
 		return err
 	}
-	return broadcast(c, group, DispatchRoomAddMembers, addMembersPayload{detail, []string{u.Username}, "self"})
+	return s.broadcast(c, group, DispatchRoomAddMembers, addMembersPayload{detail, []string{u.Username}, "self"})
 }
 
 type addMembersPayload struct {
@@ -514,20 +510,18 @@ func (s *Service) LeaveRoom(c *chatmux.Context) error {
 		return StoreError(err)
 	}
 	group := RoomGroup(roomID)
-	if err := c.LeaveUser(u.ID, group); err != nil {
-		return chatmux.Internal(err)
-	}
+	s.leaveUser(c, u.ID, group)
 	if res.RoomDeleted {
-		return sendUser(c, u.ID, DispatchRoomDelete, deletePayload{roomID.String()})
+		return s.sendUser(c, u.ID, DispatchRoomDelete, deletePayload{roomID.String()})
 	}
 	detail, d, err := s.roomDetail(c.Context(), roomID)
 	if err != nil {
 		return err
 	}
-	if err := sendUser(c, u.ID, DispatchRoomExit, exitPayload{detail, "You left " + d.Name}); err != nil {
+	if err := s.sendUser(c, u.ID, DispatchRoomExit, exitPayload{detail, "You left " + d.Name}); err != nil {
 		return err
 	}
-	return broadcast(c, group, DispatchRoomRemoveMembers, removeMembersPayload{detail, []string{u.Username}, "self"})
+	return s.broadcast(c, group, DispatchRoomRemoveMembers, removeMembersPayload{detail, []string{u.Username}, "self"})
 }
 
 // memberList reads data.members for add/remove (4003 when missing, not a
@@ -590,9 +584,7 @@ func (s *Service) AddMembers(c *chatmux.Context) error {
 	}
 	group := RoomGroup(roomID)
 	for _, id := range added {
-		if err := c.JoinUser(id, group); err != nil {
-			return chatmux.Internal(err)
-		}
+		s.joinUser(c, id, group)
 	}
 	names, err := s.usernames(c, added)
 	if err != nil {
@@ -602,7 +594,7 @@ func (s *Service) AddMembers(c *chatmux.Context) error {
 	if err != nil {
 		return err
 	}
-	return broadcast(c, group, DispatchRoomAddMembers, addMembersPayload{detail, names, u.Username})
+	return s.broadcast(c, group, DispatchRoomAddMembers, addMembersPayload{detail, names, u.Username})
 }
 
 // RemoveMembers handles room.remove_members: data {room_id, members: [user
@@ -636,13 +628,11 @@ func (s *Service) RemoveMembers(c *chatmux.Context) error {
 	}
 	group := RoomGroup(roomID)
 	for _, id := range res.Removed {
-		if err := c.LeaveUser(id, group); err != nil {
-			return chatmux.Internal(err)
-		}
+		s.leaveUser(c, id, group)
 	}
 	if res.RoomDeleted {
 		for _, id := range res.Removed {
-			if err := sendUser(c, id, DispatchRoomDelete, deletePayload{roomID.String()}); err != nil {
+			if err := s.sendUser(c, id, DispatchRoomDelete, deletePayload{roomID.String()}); err != nil {
 				return err
 			}
 		}
@@ -658,9 +648,9 @@ func (s *Service) RemoveMembers(c *chatmux.Context) error {
 	}
 	exit := exitPayload{detail, "You have been removed by " + u.Username}
 	for _, id := range res.Removed {
-		if err := sendUser(c, id, DispatchRoomExit, exit); err != nil {
+		if err := s.sendUser(c, id, DispatchRoomExit, exit); err != nil {
 			return err
 		}
 	}
-	return broadcast(c, group, DispatchRoomRemoveMembers, removeMembersPayload{detail, names, u.Username})
+	return s.broadcast(c, group, DispatchRoomRemoveMembers, removeMembersPayload{detail, names, u.Username})
 }

@@ -14,7 +14,7 @@ import (
 
 func TestCreateRoom(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore factory) {
-		e := newEnv(t, newStore, func(c *chat.Config) { c.MaxGroupParticipants = 5 })
+		e := newEnv(t, newStore, func(c *chat.Config) { c.MaxGroupParticipants = 5; c.MaxChannelSubscribers = 7 })
 		e.users(6)
 		c1, c2a, c2b, c3, c6 := e.dial(1), e.dial(2), e.dial(2), e.dial(3), e.dial(6)
 
@@ -60,6 +60,7 @@ func TestCreateRoom(t *testing.T) {
 			{`{"type":"GroupChat","name":"g","extra_fields":{"avatar":"not a url"}}`, `{"avatar":["Enter a valid URL."]}`},
 			{`{"type":"GroupChat","name":"g","extra_fields":{"max_participants":6}}`, `{"max_participants":["Ensure this value is less than or equal to 5."]}`},
 			{`{"type":"GroupChat","name":"g","extra_fields":{"max_participants":0}}`, `{"max_participants":["Ensure this value is greater than or equal to 1."]}`},
+			{`{"type":"Channel","name":"c","extra_fields":{"max_subscribers":8}}`, `{"max_subscribers":["Ensure this value is less than or equal to 7."]}`},
 			{`{"type":"GroupChat","name":"g","extra_fields":{"max_participants":2},"participants":[2,3]}`, `["Maximum number of group participants exceeded"]`},
 			{`{"type":"GroupChat","name":"g","extra_fields":{"group_locked":"yes"}}`, `{"group_locked":["Must be a valid boolean."]}`},
 			{`{"type":"GroupChat","name":"g","extra_fields":{"property":[]}}`, `["property must be an object"]`},
@@ -236,6 +237,14 @@ func TestListInfoMessages(t *testing.T) {
 		m = c1a.expect(chat.DispatchRoomMessages).obj(t)
 		got := path(t, m, "data.messages").([]any)
 		eq(t, []any{path(t, got[0], "seq"), path(t, got[1], "seq"), path(t, got[2], "seq"), m["has_more"]}, []any{21, 22, 23, true}, "after_seq")
+		// The limit is capped at MaxPageSize, and is MaxPageSize when absent.
+		for _, limit := range []any{500, nil} {
+			c1a.send(chat.EventRoomMessages, map[string]any{"room_id": group.String(), "after_seq": 0, "limit": limit})
+			c1b.expect(chat.DispatchRoomMessages)
+			m = c1a.expect(chat.DispatchRoomMessages).obj(t)
+			got = path(t, m, "data.messages").([]any)
+			eq(t, []any{len(got), m["limit"], m["has_more"]}, []any{20, 20, true}, fmt.Sprintf("after_seq 0, limit %v", limit))
+		}
 		c1a.send(chat.EventRoomMessages, map[string]any{"room_id": group.String(), "before_seq": 3})
 		c1b.expect(chat.DispatchRoomMessages)
 		m = c1a.expect(chat.DispatchRoomMessages).obj(t)

@@ -443,24 +443,49 @@ func (s *Service) notificationsJSON(rooms []store.RoomNotifications) (json.RawMe
 	return buf.Bytes(), nil
 }
 
-// broadcast, sendUser and send encode a dispatch's data with marshal and
-// hand it to the framework, which sends it as is.
-func broadcast(c *chatmux.Context, group, eventType string, v any) error {
+// broadcast and sendUser encode a dispatch's data once with marshal and
+// publish it to a group (a room's, a user's). They run after the event's
+// change is stored (or when nothing is stored), and the broker serves the
+// members on this node before it reaches the others, so a publish failure
+// is logged, not returned: the sender's own connections have their
+// dispatch, and clients on other nodes catch up from the store
+// (docs/protocol.md#faults). An encoding failure is a bug: 4006.
+func (s *Service) broadcast(c *chatmux.Context, group, eventType string, v any) error {
 	b, err := marshal(v)
 	if err != nil {
 		return chatmux.Internal(err)
 	}
-	return c.Broadcast(group, eventType, b)
-}
-
-func sendUser(c *chatmux.Context, userID int64, eventType string, v any) error {
-	b, err := marshal(v)
-	if err != nil {
-		return chatmux.Internal(err)
+	if err := c.Broadcast(group, eventType, b); err != nil {
+		s.log.WarnContext(c.Context(), "chat: failed to publish a dispatch", "event", c.Event(),
+			"dispatch", eventType, "group", group, "err", err)
 	}
-	return c.SendUser(userID, eventType, b)
+	return nil
 }
 
+func (s *Service) sendUser(c *chatmux.Context, userID int64, eventType string, v any) error {
+	return s.broadcast(c, groups.User(userID), eventType, v)
+}
+
+// joinUser and leaveUser move every connection of a user into or out of a
+// group after a membership change was stored. As with broadcast, a failure
+// is logged, not returned: the connections on this node have moved, and
+// those on other nodes are fixed when their node resynchronises
+// (docs/protocol.md#resync).
+func (s *Service) joinUser(c *chatmux.Context, userID int64, group string) {
+	if err := c.JoinUser(userID, group); err != nil {
+		s.log.WarnContext(c.Context(), "chat: failed to add a user's connections to a group", "event", c.Event(),
+			"user_id", userID, "group", group, "err", err)
+	}
+}
+
+func (s *Service) leaveUser(c *chatmux.Context, userID int64, group string) {
+	if err := c.LeaveUser(userID, group); err != nil {
+		s.log.WarnContext(c.Context(), "chat: failed to remove a user's connections from a group", "event", c.Event(),
+			"user_id", userID, "group", group, "err", err)
+	}
+}
+
+// send encodes a dispatch for this socket only.
 func send(c *chatmux.Context, eventType string, v any) error {
 	b, err := marshal(v)
 	if err != nil {
