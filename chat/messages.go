@@ -156,7 +156,7 @@ func (s *Service) referencedMessage(c *chatmux.Context, userID int64, key string
 	}
 	id, err := uuid.Parse(raw)
 	if err != nil {
-		return uuid.Nil, chatmux.FieldError(key, fmt.Sprintf("“%s” is not a valid UUID.", raw))
+		return uuid.Nil, chatmux.FieldError(key, msgNotUUID(raw))
 	}
 	got, err := s.st.Messages(c.Context(), []uuid.UUID{id})
 	if err != nil {
@@ -173,25 +173,6 @@ func (s *Service) referencedMessage(c *chatmux.Context, userID int64, key string
 		return uuid.Nil, chatmux.PermissionDenied(msgDeniedMessage)
 	}
 	return id, nil
-}
-
-func kindName(v json.RawMessage) string {
-	switch jsonKind(v) {
-	case 's':
-		return "str"
-	case 'n':
-		if isJSONInteger(v) {
-			return "int"
-		}
-		return "float"
-	case 'b':
-		return "bool"
-	case 'a':
-		return "list"
-	case 'o':
-		return "dict"
-	}
-	return "NoneType"
 }
 
 // parseMedia reads extra_fields.media: a list of {media_url, media_type,
@@ -286,107 +267,6 @@ func (s *Service) messageIDsOf(c *chatmux.Context, f fields, userID int64) (mess
 	return ids, msgs, err
 }
 
-// AcknowledgeMessages handles message.acknowledged (delivery receipts):
-// data {message_id: id or [ids]}. The user is added to delivered_to of each
-// message and removed from its notifications; each sender then gets
-// messagedelivered.dispatch with the list of their messages, on all
-// devices. Acknowledging one's own message does nothing (A2.9).
-func (s *Service) AcknowledgeMessages(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
-	if err != nil {
-		return err
-	}
-	ids, _, err := s.messageIDsOf(c, f, u.ID)
-	if err != nil {
-		return err
-	}
-	acked, err := s.st.Acknowledge(c.Context(), u.ID, ids.IDs)
-	if err != nil {
-		return StoreError(err)
-	}
-	if len(acked) == 0 {
-		return nil
-	}
-	views, err := s.st.MessageViews(c.Context(), acked)
-	if err != nil {
-		return StoreError(err)
-	}
-	senders, bySender := groupMessages(s, views, func(v *store.MessageView) int64 { return v.SenderID })
-	for _, id := range senders {
-		if err := s.sendUser(c, id, DispatchMessageDelivered, bySender[id]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// groupMessages encodes views grouped by key: the keys in the order they
-// first appear, and each key's Message objects in order.
-func groupMessages[K comparable](s *Service, views []store.MessageView, key func(*store.MessageView) K) ([]K, map[K][]*wireMessage) {
-	var keys []K
-	groups := map[K][]*wireMessage{}
-	for i := range views {
-		k := key(&views[i])
-		if _, ok := groups[k]; !ok {
-			keys = append(keys, k)
-		}
-		groups[k] = append(groups[k], s.messageJSON(&views[i]))
-	}
-	return keys, groups
-}
-
-// ReadMessages handles message.read (read receipts): data {message_id: id
-// or [ids]}. Own messages and messages already read are skipped (A2.9).
-// For a single id readreceipt.dispatch carries the Message object; for a
-// list, one dispatch per room carries the array of that room's messages.
-// Each goes to the room.
-func (s *Service) ReadMessages(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
-	if err != nil {
-		return err
-	}
-	ids, _, err := s.messageIDsOf(c, f, u.ID)
-	if err != nil {
-		return err
-	}
-	receipts, err := s.st.MarkRead(c.Context(), u.ID, ids.IDs)
-	if err != nil {
-		return StoreError(err)
-	}
-	if len(receipts) == 0 {
-		return nil
-	}
-	read := make([]uuid.UUID, len(receipts))
-	for i, r := range receipts {
-		read[i] = r.MessageID
-	}
-	views, err := s.st.MessageViews(c.Context(), read)
-	if err != nil {
-		return StoreError(err)
-	}
-	if !ids.List {
-		if len(views) == 0 {
-			return nil
-		}
-		return s.broadcast(c, RoomGroup(views[0].RoomID), DispatchReadReceipt, s.messageJSON(&views[0]))
-	}
-	rooms, byRoom := groupMessages(s, views, func(v *store.MessageView) uuid.UUID { return v.RoomID })
-	for _, id := range rooms {
-		if err := s.broadcast(c, RoomGroup(id), DispatchReadReceipt, byRoom[id]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ReactToMessage handles message.react: data {type: "add"|"remove",
 // message_id, reaction_content}. Any member of the message's room may
 // react. add replaces a different reaction of the user (the same one again
@@ -394,11 +274,7 @@ func (s *Service) ReadMessages(c *chatmux.Context) error {
 // {status: "successful"|"failed", action: "remove", message}. Both go to the
 // room as reaction.dispatch.
 func (s *Service) ReactToMessage(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
+	u, f, err := readEvent(c)
 	if err != nil {
 		return err
 	}
@@ -485,11 +361,7 @@ func (s *Service) oneMessage(c *chatmux.Context, id uuid.UUID) (*wireMessage, er
 // notifications and answers {status, action: "delete", message_ids}. The
 // answer goes to the room as messagemodification.dispatch.
 func (s *Service) ModifyMessages(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
+	u, f, err := readEvent(c)
 	if err != nil {
 		return err
 	}
