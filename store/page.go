@@ -1,5 +1,20 @@
 package store
 
+// MessagePage is one page of MessagesPage.
+type MessagePage struct {
+	// Messages, newest first.
+	Messages []MessageView
+	// Page is the effective page (1-based), Size the page size (0: all).
+	Page int
+	Size int
+	// Total is the number of visible messages, Pages the number of pages
+	// (at least 1).
+	Total       int
+	Pages       int
+	HasNext     bool
+	HasPrevious bool
+}
+
 // Paginate computes the page that MessagesPage returns for total visible
 // messages, the requested page and size, with the paginator semantics of
 // PROTOCOL.md B10 and A2.16: a page below 1 or past the last page gives the
