@@ -49,7 +49,8 @@ func StoreError(err error) error {
 	return chatmux.Internal(err)
 }
 
-// Fixed details of PROTOCOL.md B2.3, B3 and B6.3.
+// Fixed details of the protocol's errors (docs/protocol.md#errors,
+// docs/protocol.md#permission-details).
 const (
 	msgInvalidRoomIDType    = "Invalid room_id type"
 	msgInvalidMessageIDType = "Invalid message_id type"

@@ -10,7 +10,7 @@ import (
 	"github.com/chatmux/chatmux/store"
 )
 
-// The 16 events of the protocol's default event map (PROTOCOL.md B3).
+// The 16 events of the protocol's default event map (docs/protocol.md#events).
 const (
 	EventMessageSend         = "message.send"
 	EventMessageAcknowledged = "message.acknowledged"
@@ -30,7 +30,8 @@ const (
 	EventSessionHeartbeat    = "session.heartbeat"
 )
 
-// The 16 dispatches (server to client event types) of PROTOCOL.md B3.3.
+// The 16 dispatches (server to client event types,
+// docs/protocol.md#dispatches).
 const (
 	DispatchNotifications       = "chat.notifications"
 	DispatchMessage             = "message.dispatch"

@@ -16,8 +16,9 @@ type messagesData struct {
 }
 
 // RoomMessages handles room.messages: data {room_id, paginate?: {page,
-// size}} (PROTOCOL.md B10, A2.16), or {room_id, after_seq | before_seq,
-// limit?} (A3). Members only; roommessages.dispatch goes to all the user's
+// size}} (docs/protocol.md#pagination, docs/protocol.md#diff-pagination),
+// or {room_id, after_seq | before_seq, limit?} (docs/protocol.md#catch-up).
+// Members only; roommessages.dispatch goes to all the user's
 // devices. Without paginate every visible message comes, newest first;
 // with it, one page of at most Config.MaxPageSize, with the effective page
 // echoed. after_seq returns the messages after a seq, oldest first;

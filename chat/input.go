@@ -143,7 +143,7 @@ func pyInt(v json.RawMessage) (int64, bool) {
 }
 
 // ParseRoomID reads a room id from its JSON value with the rules of
-// PROTOCOL.md B2.4: a UUID string is the id; a malformed string is 4003
+// docs/protocol.md#encoding: a UUID string is the id; a malformed string is 4003
 // “x” is not a valid UUID.; a JSON integer names no room (4004); anything
 // else (missing included) is 4003 "Invalid room_id type".
 func ParseRoomID(v json.RawMessage) (uuid.UUID, error) {
@@ -229,7 +229,7 @@ func parseMessageIDs(v json.RawMessage) (messageIDs, error) {
 }
 
 // ParseUserID reads a user id from a JSON number or a numeric string, so
-// that ids compare as ids whatever their JSON type (PROTOCOL.md A2.12).
+// that ids compare as ids whatever their JSON type (docs/protocol.md#diff-ids).
 func ParseUserID(v json.RawMessage) (int64, bool) {
 	switch jsonKind(v) {
 	case 'n':

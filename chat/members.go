@@ -8,7 +8,8 @@ import (
 )
 
 // JoinRoom handles room.join: data {room_id}. Only public channels can be
-// joined; a member joining again changes and sends nothing (A2.17). The
+// joined; a member joining again changes and sends nothing
+// (docs/protocol.md#diff-empty-room). The
 // joiner's connections join the room's group, then roomaddmembers.dispatch
 // {room, new_members: [username], added_by: "self"} goes to the room.
 func (s *Service) JoinRoom(c *chatmux.Context) error {
@@ -115,7 +116,7 @@ func (s *Service) AddMembers(c *chatmux.Context) error {
 // <username>"} on their devices; the room gets roomremovemembers.dispatch
 // {room, removed_members, removed_by: <username>}. A room left empty is
 // deleted and every removed user gets roomdelete.dispatch {room_id}
-// (A2.17).
+// (docs/protocol.md#diff-empty-room).
 func (s *Service) RemoveMembers(c *chatmux.Context) error {
 	u, roomID, ids, err := s.membersEvent(c, CanRemoveMembers, msgDeniedRemove)
 	if err != nil {

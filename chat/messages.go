@@ -37,7 +37,7 @@ func (s *Service) content(f fields, blankOK bool) (string, error) {
 	return s.Sanitize(text), nil
 }
 
-// SendMessage handles message.send (PROTOCOL.md B3.2, A2.3-A2.5, A3):
+// SendMessage handles message.send (docs/protocol.md#message-send):
 // data {room_id, content, client_msg_id?, extra_fields?: {parent_message_id,
 // forwarded_from_id, media, host fields}}. The sender needs the send
 // permission (CanSend). The message is stored in one transaction with its
@@ -119,7 +119,7 @@ func (s *Service) SendMessage(c *chatmux.Context) error {
 
 // extraFields returns the host-registered extra fields of extra_fields
 // (Config.ExtraMessageFields); any other key than those and the allowed
-// built-in ones is 4003 (PROTOCOL.md A2.3).
+// built-in ones is 4003 (docs/protocol.md#diff-extra-fields).
 func (s *Service) extraFields(extra fields, builtin ...string) (store.JSON, error) {
 	out := store.JSON{}
 	names := make([]string, 0, len(extra))
@@ -148,7 +148,7 @@ outer:
 
 // referencedMessage checks parent_message_id / forwarded_from_id: a UUID of
 // an existing, visible message (else 4003) in a room the sender belongs to
-// (else 4002, PROTOCOL.md A2.4).
+// (else 4002, docs/protocol.md#diff-reply-access).
 func (s *Service) referencedMessage(c *chatmux.Context, userID int64, key string, v json.RawMessage) (uuid.UUID, error) {
 	var raw string
 	if jsonKind(v) != 's' || json.Unmarshal(v, &raw) != nil {
@@ -177,7 +177,7 @@ func (s *Service) referencedMessage(c *chatmux.Context, userID int64, key string
 
 // parseMedia reads extra_fields.media: a list of {media_url, media_type,
 // file_size?, mime_type?, caption?, metadata?}. Any invalid item is 4003
-// (PROTOCOL.md A2.5), nothing is stored.
+// (docs/protocol.md#diff-media), nothing is stored.
 func parseMedia(v json.RawMessage) ([]store.NewAttachment, error) {
 	if jsonKind(v) != 'a' {
 		return nil, chatmux.FieldError("media", fmt.Sprintf("Expected a list of items but got type \"%s\".", kindName(v)))
@@ -236,7 +236,8 @@ func parseMedia(v json.RawMessage) ([]store.NewAttachment, error) {
 }
 
 // Typing handles message.typing: with the send permission, it broadcasts
-// messagetyping.dispatch {username, room_id, user_id} (PROTOCOL.md A2.8) to
+// messagetyping.dispatch {username, room_id, user_id}
+// (docs/protocol.md#diff-typing) to
 // the room, the typer included. Nothing is stored.
 func (s *Service) Typing(c *chatmux.Context) error {
 	u, _, roomID, m, err := s.roomEvent(c)
@@ -422,7 +423,8 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 			return err
 		}
 		// Only content and the host's fields change; sender, room,
-		// timestamps, flags, parent and forward are ignored (B3.2).
+		// timestamps, flags, parent and forward are ignored
+		// (docs/protocol.md#message-modify).
 		hostExtra := store.JSON{}
 		for k, v := range extra {
 			if s.extra[k] {

@@ -9,7 +9,8 @@ import (
 	"github.com/chatmux/chatmux/store"
 )
 
-// The permission rules of PROTOCOL.md B4 and B6. Every privilege,
+// The permission rules of docs/protocol.md#room-types and
+// docs/protocol.md#permissions. Every privilege,
 // the creator's included, requires current membership.
 
 // CanSend reports whether userID may send (and type) in the room:

@@ -23,7 +23,8 @@ func (s *Service) receiptEvent(c *chatmux.Context) (*chatmux.User, messageIDs, e
 // data {message_id: id or [ids]}. The user is added to delivered_to of each
 // message and removed from its notifications; each sender then gets
 // messagedelivered.dispatch with the list of their messages, on all
-// devices. Acknowledging one's own message does nothing (A2.9).
+// devices. Acknowledging one's own message does nothing
+// (docs/protocol.md#diff-idempotent-receipts).
 func (s *Service) AcknowledgeMessages(c *chatmux.Context) error {
 	u, ids, err := s.receiptEvent(c)
 	if err != nil {
@@ -50,7 +51,8 @@ func (s *Service) AcknowledgeMessages(c *chatmux.Context) error {
 }
 
 // ReadMessages handles message.read (read receipts): data {message_id: id
-// or [ids]}. Own messages and messages already read are skipped (A2.9).
+// or [ids]}. Own messages and messages already read are skipped
+// (docs/protocol.md#diff-idempotent-receipts).
 // For a single id readreceipt.dispatch carries the Message object; for a
 // list, one dispatch per room carries the array of that room's messages.
 // Each goes to the room.

@@ -12,7 +12,7 @@ import (
 )
 
 // ModifyRoom handles room.modify: data {room_id, action, data}
-// (PROTOCOL.md B3.6). delete needs the creator of a group or channel, or
+// (docs/protocol.md#room-modify). delete needs the creator of a group or channel, or
 // either participant of a one-to-one chat (else 4002 "User is not the
 // creator of this room"); roomdelete.dispatch {room_id} goes to the room,
 // then every member's connections leave its group. Every other action

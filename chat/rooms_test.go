@@ -231,7 +231,7 @@ func TestListInfoMessages(t *testing.T) {
 			c1a.expectError(4003, b.detail)
 		}
 
-		// Catch-up by seq (A3).
+		// Catch-up by seq (docs/protocol.md#catch-up).
 		c1a.send(chat.EventRoomMessages, map[string]any{"room_id": group.String(), "after_seq": 20, "limit": 3})
 		c1b.expect(chat.DispatchRoomMessages)
 		m = c1a.expect(chat.DispatchRoomMessages).obj(t)
@@ -276,7 +276,8 @@ func TestJoinLeave(t *testing.T) {
 			eq(t, m["added_by"], "self", "added_by")
 			eq(t, usernames(t, path(t, m, "room.subscribers")), []string{"user1", "user3"}, "subscribers")
 		}
-		// Joining again: nothing changes, nothing is sent (A2.17).
+		// Joining again: nothing changes, nothing is sent
+		// (docs/protocol.md#diff-empty-room).
 		c3b.send(chat.EventRoomJoin, map[string]any{"room_id": public.String()})
 		c3b.quiet()
 		c1.quiet()

@@ -35,7 +35,8 @@ var (
 	ErrUnknownUser = errors.New("store: unknown user")
 )
 
-// Exact detail strings of PROTOCOL.md carried by validation errors.
+// Exact detail strings of the protocol (docs/protocol.md#errors) carried by
+// validation errors.
 const (
 	MsgChatExists          = "Chat already exists"
 	MsgOneToOneTwo         = "A one to one chat can only have 2 participants"
@@ -50,7 +51,7 @@ const (
 
 // ValidationError is bad input or a violated domain invariant. Field names
 // the input field ("" when the error is about the request as a whole),
-// Message is the detail for the client (the exact PROTOCOL.md string where
+// Message is the detail for the client (the protocol's exact string where
 // there is one), Err is the sentinel it wraps (ErrInvalid when nothing more
 // specific applies).
 type ValidationError struct {

@@ -149,7 +149,7 @@ func (m MediaType) Valid() bool {
 	return m == MediaImage || m == MediaVideo || m == MediaAudio || m == MediaFile
 }
 
-// mimeTypes is the allow-list of PROTOCOL.md B5.8 (27 entries).
+// mimeTypes is the allow-list of docs/protocol.md#attachment (27 entries).
 var mimeTypes = []string{
 	"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/heic",
 	"audio/mpeg", "audio/mp4", "audio/aac", "audio/ogg", "audio/wav", "audio/opus",

@@ -17,7 +17,7 @@ type MessagePage struct {
 
 // Paginate computes the page that MessagesPage returns for total visible
 // messages, the requested page and size, with the paginator semantics of
-// PROTOCOL.md B10 and A2.16: a page below 1 or past the last page gives the
+// docs/protocol.md#pagination and docs/protocol.md#diff-pagination: a page below 1 or past the last page gives the
 // last page, the result carries the effective page, and an empty room still
 // has one (empty) page. size 0 means one page with everything. Messages is
 // left nil for the caller to fill; Bounds gives the slice to load.
