@@ -16,8 +16,10 @@ import (
 // | max_subscribers, avatar, join_approval_required, group_locked |
 // is_public, property: {preferences}}}. Writable fields may also be given at
 // the top level; extra_fields wins. A one-to-one chat lists only the other
-// user. Every member's connections join the room's group, then
-// roomcreate.dispatch (RoomDetail) goes to the room.
+// user, who must exist (else 4003 {"participants": ["Invalid pk \"<id>\" -
+// object does not exist."]}); unknown ids of a group or channel are
+// dropped. Every member's connections join the room's group, then
+// roomcreate.dispatch (RoomDetail) goes to the room (docs/protocol.md#room-create).
 func (s *Service) CreateRoom(c *chatmux.Context) error {
 	u, f, err := readEvent(c)
 	if err != nil {
