@@ -2,7 +2,6 @@ package chat
 
 import (
 	"log/slog"
-	"time"
 
 	"github.com/microcosm-cc/bluemonday"
 
@@ -11,27 +10,24 @@ import (
 
 // Config configures a Service. Start from DefaultConfig: its boolean
 // settings default to true where the protocol's do, which the zero value
-// of a bool cannot express. Zero numbers and strings mean their default.
+// of a bool cannot express. Zero numbers mean their default
+// (docs/protocol.md#settings).
 type Config struct {
 	// Store persists everything. Required.
 	Store store.Store
 	// SoftDelete keeps deleted messages (is_deleted = true, hidden from
 	// room.messages and from every message-id check) instead of deleting
 	// them: the package's MESSAGE_SOFT_DELETE. DefaultConfig sets it to
-	// false, the package's default (PROTOCOL.md B7, checklist row 69).
+	// false, the package's default (docs/protocol.md#diff-soft-delete).
 	SoftDelete bool
 	// Notifications creates notifications on send and reaction and pushes
 	// chat.notifications on connect: the package's ENABLE_NOTIFICATION.
 	// DefaultConfig sets it to true.
 	Notifications bool
-	// InactivityThreshold is how long a session stays active without a
-	// heartbeat (INACTIVITY_THRESHOLD, default 60s). chatmux does not
-	// need it for delivery (membership changes reach every open
-	// connection); it is kept for hosts that report presence.
-	InactivityThreshold time.Duration
 	// MaxGroupParticipants and MaxChannelSubscribers bound the caps
 	// (max_participants, max_subscribers) a client may set when it creates
-	// a room (PROTOCOL.md A2.13). Defaults 1,000 and 10,000.
+	// a room (docs/protocol.md#diff-modify-validation). Defaults 1,000 and
+	// 10,000.
 	MaxGroupParticipants  int
 	MaxChannelSubscribers int
 	// MaxPageSize caps the size of a room.messages page and the limit of
@@ -40,27 +36,24 @@ type Config struct {
 	// MaxMessageLength is the longest message content accepted, in
 	// characters (default 5,000).
 	MaxMessageLength int
-	// Path is the WebSocket endpoint the host mounts the server on
-	// (WEBSOCKET_PATH, default "/messaging/"). chat does not mount
-	// anything itself; hosts read it back from Service.Config.
-	Path string
 	// ExtraMessageFields lists the extra_fields keys, besides
 	// parent_message_id, forwarded_from_id and media, that message.send and
 	// message.modify update accept. Their values are stored in the
 	// message's Extra and shown as top-level fields of the Message object.
 	ExtraMessageFields []string
-	// Logger receives the service's logs (default slog.Default()).
+	// Logger receives what the service does not report to a client: a
+	// dispatch that could not be published, or a membership change that
+	// could not reach every connection, after the change was stored
+	// (default slog.Default()).
 	Logger *slog.Logger
 }
 
 // Defaults of Config.
 const (
-	DefaultInactivityThreshold   = 60 * time.Second
 	DefaultMaxGroupParticipants  = 1000
 	DefaultMaxChannelSubscribers = 10000
 	DefaultMaxPageSize           = 100
 	DefaultMaxMessageLength      = 5000
-	DefaultPath                  = "/messaging/"
 )
 
 // DefaultConfig returns the protocol's defaults: hard delete, notifications
@@ -69,12 +62,10 @@ func DefaultConfig() Config {
 	return Config{
 		SoftDelete:            false,
 		Notifications:         true,
-		InactivityThreshold:   DefaultInactivityThreshold,
 		MaxGroupParticipants:  DefaultMaxGroupParticipants,
 		MaxChannelSubscribers: DefaultMaxChannelSubscribers,
 		MaxPageSize:           DefaultMaxPageSize,
 		MaxMessageLength:      DefaultMaxMessageLength,
-		Path:                  DefaultPath,
 	}
 }
 
@@ -96,9 +87,6 @@ func New(cfg Config) *Service {
 	if cfg.Store == nil {
 		panic("chat: Config.Store is required")
 	}
-	if cfg.InactivityThreshold <= 0 {
-		cfg.InactivityThreshold = DefaultInactivityThreshold
-	}
 	if cfg.MaxGroupParticipants <= 0 {
 		cfg.MaxGroupParticipants = DefaultMaxGroupParticipants
 	}
@@ -110,9 +98,6 @@ func New(cfg Config) *Service {
 	}
 	if cfg.MaxMessageLength <= 0 {
 		cfg.MaxMessageLength = DefaultMaxMessageLength
-	}
-	if cfg.Path == "" {
-		cfg.Path = DefaultPath
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

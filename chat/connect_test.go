@@ -67,6 +67,18 @@ func TestConnectNotificationsDisabled(t *testing.T) {
 		// No chat.notifications: the first frame is the heartbeat answer.
 		c.send(chat.EventSessionHeartbeat, nil)
 		c.expectStatus()
+		// Neither message.send nor message.react creates a notification.
+		c.send(chat.EventMessageSend, map[string]any{"room_id": room.String(), "content": "hello"})
+		id := c.expect(chat.DispatchMessage).obj(t)["id"]
+		c1 := e.dial(1)
+		c1.send(chat.EventMessageReact, map[string]any{"type": "add", "message_id": id, "reaction_content": "+1"})
+		c1.expect(chat.DispatchReaction)
+		c.expect(chat.DispatchReaction)
+		for _, user := range []int64{1, 2} {
+			if pending, err := e.st.PendingNotifications(bg, user); err != nil || len(pending) != 0 {
+				t.Fatalf("user %d has notifications: %+v %v", user, pending, err)
+			}
+		}
 	})
 }
 

@@ -104,35 +104,6 @@ func TestCustomEvents(t *testing.T) {
 	})
 }
 
-func TestDefaults(t *testing.T) {
-	cfg := chat.DefaultConfig()
-	if cfg.SoftDelete || !cfg.Notifications || cfg.MaxPageSize != 100 || cfg.MaxMessageLength != 5000 ||
-		cfg.Path != "/messaging/" || cfg.InactivityThreshold.Seconds() != 60 {
-		t.Fatalf("DefaultConfig: %+v", cfg)
-	}
-	got := chat.New(chat.Config{Store: e0()}).Config()
-	if got.MaxGroupParticipants != chat.DefaultMaxGroupParticipants || got.MaxChannelSubscribers != chat.DefaultMaxChannelSubscribers ||
-		got.Path != chat.DefaultPath || got.Logger == nil {
-		t.Fatalf("New did not apply defaults: %+v", got)
-	}
-	for _, bad := range []chat.Config{{}, {Store: e0(), ExtraMessageFields: []string{"sender_id"}}} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("New(%+v) did not panic", bad)
-				}
-			}()
-			chat.New(bad)
-		}()
-	}
-	r := chatmux.NewRouter()
-	chat.New(chat.Config{Store: e0()}).Register(r)
-	want := []string{"$connect", "$disconnect", "message.acknowledged", "message.modify", "message.react", "message.read",
-		"message.send", "message.typing", "room.add_members", "room.create", "room.info", "room.join", "room.leave",
-		"room.list", "room.messages", "room.modify", "room.remove_members", "session.heartbeat"}
-	eq(t, r.Routes(), want, "routes")
-}
-
 func TestParseIDs(t *testing.T) {
 	for _, v := range []struct {
 		in   string
@@ -179,4 +150,64 @@ func TestParseIDs(t *testing.T) {
 	if chat.Timestamp(mustTime("2026-01-01T12:00:00.123456789+02:00")) != "2026-01-01T10:00:00.123456Z" {
 		t.Error("Timestamp")
 	}
+}
+
+// TestRequireRoomParam: RequireRoomMember and RequireRoomAdmin read the room
+// id from a pattern parameter ("{id}" for "room.{id}.pins") as well as from
+// a data field.
+func TestRequireRoomParam(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore factory) {
+		answer := func(c *chatmux.Context) error {
+			roomID, m, ok := chat.RoomFrom(c)
+			if !ok || !m.IsMember || m.RoomID != roomID {
+				return chatmux.Internal(nil)
+			}
+			return c.Reply(map[string]string{"event": c.Event(), "room_id": roomID.String()})
+		}
+		e := newEnvWith(t, newStore, func(svc *chat.Service, r chatmux.Router) {
+			svc.Register(r)
+			r.With(svc.RequireRoomMember("{id}")).HandleFunc("room.{id}.pins", answer)
+			r.With(svc.RequireRoomAdmin("{id}")).HandleFunc("room.{id}.lock", answer)
+			r.With(svc.RequireRoomMember("{id}")).HandleFunc("room.pins", answer) // no {id}: a mistake
+		})
+		e.users(3)
+		group := e.room(store.Group, 1, 2)
+		c1, c2, c3 := e.dial(1), e.dial(2), e.dial(3)
+		g := group.String()
+
+		for _, ok := range []struct {
+			c     *client
+			event string
+		}{{c1, "room." + g + ".pins"}, {c2, "room." + g + ".pins"}, {c1, "room." + g + ".lock"}} {
+			ok.c.send(ok.event, nil) // no data needed
+			if f := ok.c.next(); !jsonEqual(f.Raw, `{"event":"`+ok.event+`","room_id":"`+g+`"}`) {
+				t.Fatalf("%s %s: %s", ok.c.name, ok.event, f.Raw)
+			}
+		}
+		for _, b := range []struct {
+			c      *client
+			event  string
+			code   int
+			detail string
+		}{
+			{c3, "room." + g + ".pins", 4002, `"User is not authorized access this room"`},
+			{c2, "room." + g + ".lock", 4002, `"User is not an admin of this room"`},
+			{c1, "room.x.pins", 4003, `["“x” is not a valid UUID."]`},
+			{c1, "room." + uuid.NewString() + ".pins", 4004, `"Resource not found."`},
+			{c1, "room.pins", 4006, ""},
+		} {
+			b.c.send(b.event, map[string]any{"room_id": g}) // data is not read
+			b.c.expectError(b.code, b.detail)
+		}
+		for _, bad := range []string{"", "{id", "{}"} {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("RequireRoomMember(%q) did not panic", bad)
+					}
+				}()
+				e.svc.RequireRoomMember(bad)
+			}()
+		}
+	})
 }

@@ -1,6 +1,9 @@
 // Package chat is the chat domain of chatmux: the 16 events of the
-// django-realtime-chat-messaging protocol (../shared/PROTOCOL.md), wire
-// compatible with that package, with the fixes and additions of its Part A.
+// django-realtime-chat-messaging protocol, wire compatible with that
+// package, with the deliberate differences and the additions that
+// docs/protocol.md lists (docs/protocol.md#differences,
+// docs/protocol.md#additions). docs/protocol.md is the reference for every
+// rule below.
 //
 // A Service holds a store.Store and a Config. Its handlers are plain
 // chatmux handlers, one method per event; Register puts the default event
@@ -27,30 +30,42 @@
 //
 // # Permissions
 //
-// Every handler checks its own permissions, with the rules of PROTOCOL.md
-// B4 and B6 (CanSend, IsRoomAdmin, CanDeleteRoom, CanAddMembers,
-// CanRemoveMembers on a store.Membership): a handler can be re-registered
-// under more middleware and stays safe. Custom events reuse the same rules
-// through RequireRoomMember and RequireRoomAdmin, and the helpers
-// MessageJSON, RoomDetailJSON, RoomAdmins, Sanitize and StoreError.
+// Every handler checks its own permissions, with the rules of
+// docs/protocol.md#room-types and docs/protocol.md#permissions (CanSend,
+// IsRoomAdmin, CanDeleteRoom, CanAddMembers, CanRemoveMembers on a
+// store.Membership): a handler can be re-registered under more middleware
+// and stays safe. Custom events reuse the same rules through
+// RequireRoomMember and RequireRoomAdmin, which read the room id from a
+// data field ("room_id") or a pattern parameter ("{id}" of
+// "room.{id}.pins"), and the helpers MessageJSON, RoomDetailJSON,
+// RoomAdmins, Sanitize and StoreError.
+//
+// # Failures after a change is stored
+//
+// A dispatch that cannot be published, or a membership change that cannot
+// reach every node, after the event's change was stored, is logged to
+// Config.Logger and not reported to the sender: the broker has served the
+// connections of this node, the sender's included, and clients elsewhere
+// catch up (docs/protocol.md#faults).
 //
 // # Wire details
 //
 // Timestamps are RFC 3339 UTC with microseconds and Z (Timestamp). Room
-// ids follow B2.4 (ParseRoomID); user ids are read from JSON numbers or
-// numeric strings (ParseUserID), so that ids compare as ids (A2.12).
-// Dispatches never carry "type": "broadcast_group" and are encoded without
-// HTML escaping (content is HTML, sent as the package sends it). Message
-// content is
-// sanitised with bluemonday to the allow-list of B9; the sanitiser's
-// output matches the package's test vectors byte for byte, except that
-// attribute values keep quotes as numeric entities (&#34;, &#39;) where
-// bleach writes &quot; and a bare quote.
+// ids follow docs/protocol.md#encoding (ParseRoomID); user ids are read
+// from JSON numbers or numeric strings (ParseUserID), so that ids compare
+// as ids (docs/protocol.md#diff-ids). Dispatches never carry "type":
+// "broadcast_group" and are encoded without HTML escaping (content is HTML,
+// sent as the package sends it). Message content is sanitised with
+// bluemonday to the allow-list of docs/protocol.md#content; the
+// sanitiser's output matches the package's test vectors byte for byte,
+// except that attribute values keep quotes as numeric entities (&#34;,
+// &#39;) where bleach writes &quot; and a bare quote
+// (docs/protocol.md#diff-sanitiser).
 //
 // # Choices where the protocol leaves room
 //
-// Besides Part A of PROTOCOL.md, where the package's behaviour is a bug or
-// undefined, chat answers clearly:
+// Besides the differences of docs/protocol.md#differences, where the
+// package's behaviour is a bug or undefined, chat answers clearly:
 //
 //   - extra_fields keys of message.send other than parent_message_id,
 //     forwarded_from_id, media and Config.ExtraMessageFields are 4003
@@ -62,9 +77,11 @@
 //     twice, ["['Chat already exists']"]).
 //   - An empty message_id list on message.acknowledged or message.read, and
 //     an empty members list, are 4003 "This list may not be empty.".
-//   - room.join of a one-to-one chat is 4003 "You can only join a channel";
-//     add/remove_permission on one is 4003 "Invalid room, Can only modify
-//     permissions in Groups/Channels".
+//   - add/remove_permission on a one-to-one chat is 4003 "Invalid room,
+//     Can only modify permissions in Groups/Channels".
+//   - A one-to-one room.create naming a user id that does not exist is
+//     4003 {"participants": ["Invalid pk \"<id>\" - object does not
+//     exist."]} (the package answers that the chat needs 2 participants).
 //   - room.modify update: wrong types are 4003; empty strings leave name,
 //     description and avatar as they are (the package cannot clear them
 //     either).

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/store"
@@ -47,3 +48,52 @@ func StoreError(err error) error {
 	// A cancelled context (the connection closed) and anything else.
 	return chatmux.Internal(err)
 }
+
+// Fixed details of the protocol's errors (docs/protocol.md#errors,
+// docs/protocol.md#permission-details).
+const (
+	msgInvalidRoomIDType    = "Invalid room_id type"
+	msgInvalidMessageIDType = "Invalid message_id type"
+	msgRequired             = "This field is required."
+	msgBlank                = "This field may not be blank."
+	msgNotString            = "Not a valid string."
+	msgNotBool              = "Must be a valid boolean."
+	msgNotObject            = "Must be an object."
+	msgNotInt               = "A valid integer is required."
+	msgEmptyList            = "This list may not be empty."
+	msgDeniedSend           = "User is not authorized to send message to this room"
+	msgDeniedMessage        = "User is not authorized to access this message"
+	msgDeniedModify         = "User is not authorized to modify this message"
+	msgDeniedRoom           = "User is not authorized access this room"
+	msgDeniedAdd            = "User is not authorized to add new members to this room"
+	msgDeniedRemove         = "User is not authorized to remove members from this room"
+	msgDeniedCreator        = "User is not the creator of this room"
+	msgDeniedAdmin          = "User is not an admin of this room"
+	msgInvalidReactionType  = "invalid reaction type"
+	msgAtLeastOneMessage    = "Atleast one message_id is required for modification"
+	msgSameRoom             = "All messages marked for modification must come from the same room"
+	msgOneAtATime           = "You can only update one message at a time"
+	msgExtraFieldsForUpdate = "'extra_fields' field should be provided for update action"
+	msgContentForUpdate     = "Content should be provided for update action"
+	msgActionRequired       = "Action must be provided"
+	msgInvalidAction        = "Invalid action type"
+	msgDataRequired         = "data must be provided"
+	msgUsersRequired        = "User ids must be provided"
+	msgUsersList            = "User ids must be a list/array"
+	msgPermissionRequired   = "Permission to add or remove should be passed"
+	msgPermissionList       = "Permission must be a list"
+	msgPermissionsGroupChan = "Invalid room, Can only modify permissions in Groups/Channels"
+	msgPageAndSize          = "page and size required"
+	msgInvalidTypes         = "Invalid types"
+	msgInvalidResourceType  = "Invalid resource type"
+	msgAskAdmin             = "Ask an admin to add you to the group"
+	msgPrivateChannel       = "Channel is private, ask a moderator to add you to the channel"
+	msgJoinOneToOne         = "You can only join a channel/group chat"
+	msgLeaveOneToOne        = "You can only leave a channel/group chat"
+	msgInvalidURL           = "Enter a valid URL."
+	msgPropertyObject       = "property must be an object"
+	msgPreferencesObject    = "preferences must be an object"
+)
+
+// msgNotUUID is the detail for a string that is not a UUID.
+func msgNotUUID(s string) string { return fmt.Sprintf("“%s” is not a valid UUID.", s) }

@@ -26,6 +26,7 @@ func TestStoreError(t *testing.T) {
 		{store.Invariant(store.ErrDuplicateOneToOne, "", store.MsgChatExists), 4003, `["Chat already exists"]`},
 		{store.ErrDuplicateOneToOne, 4003, `["Chat already exists"]`},
 		{store.ErrOneToOneParticipants, 4003, `["A one to one chat can only have 2 participants"]`},
+		{store.UnknownUserError("participants", 99), 4003, `{"participants":["Invalid pk \"99\" - object does not exist."]}`},
 		{store.Invalid("name", "This field is required."), 4003, `{"name":["This field is required."]}`},
 		{store.Invalid("", "Bad."), 4003, `["Bad."]`},
 		{chatmux.PermissionDenied("no"), 4002, `"no"`},

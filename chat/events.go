@@ -4,10 +4,13 @@ import (
 	"maps"
 	"sort"
 
+	"github.com/google/uuid"
+
 	"github.com/chatmux/chatmux"
+	"github.com/chatmux/chatmux/store"
 )
 
-// The 16 events of the protocol's default event map (PROTOCOL.md B3).
+// The 16 events of the protocol's default event map (docs/protocol.md#events).
 const (
 	EventMessageSend         = "message.send"
 	EventMessageAcknowledged = "message.acknowledged"
@@ -27,7 +30,8 @@ const (
 	EventSessionHeartbeat    = "session.heartbeat"
 )
 
-// The 16 dispatches (server to client event types) of PROTOCOL.md B3.3.
+// The 16 dispatches (server to client event types,
+// docs/protocol.md#dispatches).
 const (
 	DispatchNotifications       = "chat.notifications"
 	DispatchMessage             = "message.dispatch"
@@ -91,4 +95,73 @@ func RegisterEvents(r chatmux.Router, events map[string]chatmux.Handler) {
 	for _, name := range names {
 		r.Handle(name, events[name])
 	}
+}
+
+// ---- what every event starts with ----
+
+// user returns the authenticated user, or an error that closes nothing but
+// refuses the event.
+func user(c *chatmux.Context) (*chatmux.User, error) {
+	u := c.User()
+	if u == nil {
+		return nil, errNoUser
+	}
+	return u, nil
+}
+
+var errNoUser = &chatmux.Error{Code: chatmux.CodeUnauthenticated, Detail: "authentication required"}
+
+// readEvent reads what every event with data starts with, in the order of
+// its errors: the authenticated user, then the data object (4003 when it is
+// missing or not an object).
+func readEvent(c *chatmux.Context) (*chatmux.User, fields, error) {
+	u, err := user(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := decodeFields(c, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, f, nil
+}
+
+// roomEvent reads what a room's event starts with: readEvent, then
+// data.room_id with the user's membership of that room (4003/4004 on a bad
+// or unknown id).
+func (s *Service) roomEvent(c *chatmux.Context) (*chatmux.User, fields, uuid.UUID, store.Membership, error) {
+	u, f, err := readEvent(c)
+	if err != nil {
+		return nil, nil, uuid.Nil, store.Membership{}, err
+	}
+	roomID, m, err := s.roomAccess(c, f, "room_id")
+	return u, f, roomID, m, err
+}
+
+// memberEvent is roomEvent for the events only members may send: a
+// non-member is 4002 "User is not authorized access this room".
+func (s *Service) memberEvent(c *chatmux.Context) (*chatmux.User, fields, uuid.UUID, store.Membership, error) {
+	u, f, roomID, m, err := s.roomEvent(c)
+	if err == nil && !m.IsMember {
+		err = chatmux.PermissionDenied(msgDeniedRoom)
+	}
+	return u, f, roomID, m, err
+}
+
+// roomAccess parses data[field] as a room id and loads the user's
+// membership: 4003/4004 on a bad or unknown id.
+func (s *Service) roomAccess(c *chatmux.Context, f fields, field string) (uuid.UUID, store.Membership, error) {
+	v, ok := f[field]
+	if !ok || isNull(v) {
+		if field == "room_id" {
+			return uuid.Nil, store.Membership{}, chatmux.Validation(msgInvalidRoomIDType)
+		}
+		return uuid.Nil, store.Membership{}, chatmux.FieldError(field, msgRequired)
+	}
+	id, err := ParseRoomID(v)
+	if err != nil {
+		return uuid.Nil, store.Membership{}, err
+	}
+	m, err := s.membership(c.Context(), id, c.User().ID)
+	return id, m, err
 }

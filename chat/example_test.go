@@ -10,7 +10,7 @@ import (
 	"github.com/chatmux/chatmux/store/memory"
 )
 
-// The default event map on a router, served at the protocol's path.
+// The default event map on a router, served at the package's path.
 func ExampleService_Register() {
 	cfg := chat.DefaultConfig()
 	cfg.Store = memory.New()
@@ -20,7 +20,7 @@ func ExampleService_Register() {
 	svc.Register(events)
 
 	r := chi.NewRouter()
-	r.Handle(svc.Config().Path, chatmux.NewServer(events, chatmux.ServerOptions{
+	r.Handle("/messaging/", chatmux.NewServer(events, chatmux.ServerOptions{
 		Authenticate: func(r *http.Request) (*chatmux.User, error) {
 			return &chatmux.User{ID: 1, Username: "alice"}, nil // use a real authenticator
 		},

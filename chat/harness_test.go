@@ -20,6 +20,7 @@ import (
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/chat"
+	"github.com/chatmux/chatmux/groups"
 	"github.com/chatmux/chatmux/store"
 	"github.com/chatmux/chatmux/store/memory"
 )
@@ -81,6 +82,16 @@ func newEnv(t *testing.T, newStore factory, opts ...func(*chat.Config)) *env {
 // newEnvWith is newEnv with its own event registration.
 func newEnvWith(t *testing.T, newStore factory, register func(*chat.Service, chatmux.Router), opts ...func(*chat.Config)) *env {
 	t.Helper()
+	return newEnvBroker(t, newStore, register, nil, opts...)
+}
+
+// wsPath is where the tests mount the server: the package's path.
+const wsPath = "/messaging/"
+
+// newEnvBroker is newEnvWith over a broker of its own (nil: the server's
+// default, in-process).
+func newEnvBroker(t *testing.T, newStore factory, register func(*chat.Service, chatmux.Router), broker groups.Broker, opts ...func(*chat.Config)) *env {
+	t.Helper()
 	cfg := chat.DefaultConfig()
 	cfg.Store = newStore(t)
 	for _, o := range opts {
@@ -89,9 +100,9 @@ func newEnvWith(t *testing.T, newStore factory, register func(*chat.Service, cha
 	svc := chat.New(cfg)
 	events := chatmux.NewRouter()
 	register(svc, events)
-	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: testAuth})
+	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: testAuth, Broker: broker})
 	r := chi.NewRouter()
-	r.Handle(cfg.Path, srv)
+	r.Handle(wsPath, srv)
 	hs := httptest.NewServer(r)
 	e := &env{t: t, st: cfg.Store, svc: svc, srv: srv, hs: hs, cfg: svc.Config()}
 	t.Cleanup(func() {
@@ -209,7 +220,7 @@ func (e *env) dial(id int64) *client {
 // dialRaw connects without consuming anything.
 func (e *env) dialRaw(id int64, name string) *client {
 	e.t.Helper()
-	u := strings.Replace(e.hs.URL, "http", "ws", 1) + e.cfg.Path + fmt.Sprintf("?user=%d&name=%s", id, name)
+	u := strings.Replace(e.hs.URL, "http", "ws", 1) + wsPath + fmt.Sprintf("?user=%d&name=%s", id, name)
 	ctx, cancel := context.WithTimeout(bg, waitTimeout)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, u, nil)

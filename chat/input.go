@@ -14,50 +14,13 @@ import (
 	"github.com/chatmux/chatmux/store"
 )
 
-// Fixed details of PROTOCOL.md B2.3, B3 and B6.3.
-const (
-	msgInvalidRoomIDType    = "Invalid room_id type"
-	msgInvalidMessageIDType = "Invalid message_id type"
-	msgRequired             = "This field is required."
-	msgBlank                = "This field may not be blank."
-	msgNotString            = "Not a valid string."
-	msgNotBool              = "Must be a valid boolean."
-	msgNotObject            = "Must be an object."
-	msgNotInt               = "A valid integer is required."
-	msgEmptyList            = "This list may not be empty."
-	msgDeniedSend           = "User is not authorized to send message to this room"
-	msgDeniedMessage        = "User is not authorized to access this message"
-	msgDeniedModify         = "User is not authorized to modify this message"
-	msgDeniedRoom           = "User is not authorized access this room"
-	msgDeniedAdd            = "User is not authorized to add new members to this room"
-	msgDeniedRemove         = "User is not authorized to remove members from this room"
-	msgDeniedCreator        = "User is not the creator of this room"
-	msgDeniedAdmin          = "User is not an admin of this room"
-	msgInvalidReactionType  = "invalid reaction type"
-	msgAtLeastOneMessage    = "Atleast one message_id is required for modification"
-	msgSameRoom             = "All messages marked for modification must come from the same room"
-	msgOneAtATime           = "You can only update one message at a time"
-	msgExtraFieldsForUpdate = "'extra_fields' field should be provided for update action"
-	msgContentForUpdate     = "Content should be provided for update action"
-	msgActionRequired       = "Action must be provided"
-	msgInvalidAction        = "Invalid action type"
-	msgDataRequired         = "data must be provided"
-	msgUsersRequired        = "User ids must be provided"
-	msgUsersList            = "User ids must be a list/array"
-	msgPermissionRequired   = "Permission to add or remove should be passed"
-	msgPermissionList       = "Permission must be a list"
-	msgPermissionsGroupChan = "Invalid room, Can only modify permissions in Groups/Channels"
-	msgPageAndSize          = "page and size required"
-	msgInvalidTypes         = "Invalid types"
-	msgInvalidResourceType  = "Invalid resource type"
-	msgAskAdmin             = "Ask an admin to add you to the group"
-	msgPrivateChannel       = "Channel is private, ask a moderator to add you to the channel"
-	msgJoinOneToOne         = "You can only join a channel"
-	msgLeaveOneToOne        = "You can only leave a channel/group chat"
-	msgInvalidURL           = "Enter a valid URL."
-	msgPropertyObject       = "property must be an object"
-	msgPreferencesObject    = "preferences must be an object"
-)
+// Clients send loose JSON, and the package's Python code reads it loosely;
+// every helper that reads an event's data is here, so that the quirks stay
+// in one place: a null field is an absent one; user ids are numbers or
+// numeric strings and compare as ids (ParseUserID); a room or message id
+// that is a JSON integer names nothing (4004); truth is Python's (truthy);
+// numbers convert as int() does (pyInt); and type errors name Python's
+// types (kindName).
 
 // fields is the data object of an event, decoded one level deep.
 type fields map[string]json.RawMessage
@@ -124,8 +87,63 @@ func isJSONInteger(v json.RawMessage) bool {
 	return !bytes.ContainsAny(v, ".eE")
 }
 
+func kindName(v json.RawMessage) string {
+	switch jsonKind(v) {
+	case 's':
+		return "str"
+	case 'n':
+		if isJSONInteger(v) {
+			return "int"
+		}
+		return "float"
+	case 'b':
+		return "bool"
+	case 'a':
+		return "list"
+	case 'o':
+		return "dict"
+	}
+	return "NoneType"
+}
+
+// truthy is Python's truth value of a JSON value.
+func truthy(v json.RawMessage) bool {
+	switch strings.TrimSpace(string(v)) {
+	case "", "null", "false", "0", `""`, "[]", "{}", "0.0":
+		return false
+	}
+	return true
+}
+
+// pyInt converts a JSON value as Python's int() does: numbers (fractions
+// truncated) and integer strings.
+func pyInt(v json.RawMessage) (int64, bool) {
+	switch jsonKind(v) {
+	case 'n':
+		var f float64
+		if err := json.Unmarshal(v, &f); err != nil {
+			return 0, false
+		}
+		if isJSONInteger(v) {
+			return ParseUserID(v)
+		}
+		if math.Abs(f) > 1<<53 {
+			return 0, false
+		}
+		return int64(f), true
+	case 's':
+		var str string
+		if err := json.Unmarshal(v, &str); err != nil {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(str), 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
 // ParseRoomID reads a room id from its JSON value with the rules of
-// PROTOCOL.md B2.4: a UUID string is the id; a malformed string is 4003
+// docs/protocol.md#encoding: a UUID string is the id; a malformed string is 4003
 // “x” is not a valid UUID.; a JSON integer names no room (4004); anything
 // else (missing included) is 4003 "Invalid room_id type".
 func ParseRoomID(v json.RawMessage) (uuid.UUID, error) {
@@ -141,7 +159,7 @@ func parseUUID(v json.RawMessage, typeMsg string) (uuid.UUID, error) {
 		}
 		id, err := uuid.Parse(s)
 		if err != nil {
-			return uuid.Nil, chatmux.Validation(fmt.Sprintf("“%s” is not a valid UUID.", s))
+			return uuid.Nil, chatmux.Validation(msgNotUUID(s))
 		}
 		return id, nil
 	case 'n':
@@ -211,7 +229,7 @@ func parseMessageIDs(v json.RawMessage) (messageIDs, error) {
 }
 
 // ParseUserID reads a user id from a JSON number or a numeric string, so
-// that ids compare as ids whatever their JSON type (PROTOCOL.md A2.12).
+// that ids compare as ids whatever their JSON type (docs/protocol.md#diff-ids).
 func ParseUserID(v json.RawMessage) (int64, bool) {
 	switch jsonKind(v) {
 	case 'n':
@@ -258,6 +276,18 @@ func ParseUserIDs(v json.RawMessage) (ids []int64, ok bool) {
 		ids = append(ids, id)
 	}
 	return store.UniqueInt64(ids), true
+}
+
+// userIDList reads a list of user ids for key (4003 when not a list of ids).
+func userIDList(key string, v json.RawMessage) ([]int64, error) {
+	if jsonKind(v) != 'a' {
+		return nil, chatmux.FieldError(key, fmt.Sprintf("Expected a list of items but got type \"%s\".", kindName(v)))
+	}
+	ids, ok := ParseUserIDs(v)
+	if !ok {
+		return nil, chatmux.FieldError(key, msgNotInt)
+	}
+	return ids, nil
 }
 
 // str reads an optional string field: ok is false when absent or null; a

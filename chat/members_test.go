@@ -88,7 +88,8 @@ func TestAddRemoveMembers(t *testing.T) {
 		c4a.quiet()
 		c4b.quiet()
 
-		// Channel: the moderator adds; removing everyone deletes it (A2.17).
+		// Channel: the moderator adds; removing everyone deletes it
+		// (docs/protocol.md#diff-empty-room).
 		c1.send(chat.EventRoomAddMembers, map[string]any{"room_id": channel.String(), "members": []int{3}})
 		for _, c := range []*client{c1, c2, c3} {
 			eq(t, c.expect(chat.DispatchRoomAddMembers).obj(t)["new_members"], []string{"user3"}, "channel add")
@@ -159,7 +160,7 @@ func TestModifyRoom(t *testing.T) {
 		modify(c1, group, "add_admin", map[string]any{"users": []any{"2", 4, 99}})
 		eq(t, usernames(t, update(members)["admins"]), []string{"user1", "user2"}, "admin added, non-members dropped")
 		// The new admin may update, but cannot demote the creator, even with
-		// the creator's id as a string (A2.12).
+		// the creator's id as a string (docs/protocol.md#diff-ids).
 		modify(c2, group, "remove_admin", map[string]any{"users": []any{"1"}})
 		eq(t, usernames(t, update(members)["admins"]), []string{"user1", "user2"}, "creator protected")
 		modify(c1, group, "remove_admin", map[string]any{"users": []int{2}})
@@ -259,7 +260,8 @@ func TestModifyRoom(t *testing.T) {
 }
 
 // TestPermissionsRevokedOnLeave: explicit permissions and roles go when a
-// member leaves or is removed, and do not come back on re-adding (A2.12).
+// member leaves or is removed, and do not come back on re-adding
+// (docs/protocol.md#diff-ids).
 func TestPermissionsRevokedOnLeave(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore factory) {
 		e := newEnv(t, newStore)

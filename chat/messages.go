@@ -37,7 +37,7 @@ func (s *Service) content(f fields, blankOK bool) (string, error) {
 	return s.Sanitize(text), nil
 }
 
-// SendMessage handles message.send (PROTOCOL.md B3.2, A2.3-A2.5, A3):
+// SendMessage handles message.send (docs/protocol.md#message-send):
 // data {room_id, content, client_msg_id?, extra_fields?: {parent_message_id,
 // forwarded_from_id, media, host fields}}. The sender needs the send
 // permission (CanSend). The message is stored in one transaction with its
@@ -114,12 +114,12 @@ func (s *Service) SendMessage(c *chatmux.Context) error {
 	if res.Duplicate {
 		return send(c, DispatchMessage, msgs[0])
 	}
-	return broadcast(c, RoomGroup(roomID), DispatchMessage, msgs[0])
+	return s.broadcast(c, RoomGroup(roomID), DispatchMessage, msgs[0])
 }
 
 // extraFields returns the host-registered extra fields of extra_fields
 // (Config.ExtraMessageFields); any other key than those and the allowed
-// built-in ones is 4003 (PROTOCOL.md A2.3).
+// built-in ones is 4003 (docs/protocol.md#diff-extra-fields).
 func (s *Service) extraFields(extra fields, builtin ...string) (store.JSON, error) {
 	out := store.JSON{}
 	names := make([]string, 0, len(extra))
@@ -148,7 +148,7 @@ outer:
 
 // referencedMessage checks parent_message_id / forwarded_from_id: a UUID of
 // an existing, visible message (else 4003) in a room the sender belongs to
-// (else 4002, PROTOCOL.md A2.4).
+// (else 4002, docs/protocol.md#diff-reply-access).
 func (s *Service) referencedMessage(c *chatmux.Context, userID int64, key string, v json.RawMessage) (uuid.UUID, error) {
 	var raw string
 	if jsonKind(v) != 's' || json.Unmarshal(v, &raw) != nil {
@@ -156,7 +156,7 @@ func (s *Service) referencedMessage(c *chatmux.Context, userID int64, key string
 	}
 	id, err := uuid.Parse(raw)
 	if err != nil {
-		return uuid.Nil, chatmux.FieldError(key, fmt.Sprintf("“%s” is not a valid UUID.", raw))
+		return uuid.Nil, chatmux.FieldError(key, msgNotUUID(raw))
 	}
 	got, err := s.st.Messages(c.Context(), []uuid.UUID{id})
 	if err != nil {
@@ -175,28 +175,9 @@ func (s *Service) referencedMessage(c *chatmux.Context, userID int64, key string
 	return id, nil
 }
 
-func kindName(v json.RawMessage) string {
-	switch jsonKind(v) {
-	case 's':
-		return "str"
-	case 'n':
-		if isJSONInteger(v) {
-			return "int"
-		}
-		return "float"
-	case 'b':
-		return "bool"
-	case 'a':
-		return "list"
-	case 'o':
-		return "dict"
-	}
-	return "NoneType"
-}
-
 // parseMedia reads extra_fields.media: a list of {media_url, media_type,
 // file_size?, mime_type?, caption?, metadata?}. Any invalid item is 4003
-// (PROTOCOL.md A2.5), nothing is stored.
+// (docs/protocol.md#diff-media), nothing is stored.
 func parseMedia(v json.RawMessage) ([]store.NewAttachment, error) {
 	if jsonKind(v) != 'a' {
 		return nil, chatmux.FieldError("media", fmt.Sprintf("Expected a list of items but got type \"%s\".", kindName(v)))
@@ -255,7 +236,8 @@ func parseMedia(v json.RawMessage) ([]store.NewAttachment, error) {
 }
 
 // Typing handles message.typing: with the send permission, it broadcasts
-// messagetyping.dispatch {username, room_id, user_id} (PROTOCOL.md A2.8) to
+// messagetyping.dispatch {username, room_id, user_id}
+// (docs/protocol.md#diff-typing) to
 // the room, the typer included. Nothing is stored.
 func (s *Service) Typing(c *chatmux.Context) error {
 	u, _, roomID, m, err := s.roomEvent(c)
@@ -265,7 +247,7 @@ func (s *Service) Typing(c *chatmux.Context) error {
 	if !CanSend(m, u.ID) {
 		return chatmux.PermissionDenied(msgDeniedSend)
 	}
-	return broadcast(c, RoomGroup(roomID), DispatchTyping, struct {
+	return s.broadcast(c, RoomGroup(roomID), DispatchTyping, struct {
 		Username string `json:"username"`
 		RoomID   string `json:"room_id"`
 		UserID   int64  `json:"user_id"`
@@ -286,107 +268,6 @@ func (s *Service) messageIDsOf(c *chatmux.Context, f fields, userID int64) (mess
 	return ids, msgs, err
 }
 
-// AcknowledgeMessages handles message.acknowledged (delivery receipts):
-// data {message_id: id or [ids]}. The user is added to delivered_to of each
-// message and removed from its notifications; each sender then gets
-// messagedelivered.dispatch with the list of their messages, on all
-// devices. Acknowledging one's own message does nothing (A2.9).
-func (s *Service) AcknowledgeMessages(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
-	if err != nil {
-		return err
-	}
-	ids, _, err := s.messageIDsOf(c, f, u.ID)
-	if err != nil {
-		return err
-	}
-	acked, err := s.st.Acknowledge(c.Context(), u.ID, ids.IDs)
-	if err != nil {
-		return StoreError(err)
-	}
-	if len(acked) == 0 {
-		return nil
-	}
-	views, err := s.st.MessageViews(c.Context(), acked)
-	if err != nil {
-		return StoreError(err)
-	}
-	senders, bySender := groupMessages(s, views, func(v *store.MessageView) int64 { return v.SenderID })
-	for _, id := range senders {
-		if err := sendUser(c, id, DispatchMessageDelivered, bySender[id]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// groupMessages encodes views grouped by key: the keys in the order they
-// first appear, and each key's Message objects in order.
-func groupMessages[K comparable](s *Service, views []store.MessageView, key func(*store.MessageView) K) ([]K, map[K][]*wireMessage) {
-	var keys []K
-	groups := map[K][]*wireMessage{}
-	for i := range views {
-		k := key(&views[i])
-		if _, ok := groups[k]; !ok {
-			keys = append(keys, k)
-		}
-		groups[k] = append(groups[k], s.messageJSON(&views[i]))
-	}
-	return keys, groups
-}
-
-// ReadMessages handles message.read (read receipts): data {message_id: id
-// or [ids]}. Own messages and messages already read are skipped (A2.9).
-// For a single id readreceipt.dispatch carries the Message object; for a
-// list, one dispatch per room carries the array of that room's messages.
-// Each goes to the room.
-func (s *Service) ReadMessages(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
-	if err != nil {
-		return err
-	}
-	ids, _, err := s.messageIDsOf(c, f, u.ID)
-	if err != nil {
-		return err
-	}
-	receipts, err := s.st.MarkRead(c.Context(), u.ID, ids.IDs)
-	if err != nil {
-		return StoreError(err)
-	}
-	if len(receipts) == 0 {
-		return nil
-	}
-	read := make([]uuid.UUID, len(receipts))
-	for i, r := range receipts {
-		read[i] = r.MessageID
-	}
-	views, err := s.st.MessageViews(c.Context(), read)
-	if err != nil {
-		return StoreError(err)
-	}
-	if !ids.List {
-		if len(views) == 0 {
-			return nil
-		}
-		return broadcast(c, RoomGroup(views[0].RoomID), DispatchReadReceipt, s.messageJSON(&views[0]))
-	}
-	rooms, byRoom := groupMessages(s, views, func(v *store.MessageView) uuid.UUID { return v.RoomID })
-	for _, id := range rooms {
-		if err := broadcast(c, RoomGroup(id), DispatchReadReceipt, byRoom[id]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ReactToMessage handles message.react: data {type: "add"|"remove",
 // message_id, reaction_content}. Any member of the message's room may
 // react. add replaces a different reaction of the user (the same one again
@@ -394,11 +275,7 @@ func (s *Service) ReadMessages(c *chatmux.Context) error {
 // {status: "successful"|"failed", action: "remove", message}. Both go to the
 // room as reaction.dispatch.
 func (s *Service) ReactToMessage(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
+	u, f, err := readEvent(c)
 	if err != nil {
 		return err
 	}
@@ -462,7 +339,7 @@ func (s *Service) ReactToMessage(c *chatmux.Context) error {
 	default:
 		return chatmux.Validation(msgInvalidReactionType)
 	}
-	return broadcast(c, RoomGroup(msg.RoomID), DispatchReaction, payload)
+	return s.broadcast(c, RoomGroup(msg.RoomID), DispatchReaction, payload)
 }
 
 func (s *Service) oneMessage(c *chatmux.Context, id uuid.UUID) (*wireMessage, error) {
@@ -485,11 +362,7 @@ func (s *Service) oneMessage(c *chatmux.Context, id uuid.UUID) (*wireMessage, er
 // notifications and answers {status, action: "delete", message_ids}. The
 // answer goes to the room as messagemodification.dispatch.
 func (s *Service) ModifyMessages(c *chatmux.Context) error {
-	u, err := user(c)
-	if err != nil {
-		return err
-	}
-	f, err := decodeFields(c, false)
+	u, f, err := readEvent(c)
 	if err != nil {
 		return err
 	}
@@ -536,8 +409,8 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 		if len(ids.IDs) > 1 {
 			return chatmux.Validation(msgOneAtATime)
 		}
-		extra, ok, err := f.object("extra_fields")
-		if err != nil || !ok {
+		extra, _, err := f.object("extra_fields")
+		if err != nil || len(extra) == 0 {
 			return chatmux.Validation(msgExtraFieldsForUpdate)
 		}
 		var raw string
@@ -550,7 +423,8 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 			return err
 		}
 		// Only content and the host's fields change; sender, room,
-		// timestamps, flags, parent and forward are ignored (B3.2).
+		// timestamps, flags, parent and forward are ignored
+		// (docs/protocol.md#message-modify).
 		hostExtra := store.JSON{}
 		for k, v := range extra {
 			if s.extra[k] {
@@ -567,7 +441,7 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 		if err != nil {
 			return err
 		}
-		return broadcast(c, RoomGroup(roomID), DispatchMessageModification, struct {
+		return s.broadcast(c, RoomGroup(roomID), DispatchMessageModification, struct {
 			Status  string       `json:"status"`
 			Action  string       `json:"action"`
 			Message *wireMessage `json:"message"`
@@ -576,7 +450,7 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 		if _, err := s.st.DeleteMessages(c.Context(), ids.IDs, !s.cfg.SoftDelete); err != nil {
 			return StoreError(err)
 		}
-		return broadcast(c, RoomGroup(roomID), DispatchMessageModification, struct {
+		return s.broadcast(c, RoomGroup(roomID), DispatchMessageModification, struct {
 			Status     string            `json:"status"`
 			Action     string            `json:"action"`
 			MessageIDs []json.RawMessage `json:"message_ids"`

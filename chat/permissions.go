@@ -9,7 +9,8 @@ import (
 	"github.com/chatmux/chatmux/store"
 )
 
-// The permission rules of PROTOCOL.md B4 and B6. Every privilege,
+// The permission rules of docs/protocol.md#room-types and
+// docs/protocol.md#permissions. Every privilege,
 // the creator's included, requires current membership.
 
 // CanSend reports whether userID may send (and type) in the room:
@@ -89,151 +90,6 @@ func (s *Service) membership(ctx context.Context, roomID uuid.UUID, userID int64
 	return m, nil
 }
 
-// roomAccess parses data[field] as a room id and loads the user's
-// membership: 4003/4004 on a bad or unknown id.
-func (s *Service) roomAccess(c *chatmux.Context, f fields, field string) (uuid.UUID, store.Membership, error) {
-	v, ok := f[field]
-	if !ok || isNull(v) {
-		if field == "room_id" {
-			return uuid.Nil, store.Membership{}, chatmux.Validation(msgInvalidRoomIDType)
-		}
-		return uuid.Nil, store.Membership{}, chatmux.FieldError(field, msgRequired)
-	}
-	id, err := ParseRoomID(v)
-	if err != nil {
-		return uuid.Nil, store.Membership{}, err
-	}
-	m, err := s.membership(c.Context(), id, c.User().ID)
-	return id, m, err
-}
-
-// roomEvent reads what a room's event starts with, in the order of its
-// errors: the user, the data object, and data.room_id with the user's
-// membership of that room.
-func (s *Service) roomEvent(c *chatmux.Context) (*chatmux.User, fields, uuid.UUID, store.Membership, error) {
-	u, err := user(c)
-	if err != nil {
-		return nil, nil, uuid.Nil, store.Membership{}, err
-	}
-	f, err := decodeFields(c, false)
-	if err != nil {
-		return nil, nil, uuid.Nil, store.Membership{}, err
-	}
-	roomID, m, err := s.roomAccess(c, f, "room_id")
-	return u, f, roomID, m, err
-}
-
-// requireMember returns the room and membership when the user is a member,
-// else 4002 "User is not authorized access this room".
-func (s *Service) requireMember(c *chatmux.Context, f fields) (uuid.UUID, store.Membership, error) {
-	id, m, err := s.roomAccess(c, f, "room_id")
-	if err != nil {
-		return id, m, err
-	}
-	if !m.IsMember {
-		return id, m, chatmux.PermissionDenied(msgDeniedRoom)
-	}
-	return id, m, nil
-}
-
-// Context keys set by RequireRoomMember and RequireRoomAdmin.
-const (
-	ctxRoomID     = "chat.room_id"
-	ctxMembership = "chat.membership"
-)
-
-// RoomFrom returns the room id and membership that RequireRoomMember or
-// RequireRoomAdmin stored in the event's context.
-func RoomFrom(c *chatmux.Context) (uuid.UUID, store.Membership, bool) {
-	id, ok1 := c.Get(ctxRoomID)
-	m, ok2 := c.Get(ctxMembership)
-	if !ok1 || !ok2 {
-		return uuid.Nil, store.Membership{}, false
-	}
-	return id.(uuid.UUID), m.(store.Membership), true
-}
-
-var errNoUser = &chatmux.Error{Code: chatmux.CodeUnauthenticated, Detail: "authentication required"}
-
-func (s *Service) roomMiddleware(field string, allow func(store.Membership, int64) bool, denied string) chatmux.Middleware {
-	return func(next chatmux.Handler) chatmux.Handler {
-		return func(c *chatmux.Context) error {
-			u := c.User()
-			if u == nil {
-				return chatmux.PermissionDenied(denied)
-			}
-			f, err := decodeFields(c, false)
-			if err != nil {
-				return err
-			}
-			id, m, err := s.roomAccess(c, f, field)
-			if err != nil {
-				return err
-			}
-			if !allow(m, u.ID) {
-				return chatmux.PermissionDenied(denied)
-			}
-			c.Set(ctxRoomID, id)
-			c.Set(ctxMembership, m)
-			return next(c)
-		}
-	}
-}
-
-// RequireRoomMember returns middleware for custom events: it reads
-// data[field] as a room id (the rules of ParseRoomID; 4004 for an unknown
-// room) and answers 4002 "User is not authorized access this room" unless
-// the user is a member. The handler gets the room with RoomFrom.
-func (s *Service) RequireRoomMember(field string) chatmux.Middleware {
-	return s.roomMiddleware(field, func(m store.Membership, _ int64) bool { return m.IsMember }, msgDeniedRoom)
-}
-
-// RequireRoomAdmin returns middleware for custom events (message.pin,
-// message.flag, ...): it reads data[field] as a room id and answers 4002
-// "User is not an admin of this room" unless the user is a member and the
-// creator or an admin (group), the creator or a moderator (channel), or a
-// participant (one-to-one chat): the rule of IsRoomAdmin. The handler gets
-// the room with RoomFrom.
-func (s *Service) RequireRoomAdmin(field string) chatmux.Middleware {
-	return s.roomMiddleware(field, IsRoomAdmin, msgDeniedAdmin)
-}
-
-// RoomAdmins returns the ids of the users who administer a room, ascending:
-// its creator and admins (group) or moderators (channel) who are members,
-// or both participants of a one-to-one chat. Custom events use it to alert
-// moderators (SendUser to each).
-func (s *Service) RoomAdmins(ctx context.Context, roomID uuid.UUID) ([]int64, error) {
-	d, err := s.st.RoomDetail(ctx, roomID)
-	if err != nil {
-		return nil, StoreError(err)
-	}
-	members := map[int64]bool{}
-	for _, u := range d.Members {
-		members[u.ID] = true
-	}
-	if d.Type == store.OneToOne {
-		return store.SortedInt64(keys(members)), nil
-	}
-	var out []int64
-	if d.CreatorID != 0 && members[d.CreatorID] {
-		out = append(out, d.CreatorID)
-	}
-	for _, u := range d.Admins {
-		if members[u.ID] {
-			out = append(out, u.ID)
-		}
-	}
-	return store.SortedInt64(store.UniqueInt64(out)), nil
-}
-
-func keys(m map[int64]bool) []int64 {
-	out := make([]int64, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
 // accessMessages loads messages for an event on message ids: each must
 // exist and not be soft-deleted (4004), and the user must be a member of
 // each one's room (4002 "User is not authorized to access this message"),
@@ -287,14 +143,4 @@ func (s *Service) liveMessages(ctx context.Context, ids []uuid.UUID) ([]store.Me
 		out = append(out, m)
 	}
 	return out, nil
-}
-
-// user returns the authenticated user, or an error that closes nothing but
-// refuses the event.
-func user(c *chatmux.Context) (*chatmux.User, error) {
-	u := c.User()
-	if u == nil {
-		return nil, errNoUser
-	}
-	return u, nil
 }

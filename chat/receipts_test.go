@@ -66,7 +66,8 @@ func TestAcknowledge(t *testing.T) {
 				}
 			}
 		}
-		// Own message alone: nothing at all (A2.9).
+		// Own message alone: nothing at all
+		// (docs/protocol.md#diff-idempotent-receipts).
 		c2.send(chat.EventMessageAcknowledged, map[string]any{"message_id": own.String()})
 		c2.quiet()
 		c2.send(chat.EventMessageAcknowledged, `{"message_id":[]}`)
@@ -109,7 +110,8 @@ func TestRead(t *testing.T) {
 				t.Fatalf("read receipts: %s", f.Raw)
 			}
 		}
-		// Again: idempotent, nothing sent (A2.9).
+		// Again: idempotent, nothing sent
+		// (docs/protocol.md#diff-idempotent-receipts).
 		c2a.send(chat.EventMessageRead, map[string]any{"message_id": d1.String()})
 		c2a.quiet()
 		// A list across rooms: one array per room; own messages skipped.
@@ -196,7 +198,8 @@ func TestReact(t *testing.T) {
 			eq(t, m["status"], "successful", "status")
 			eq(t, path(t, m, "message.reactions"), []any{}, "no reactions")
 		}
-		// The REACTION notification went with the reaction (A2.10).
+		// The REACTION notification went with the reaction
+		// (docs/protocol.md#diff-reaction-notifications).
 		n, _ := e.st.PendingNotifications(bg, 1)
 		for _, r := range n {
 			for _, x := range r.Notifications {
@@ -281,7 +284,9 @@ func testModifyMessages(t *testing.T, newStore factory, soft bool) {
 		{c1, map[string]any{"action": "update", "message_id": []string{m1.String(), m2.String()}, "extra_fields": map[string]any{"content": "x"}}, 4003, `["You can only update one message at a time"]`},
 		{c1, map[string]any{"action": "update", "message_id": m1.String()}, 4003, `["'extra_fields' field should be provided for update action"]`},
 		{c1, map[string]any{"action": "update", "message_id": m1.String(), "extra_fields": "x"}, 4003, `["'extra_fields' field should be provided for update action"]`},
-		{c1, map[string]any{"action": "update", "message_id": m1.String(), "extra_fields": map[string]any{}}, 4003, `["Content should be provided for update action"]`},
+		{c1, map[string]any{"action": "update", "message_id": m1.String(), "extra_fields": nil}, 4003, `["'extra_fields' field should be provided for update action"]`},
+		{c1, map[string]any{"action": "update", "message_id": m1.String(), "extra_fields": map[string]any{}}, 4003, `["'extra_fields' field should be provided for update action"]`},
+		{c1, map[string]any{"action": "update", "message_id": m1.String(), "extra_fields": map[string]any{"priority": 1}}, 4003, `["Content should be provided for update action"]`},
 		{c1, map[string]any{"action": "update", "message_id": m1.String(), "extra_fields": map[string]any{"content": " "}}, 4003, `["Content should be provided for update action"]`},
 		{c1, map[string]any{"action": "update", "message_id": m1.String(), "extra_fields": map[string]any{"content": "01234567890"}}, 4003, `{"content":["Ensure this field has no more than 10 characters."]}`},
 		{c1, map[string]any{"action": "archive", "message_id": m1.String()}, 4003, `["Invalid action type"]`},

@@ -9,7 +9,7 @@ import (
 )
 
 // TestMissingData: every event that needs data answers 4003 without it,
-// never 4006, and the socket stays open (A2.2).
+// never 4006, and the socket stays open (docs/protocol.md#diff-malformed).
 func TestMissingData(t *testing.T) {
 	e := newEnv(t, memoryStore)
 	e.users(1)

@@ -14,7 +14,7 @@ import (
 
 func TestCreateRoom(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore factory) {
-		e := newEnv(t, newStore, func(c *chat.Config) { c.MaxGroupParticipants = 5 })
+		e := newEnv(t, newStore, func(c *chat.Config) { c.MaxGroupParticipants = 5; c.MaxChannelSubscribers = 7 })
 		e.users(6)
 		c1, c2a, c2b, c3, c6 := e.dial(1), e.dial(2), e.dial(2), e.dial(3), e.dial(6)
 
@@ -45,7 +45,10 @@ func TestCreateRoom(t *testing.T) {
 			{`{"type":"OneToOneChat","participants":[1]}`, `["A one to one chat can only have 2 participants"]`},
 			{`{"type":"OneToOneChat","participants":[]}`, `["A one to one chat can only have 2 participants"]`},
 			{`{"type":"OneToOneChat","participants":[3,4]}`, `["A one to one chat can only have 2 participants"]`},
-			{`{"type":"OneToOneChat","participants":[99]}`, `["A one to one chat can only have 2 participants"]`},
+			{`{"type":"OneToOneChat","participants":[99]}`, `{"participants":["Invalid pk \"99\" - object does not exist."]}`},
+			{`{"type":"OneToOneChat","participants":["98"]}`, `{"participants":["Invalid pk \"98\" - object does not exist."]}`},
+			{`{"type":"OneToOneChat","participants":[3,99,4]}`, `{"participants":["Invalid pk \"99\" - object does not exist."]}`},
+			{`{"type":"OneToOneChat","extra_fields":{"participants":[97]}}`, `{"participants":["Invalid pk \"97\" - object does not exist."]}`},
 			{`{"type":"OneToOneChat","participants":"3"}`, `{"participants":["Expected a list of items but got type \"str\"."]}`},
 			{`{"type":"OneToOneChat","participants":["x"]}`, `{"participants":["A valid integer is required."]}`},
 			{`{"type":"Room"}`, `["Invalid resource type"]`},
@@ -57,6 +60,7 @@ func TestCreateRoom(t *testing.T) {
 			{`{"type":"GroupChat","name":"g","extra_fields":{"avatar":"not a url"}}`, `{"avatar":["Enter a valid URL."]}`},
 			{`{"type":"GroupChat","name":"g","extra_fields":{"max_participants":6}}`, `{"max_participants":["Ensure this value is less than or equal to 5."]}`},
 			{`{"type":"GroupChat","name":"g","extra_fields":{"max_participants":0}}`, `{"max_participants":["Ensure this value is greater than or equal to 1."]}`},
+			{`{"type":"Channel","name":"c","extra_fields":{"max_subscribers":8}}`, `{"max_subscribers":["Ensure this value is less than or equal to 7."]}`},
 			{`{"type":"GroupChat","name":"g","extra_fields":{"max_participants":2},"participants":[2,3]}`, `["Maximum number of group participants exceeded"]`},
 			{`{"type":"GroupChat","name":"g","extra_fields":{"group_locked":"yes"}}`, `{"group_locked":["Must be a valid boolean."]}`},
 			{`{"type":"GroupChat","name":"g","extra_fields":{"property":[]}}`, `["property must be an object"]`},
@@ -227,12 +231,20 @@ func TestListInfoMessages(t *testing.T) {
 			c1a.expectError(4003, b.detail)
 		}
 
-		// Catch-up by seq (A3).
+		// Catch-up by seq (docs/protocol.md#catch-up).
 		c1a.send(chat.EventRoomMessages, map[string]any{"room_id": group.String(), "after_seq": 20, "limit": 3})
 		c1b.expect(chat.DispatchRoomMessages)
 		m = c1a.expect(chat.DispatchRoomMessages).obj(t)
 		got := path(t, m, "data.messages").([]any)
 		eq(t, []any{path(t, got[0], "seq"), path(t, got[1], "seq"), path(t, got[2], "seq"), m["has_more"]}, []any{21, 22, 23, true}, "after_seq")
+		// The limit is capped at MaxPageSize, and is MaxPageSize when absent.
+		for _, limit := range []any{500, nil} {
+			c1a.send(chat.EventRoomMessages, map[string]any{"room_id": group.String(), "after_seq": 0, "limit": limit})
+			c1b.expect(chat.DispatchRoomMessages)
+			m = c1a.expect(chat.DispatchRoomMessages).obj(t)
+			got = path(t, m, "data.messages").([]any)
+			eq(t, []any{len(got), m["limit"], m["has_more"]}, []any{20, 20, true}, fmt.Sprintf("after_seq 0, limit %v", limit))
+		}
 		c1a.send(chat.EventRoomMessages, map[string]any{"room_id": group.String(), "before_seq": 3})
 		c1b.expect(chat.DispatchRoomMessages)
 		m = c1a.expect(chat.DispatchRoomMessages).obj(t)
@@ -264,7 +276,8 @@ func TestJoinLeave(t *testing.T) {
 			eq(t, m["added_by"], "self", "added_by")
 			eq(t, usernames(t, path(t, m, "room.subscribers")), []string{"user1", "user3"}, "subscribers")
 		}
-		// Joining again: nothing changes, nothing is sent (A2.17).
+		// Joining again: nothing changes, nothing is sent
+		// (docs/protocol.md#diff-empty-room).
 		c3b.send(chat.EventRoomJoin, map[string]any{"room_id": public.String()})
 		c3b.quiet()
 		c1.quiet()
@@ -274,7 +287,7 @@ func TestJoinLeave(t *testing.T) {
 		}{
 			{private, `["Channel is private, ask a moderator to add you to the channel"]`},
 			{group, `["Ask an admin to add you to the group"]`},
-			{dm, `["You can only join a channel"]`},
+			{dm, `["You can only join a channel/group chat"]`},
 			{small, `["Maximum number of channel subscribers exceeded"]`},
 		} {
 			c3a.send(chat.EventRoomJoin, map[string]any{"room_id": b.room.String()})

@@ -7,10 +7,10 @@ import (
 	"golang.org/x/net/html"
 )
 
-// sanitizeTags are the tags of the allow-list of PROTOCOL.md B9.
+// sanitizeTags are the tags of the allow-list of docs/protocol.md#content.
 var sanitizeTags = []string{"b", "i", "strong", "em", "a", "span", "p", "ul", "ol", "li", "br"}
 
-// newPolicy returns the sanitiser's allow-list of PROTOCOL.md B9 (the
+// newPolicy returns the sanitiser's allow-list of docs/protocol.md#content (the
 // package's bleach configuration): tags b, i, strong, em, a, span, p, ul,
 // ol, li, br; attributes href, title and target on a, class and id on
 // every allowed tag; URL schemes http, https and mailto (relative URLs
@@ -32,7 +32,8 @@ func newPolicy() *bluemonday.Policy {
 	return p
 }
 
-// Sanitize cleans message content with the allow-list of PROTOCOL.md B9.
+// Sanitize cleans message content with the allow-list of
+// docs/protocol.md#content.
 // It is applied to message content on send and on edit; custom events that
 // store HTML should use it too.
 func (s *Service) Sanitize(content string) string {

@@ -7,7 +7,7 @@ import (
 	"github.com/chatmux/chatmux/store/memory"
 )
 
-// TestSanitizeVectors checks every conformance vector of PROTOCOL.md B9:
+// TestSanitizeVectors checks every conformance vector of docs/protocol.md#content:
 // the output equals bleach's byte for byte.
 func TestSanitizeVectors(t *testing.T) {
 	svc := chat.New(chat.Config{Store: memory.New()})

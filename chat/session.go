@@ -14,7 +14,8 @@ const connSessionKey = "chat.session_id"
 // Connect handles $connect: it records the authenticated identity in the
 // store (UpsertUser), opens a session for the connection, joins the
 // connection to the group of every room its user belongs to (from the
-// store, PROTOCOL.md A2.6; the user's own group is joined by the server)
+// store, docs/protocol.md#diff-subscriptions; the user's own group is
+// joined by the server)
 // and, when notifications are enabled, sends chat.notifications to this
 // socket only. An anonymous connection is closed with 4001.
 func (s *Service) Connect(c *chatmux.Context) error {

@@ -24,7 +24,7 @@ func Timestamp(t time.Time) string { return t.UTC().Format(TimeFormat) }
 // RoomGroup returns the group name of a room: "group-<uuid>".
 func RoomGroup(roomID uuid.UUID) string { return groups.Room(roomID.String()) }
 
-// wireUser is the User object of PROTOCOL.md B3.4.
+// wireUser is the User object (docs/protocol.md#user).
 type wireUser struct {
 	ID        int64  `json:"id"`
 	Username  string `json:"username"`
@@ -79,8 +79,9 @@ type wireAttachment struct {
 	Metadata  store.JSON `json:"metadata"`
 }
 
-// wireMessage is the Message object of PROTOCOL.md B3.4, with chatmux's
-// additions seq and client_msg_id (A3) and the host's extra fields.
+// wireMessage is the Message object (docs/protocol.md#message), with
+// chatmux's additions seq and client_msg_id (docs/protocol.md#seq,
+// docs/protocol.md#idempotent-sends) and the host's extra fields.
 type wireMessage struct {
 	ID            string            `json:"id"`
 	Room          roomRef           `json:"room"`
@@ -224,7 +225,7 @@ func (s *Service) messagesJSON(ctx context.Context, ids []uuid.UUID) ([]*wireMes
 	return out, nil
 }
 
-// MessageJSON returns the protocol's Message objects (PROTOCOL.md B3.4)
+// MessageJSON returns the protocol's Message objects (docs/protocol.md#message)
 // of the given messages, encoded, in the order of ids; missing ids are
 // skipped. Custom events embed them in their dispatches.
 func (s *Service) MessageJSON(ctx context.Context, ids ...uuid.UUID) ([]json.RawMessage, error) {
@@ -305,7 +306,7 @@ func prefs(j store.JSON) store.JSON {
 	return j
 }
 
-// roomDetailJSON is the RoomDetail object of PROTOCOL.md B3.4.
+// roomDetailJSON is the RoomDetail object (docs/protocol.md#room-detail).
 func roomDetailJSON(d store.RoomDetail) any {
 	common := func() (string, string, string, wireProperty) {
 		return d.ID.String(), Timestamp(d.CreatedAt), Timestamp(d.UpdatedAt), wireProperty{Preferences: prefs(d.Preferences)}
@@ -336,8 +337,8 @@ func (s *Service) roomDetail(ctx context.Context, roomID uuid.UUID) (any, store.
 	return roomDetailJSON(d), d, nil
 }
 
-// RoomDetailJSON returns the protocol's RoomDetail object (PROTOCOL.md
-// B3.4) of a room, encoded.
+// RoomDetailJSON returns the protocol's RoomDetail object of a room,
+// encoded (docs/protocol.md#room-detail).
 func (s *Service) RoomDetailJSON(ctx context.Context, roomID uuid.UUID) (json.RawMessage, error) {
 	v, _, err := s.roomDetail(ctx, roomID)
 	if err != nil {
@@ -387,8 +388,8 @@ type wireListChannel struct {
 	MaxSubscribers int          `json:"max_subscribers"`
 }
 
-// roomListItemJSON is the RoomListItem object of PROTOCOL.md B3.4 with
-// chatmux's unread_count (A3).
+// roomListItemJSON is the RoomListItem object with chatmux's unread_count
+// (docs/protocol.md#room-list-item, docs/protocol.md#unread-counts).
 func (s *Service) roomListItemJSON(it *store.RoomListItem) any {
 	id, created, updated := it.ID.String(), Timestamp(it.CreatedAt), Timestamp(it.UpdatedAt)
 	last := s.messageJSON(it.LastMessage)
@@ -416,7 +417,8 @@ type wireNotification struct {
 }
 
 // notificationsJSON encodes chat.notifications: an object keyed by room id
-// whose keys keep the store's order (newest first, A2.15), which a Go map
+// whose keys keep the store's order (newest first,
+// docs/protocol.md#diff-notification-order), which a Go map
 // would sort.
 func (s *Service) notificationsJSON(rooms []store.RoomNotifications) (json.RawMessage, error) {
 	var buf bytes.Buffer
@@ -443,24 +445,49 @@ func (s *Service) notificationsJSON(rooms []store.RoomNotifications) (json.RawMe
 	return buf.Bytes(), nil
 }
 
-// broadcast, sendUser and send encode a dispatch's data with marshal and
-// hand it to the framework, which sends it as is.
-func broadcast(c *chatmux.Context, group, eventType string, v any) error {
+// broadcast and sendUser encode a dispatch's data once with marshal and
+// publish it to a group (a room's, a user's). They run after the event's
+// change is stored (or when nothing is stored), and the broker serves the
+// members on this node before it reaches the others, so a publish failure
+// is logged, not returned: the sender's own connections have their
+// dispatch, and clients on other nodes catch up from the store
+// (docs/protocol.md#faults). An encoding failure is a bug: 4006.
+func (s *Service) broadcast(c *chatmux.Context, group, eventType string, v any) error {
 	b, err := marshal(v)
 	if err != nil {
 		return chatmux.Internal(err)
 	}
-	return c.Broadcast(group, eventType, b)
-}
-
-func sendUser(c *chatmux.Context, userID int64, eventType string, v any) error {
-	b, err := marshal(v)
-	if err != nil {
-		return chatmux.Internal(err)
+	if err := c.Broadcast(group, eventType, b); err != nil {
+		s.log.WarnContext(c.Context(), "chat: failed to publish a dispatch", "event", c.Event(),
+			"dispatch", eventType, "group", group, "err", err)
 	}
-	return c.SendUser(userID, eventType, b)
+	return nil
 }
 
+func (s *Service) sendUser(c *chatmux.Context, userID int64, eventType string, v any) error {
+	return s.broadcast(c, groups.User(userID), eventType, v)
+}
+
+// joinUser and leaveUser move every connection of a user into or out of a
+// group after a membership change was stored. As with broadcast, a failure
+// is logged, not returned: the connections on this node have moved, and
+// those on other nodes are fixed when their node resynchronises
+// (docs/protocol.md#resync).
+func (s *Service) joinUser(c *chatmux.Context, userID int64, group string) {
+	if err := c.JoinUser(userID, group); err != nil {
+		s.log.WarnContext(c.Context(), "chat: failed to add a user's connections to a group", "event", c.Event(),
+			"user_id", userID, "group", group, "err", err)
+	}
+}
+
+func (s *Service) leaveUser(c *chatmux.Context, userID int64, group string) {
+	if err := c.LeaveUser(userID, group); err != nil {
+		s.log.WarnContext(c.Context(), "chat: failed to remove a user's connections from a group", "event", c.Event(),
+			"user_id", userID, "group", group, "err", err)
+	}
+}
+
+// send encodes a dispatch for this socket only.
 func send(c *chatmux.Context, eventType string, v any) error {
 	b, err := marshal(v)
 	if err != nil {

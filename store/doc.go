@@ -1,6 +1,13 @@
 // Package store is chatmux's persistence layer: the Store interface, the
 // models it reads and writes, and the typed errors it returns.
 //
+// Store embeds one interface per concern, each in the file of its models:
+// UserStore and SessionStore (users.go), RoomStore and MemberStore
+// (rooms.go), MessageStore and ReactionStore (messages.go), ReceiptStore
+// and NotificationStore (receipts.go); paging is in page.go, the errors in
+// errors.go, and the input checks both implementations share in
+// validate.go.
+//
 // The chat domain (package chat) keeps every policy decision (who may do
 // what, which dispatch goes where, which 4002/4003/4004 detail a client
 // sees); a Store keeps the data and its invariants: per-room message

@@ -30,9 +30,13 @@ var (
 	// ErrWrongRoomType: the operation does not apply to the room's type
 	// (e.g. adding members to a one-to-one chat, admins on a channel).
 	ErrWrongRoomType = errors.New("store: operation not valid for this room type")
+	// ErrUnknownUser: an input field names a user id that does not exist
+	// (4003 with a field detail naming the id; see UnknownUserError).
+	ErrUnknownUser = errors.New("store: unknown user")
 )
 
-// Exact detail strings of PROTOCOL.md carried by validation errors.
+// Exact detail strings of the protocol (docs/protocol.md#errors) carried by
+// validation errors.
 const (
 	MsgChatExists          = "Chat already exists"
 	MsgOneToOneTwo         = "A one to one chat can only have 2 participants"
@@ -47,7 +51,7 @@ const (
 
 // ValidationError is bad input or a violated domain invariant. Field names
 // the input field ("" when the error is about the request as a whole),
-// Message is the detail for the client (the exact PROTOCOL.md string where
+// Message is the detail for the client (the protocol's exact string where
 // there is one), Err is the sentinel it wraps (ErrInvalid when nothing more
 // specific applies).
 type ValidationError struct {
@@ -88,4 +92,12 @@ func CapError(t RoomType) error {
 		return Invariant(ErrCapExceeded, "subscribers", MsgChannelCap)
 	}
 	return Invariant(ErrCapExceeded, "participants", MsgGroupCap)
+}
+
+// UnknownUserError is the ErrUnknownUser validation error for the user id
+// id given in field: {field: ["Invalid pk \"<id>\" - object does not
+// exist."]} on the wire, the detail Django REST framework gives for an
+// unknown primary key.
+func UnknownUserError(field string, id int64) error {
+	return Invariant(ErrUnknownUser, field, fmt.Sprintf("Invalid pk \"%d\" - object does not exist.", id))
 }

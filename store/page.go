@@ -1,8 +1,23 @@
 package store
 
+// MessagePage is one page of MessagesPage.
+type MessagePage struct {
+	// Messages, newest first.
+	Messages []MessageView
+	// Page is the effective page (1-based), Size the page size (0: all).
+	Page int
+	Size int
+	// Total is the number of visible messages, Pages the number of pages
+	// (at least 1).
+	Total       int
+	Pages       int
+	HasNext     bool
+	HasPrevious bool
+}
+
 // Paginate computes the page that MessagesPage returns for total visible
 // messages, the requested page and size, with the paginator semantics of
-// PROTOCOL.md B10 and A2.16: a page below 1 or past the last page gives the
+// docs/protocol.md#pagination and docs/protocol.md#diff-pagination: a page below 1 or past the last page gives the
 // last page, the result carries the effective page, and an empty room still
 // has one (empty) page. size 0 means one page with everything. Messages is
 // left nil for the caller to fill; Bounds gives the slice to load.

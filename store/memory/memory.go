@@ -288,6 +288,8 @@ func (s *Store) CreateRoom(ctx context.Context, in store.NewRoom) (store.Room, e
 	for _, id := range in.Members {
 		if _, ok := s.users[id]; ok {
 			members = append(members, id)
+		} else if in.Type == store.OneToOne {
+			return store.Room{}, store.UnknownUserError("participants", id)
 		}
 	}
 	now := store.Now()
@@ -730,53 +732,19 @@ func roleError() error {
 
 // SetRole implements store.Store.
 func (s *Store) SetRole(ctx context.Context, roomID uuid.UUID, userIDs []int64, on bool) ([]int64, error) {
-	if err := ctxErr(ctx); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := s.roomOf(roomID)
-	if err != nil {
-		return nil, err
-	}
-	if r.r.Type == store.OneToOne {
-		return nil, roleError()
-	}
-	changed := []int64{}
-	for _, id := range store.SortedInt64(store.UniqueInt64(userIDs)) {
-		m, ok := r.members[id]
-		if !ok || id == r.r.CreatorID || m.admin == on {
-			continue
+	return s.changeMembers(ctx, roomID, userIDs, nil, func(m *member) bool {
+		if m.admin == on {
+			return false
 		}
 		m.admin = on
-		changed = append(changed, id)
-	}
-	return changed, nil
+		return true
+	})
 }
 
 // SetPermissions implements store.Store.
 func (s *Store) SetPermissions(ctx context.Context, roomID uuid.UUID, userIDs []int64, perms []store.Permission, on bool) ([]int64, error) {
-	if err := ctxErr(ctx); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := s.roomOf(roomID)
-	if err != nil {
-		return nil, err
-	}
-	if r.r.Type == store.OneToOne {
-		return nil, roleError()
-	}
-	if err := store.ValidatePermissions(r.r.Type, perms); err != nil {
-		return nil, err
-	}
-	changed := []int64{}
-	for _, id := range store.SortedInt64(store.UniqueInt64(userIDs)) {
-		m, ok := r.members[id]
-		if !ok || id == r.r.CreatorID {
-			continue
-		}
+	check := func(r *room) error { return store.ValidatePermissions(r.r.Type, perms) }
+	return s.changeMembers(ctx, roomID, userIDs, check, func(m *member) bool {
 		did := false
 		for _, p := range perms {
 			_, has := m.perms[p]
@@ -789,7 +757,36 @@ func (s *Store) SetPermissions(ctx context.Context, roomID uuid.UUID, userIDs []
 				did = true
 			}
 		}
-		if did {
+		return did
+	})
+}
+
+// changeMembers is SetRole and SetPermissions: in a group or channel (a
+// one-to-one chat is ErrWrongRoomType) that passes check (when not nil), it
+// calls change for every member among userIDs but the creator, ascending,
+// and returns the ids for which change reported a change.
+func (s *Store) changeMembers(ctx context.Context, roomID uuid.UUID, userIDs []int64, check func(*room) error, change func(*member) bool) ([]int64, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.roomOf(roomID)
+	if err != nil {
+		return nil, err
+	}
+	if r.r.Type == store.OneToOne {
+		return nil, roleError()
+	}
+	if check != nil {
+		if err := check(r); err != nil {
+			return nil, err
+		}
+	}
+	changed := []int64{}
+	for _, id := range store.SortedInt64(store.UniqueInt64(userIDs)) {
+		m, ok := r.members[id]
+		if ok && id != r.r.CreatorID && change(m) {
 			changed = append(changed, id)
 		}
 	}

@@ -376,23 +376,8 @@ func (s *Store) liveMessages(ids []uuid.UUID) ([]*message, error) {
 
 // Acknowledge implements store.Store.
 func (s *Store) Acknowledge(ctx context.Context, userID int64, messageIDs []uuid.UUID) ([]uuid.UUID, error) {
-	if err := ctxErr(ctx); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ms, err := s.liveMessages(messageIDs)
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := s.users[userID]; !ok {
-		return nil, store.ErrConflict
-	}
 	acked := []uuid.UUID{}
-	for _, m := range ms {
-		if m.m.SenderID == userID {
-			continue
-		}
+	err := s.eachReceived(ctx, userID, messageIDs, func(m *message) {
 		acked = append(acked, m.m.ID)
 		if m.delivered == nil {
 			m.delivered = map[int64]struct{}{}
@@ -406,32 +391,23 @@ func (s *Store) Acknowledge(ctx context.Context, userID int64, messageIDs []uuid
 				delete(m.notes, nid)
 			}
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return acked, nil
 }
 
 // MarkRead implements store.Store.
 func (s *Store) MarkRead(ctx context.Context, readerID int64, messageIDs []uuid.UUID) ([]store.ReadReceipt, error) {
-	if err := ctxErr(ctx); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ms, err := s.liveMessages(messageIDs)
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := s.users[readerID]; !ok {
-		return nil, store.ErrConflict
-	}
-	now := store.Now()
+	var now time.Time // taken under the lock, as the receipts are ordered by it
 	out := []store.ReadReceipt{}
-	for _, m := range ms {
-		if m.m.SenderID == readerID {
-			continue
-		}
+	err := s.eachReceived(ctx, readerID, messageIDs, func(m *message) {
 		if _, ok := m.receipts[readerID]; ok {
-			continue
+			return
+		}
+		if now.IsZero() {
+			now = store.Now()
 		}
 		rr := store.ReadReceipt{ID: uuid.New(), MessageID: m.m.ID, ReaderID: readerID, ReadAt: now}
 		if m.receipts == nil {
@@ -439,8 +415,37 @@ func (s *Store) MarkRead(ctx context.Context, readerID int64, messageIDs []uuid.
 		}
 		m.receipts[readerID] = rr
 		out = append(out, rr)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// eachReceived is Acknowledge and MarkRead: under the write lock, it
+// resolves ids to visible messages (any missing or soft-deleted one is
+// ErrNotFound and nothing changes), checks that userID is a user
+// (ErrConflict), and calls fn for each message, in input order, that
+// userID did not send.
+func (s *Store) eachReceived(ctx context.Context, userID int64, ids []uuid.UUID, fn func(*message)) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms, err := s.liveMessages(ids)
+	if err != nil {
+		return err
+	}
+	if _, ok := s.users[userID]; !ok {
+		return store.ErrConflict
+	}
+	for _, m := range ms {
+		if m.m.SenderID != userID {
+			fn(m)
+		}
+	}
+	return nil
 }
 
 // AddReaction implements store.Store.

@@ -177,6 +177,11 @@ func (s *Store) CreateRoom(ctx context.Context, in store.NewRoom) (store.Room, e
 		var creator, pairA, pairB *int64
 		switch in.Type {
 		case store.OneToOne:
+			for _, id := range in.Members {
+				if !slices.Contains(existing, id) {
+					return store.UnknownUserError("participants", id)
+				}
+			}
 			if len(members) != 2 {
 				return store.Invariant(store.ErrOneToOneParticipants, "participants", store.MsgOneToOneTwo)
 			}

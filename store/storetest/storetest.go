@@ -312,13 +312,16 @@ func testCreateOneToOne(t *testing.T, st store.Store) {
 		creator int64
 		members []int64
 		want    error
+		field   string
+		message string
 	}{
-		{"same pair", 1, []int64{2}, store.ErrDuplicateOneToOne},
-		{"reversed pair", 2, []int64{1}, store.ErrDuplicateOneToOne},
-		{"self only", 1, []int64{1}, store.ErrOneToOneParticipants},
-		{"nobody", 1, nil, store.ErrOneToOneParticipants},
-		{"two others", 1, []int64{2, 3}, store.ErrOneToOneParticipants},
-		{"unknown user", 1, []int64{42}, store.ErrOneToOneParticipants},
+		{"same pair", 1, []int64{2}, store.ErrDuplicateOneToOne, "", store.MsgChatExists},
+		{"reversed pair", 2, []int64{1}, store.ErrDuplicateOneToOne, "", store.MsgChatExists},
+		{"self only", 1, []int64{1}, store.ErrOneToOneParticipants, "participants", store.MsgOneToOneTwo},
+		{"nobody", 1, nil, store.ErrOneToOneParticipants, "participants", store.MsgOneToOneTwo},
+		{"two others", 1, []int64{2, 3}, store.ErrOneToOneParticipants, "participants", store.MsgOneToOneTwo},
+		{"unknown user", 1, []int64{42}, store.ErrUnknownUser, "participants", `Invalid pk "42" - object does not exist.`},
+		{"unknown before too many", 1, []int64{2, 43, 42}, store.ErrUnknownUser, "participants", `Invalid pk "43" - object does not exist.`},
 	} {
 		_, err := st.CreateRoom(ctx, store.NewRoom{Type: store.OneToOne, CreatorID: tc.creator, Members: tc.members})
 		if !errors.Is(err, tc.want) {
@@ -329,12 +332,8 @@ func testCreateOneToOne(t *testing.T, st store.Store) {
 			t.Errorf("%s: error %T is not a *ValidationError", tc.name, err)
 			continue
 		}
-		want := store.MsgOneToOneTwo
-		if tc.want == store.ErrDuplicateOneToOne {
-			want = store.MsgChatExists
-		}
-		if ve.Message != want {
-			t.Errorf("%s: message = %q, want %q", tc.name, ve.Message, want)
+		if ve.Field != tc.field || ve.Message != tc.message {
+			t.Errorf("%s: field, message = %q, %q, want %q, %q", tc.name, ve.Field, ve.Message, tc.field, tc.message)
 		}
 	}
 	// A different pair is fine, and 2 is member of two chats.

@@ -1,4 +1,4 @@
--- chatmux schema: the data model of PROTOCOL.md B5 with chatmux's
+-- chatmux schema: the data model of docs/protocol.md#objects with chatmux's
 -- additions (per-room seq, client_msg_id, Extra objects, sessions that
 -- close). Constraints live here; store/postgres maps their violations to
 -- store.ErrConflict (or a typed validation error where the protocol has one).

@@ -12,7 +12,7 @@ import (
 )
 
 // ModifyRoom handles room.modify: data {room_id, action, data}
-// (PROTOCOL.md B3.6). delete needs the creator of a group or channel, or
+// (docs/protocol.md#room-modify). delete needs the creator of a group or channel, or
 // either participant of a one-to-one chat (else 4002 "User is not the
 // creator of this room"); roomdelete.dispatch {room_id} goes to the room,
 // then every member's connections leave its group. Every other action
@@ -106,7 +106,7 @@ func (s *Service) ModifyRoom(c *chatmux.Context) error {
 	if err != nil {
 		return err
 	}
-	return broadcast(c, RoomGroup(roomID), DispatchRoomUpdate, detail)
+	return s.broadcast(c, RoomGroup(roomID), DispatchRoomUpdate, detail)
 }
 
 // deleteRoom deletes a room, tells its group, then moves every former
@@ -121,13 +121,11 @@ func (s *Service) deleteRoom(c *chatmux.Context, roomID uuid.UUID) error {
 		return StoreError(err)
 	}
 	group := RoomGroup(roomID)
-	if err := broadcast(c, group, DispatchRoomDelete, deletePayload{RoomID: roomID.String()}); err != nil {
+	if err := s.broadcast(c, group, DispatchRoomDelete, deletePayload{RoomID: roomID.String()}); err != nil {
 		return err
 	}
 	for _, id := range members {
-		if err := c.LeaveUser(id, group); err != nil {
-			return chatmux.Internal(err)
-		}
+		s.leaveUser(c, id, group)
 	}
 	return nil
 }

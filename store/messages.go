@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// MessageStore keeps the messages of the rooms, with their attachments,
+// and reads them back: by id, by page or by sequence number.
+type MessageStore interface {
+	// SendMessage stores a message with the room's next seq, its
+	// attachments, the room's new last message and (when m.Notify) a
+	// NEW_MESSAGE or REPLY notification for every other member, in one
+	// transaction. With a ClientMsgID already used by the same sender in the
+	// same room it stores nothing and returns the original message with
+	// Duplicate true. A reply that is also a forward is ErrConflict; a parent
+	// or forwarded message that does not exist is a *ValidationError on
+	// "parent_message_id" / "forwarded_from_id"; a missing room ErrNotFound;
+	// a sender who is not a user ErrConflict. Membership is not checked
+	// (that is policy). Content is stored as given (sanitising is chat's job).
+	SendMessage(ctx context.Context, m NewMessage) (SendResult, error)
+	// Messages returns the messages with the given ids that exist (soft
+	// deleted ones included: check IsDeleted), in the order of ids.
+	Messages(ctx context.Context, ids []uuid.UUID) ([]Message, error)
+	// MessageViews loads everything the wire Message object needs for the
+	// given ids (soft-deleted included), in the order of ids, batch-loaded.
+	MessageViews(ctx context.Context, ids []uuid.UUID) ([]MessageView, error)
+	// MessagesPage returns one page of a room's visible messages, newest
+	// first (room.messages with paginate). page < 1 or past the last page
+	// gives the last page, and the result carries the effective page. size 0
+	// means no pagination: every visible message in one page. A negative
+	// size is a *ValidationError.
+	MessagesPage(ctx context.Context, roomID uuid.UUID, page, size int) (MessagePage, error)
+	// MessagesAfter returns up to limit visible messages with seq > afterSeq,
+	// oldest first (catch-up after a reconnect). limit < 1 is a
+	// *ValidationError; a missing room ErrNotFound.
+	MessagesAfter(ctx context.Context, roomID uuid.UUID, afterSeq int64, limit int) ([]MessageView, error)
+	// MessagesBefore returns up to limit visible messages with seq <
+	// beforeSeq, newest first (scroll back). Errors as MessagesAfter.
+	MessagesBefore(ctx context.Context, roomID uuid.UUID, beforeSeq int64, limit int) ([]MessageView, error)
+	// EditMessage replaces the content (and merges extra keys into Extra) of
+	// a message and sets IsEdited (message.modify update). A missing or soft
+	// deleted message is ErrNotFound.
+	EditMessage(ctx context.Context, messageID uuid.UUID, content string, extra JSON) (Message, error)
+	// DeleteMessages deletes messages, soft (IsDeleted) or hard, together
+	// with all their notifications, and moves each affected room's last
+	// message to its latest visible message (message.modify delete).
+	// Missing ids (and, for a soft delete, already soft-deleted ones) are
+	// skipped; the result lists the ids deleted, in input order. A hard
+	// delete sets the parent/forward links of other messages to it to nil.
+	DeleteMessages(ctx context.Context, ids []uuid.UUID, hard bool) ([]uuid.UUID, error)
+}
+
+// ReactionStore keeps one reaction per user and message.
+type ReactionStore interface {
+	// AddReaction sets the user's reaction on a message, replacing (and
+	// deleting the notification of) a reaction with different content; the
+	// same content again is ErrConflict. With r.Notify a REACTION
+	// notification for every other member of the room is created in the
+	// same transaction. A missing or soft-deleted message is ErrNotFound.
+	AddReaction(ctx context.Context, r NewReaction) (Reaction, error)
+	// RemoveReaction deletes the user's reaction on the message, whatever its
+	// content, and its REACTION notification; it reports whether there was
+	// one. A missing or soft-deleted message is ErrNotFound.
+	RemoveReaction(ctx context.Context, messageID uuid.UUID, userID int64) (bool, error)
+}
+
+// Message is a stored message.
+type Message struct {
+	ID     uuid.UUID `db:"id"`
+	RoomID uuid.UUID `db:"room_id"`
+	// Seq is the message's number in its room: 1, 2, 3, ...
+	Seq             int64      `db:"seq"`
+	SenderID        int64      `db:"sender_id"`
+	Content         string     `db:"content"`
+	ParentID        *uuid.UUID `db:"parent_id"`
+	ForwardedFromID *uuid.UUID `db:"forwarded_from_id"`
+	IsForwarded     bool       `db:"is_forwarded"`
+	IsEdited        bool       `db:"is_edited"`
+	IsDeleted       bool       `db:"is_deleted"`
+	// ClientMsgID is the sender's idempotency key, "" when none.
+	ClientMsgID string `db:"client_msg_id"`
+	// Extra holds fields a host application registers (never nil).
+	Extra     JSON      `db:"extra"`
+	CreatedAt time.Time `db:"created_at"`
+	UpdatedAt time.Time `db:"updated_at"`
+}
+
+// NewMessage is the input of SendMessage.
+type NewMessage struct {
+	RoomID   uuid.UUID
+	SenderID int64
+	Content  string
+	// ParentID makes the message a reply (notification type REPLY).
+	ParentID *uuid.UUID
+	// ForwardedFromID makes the message a forward (IsForwarded true).
+	ForwardedFromID *uuid.UUID
+	// ClientMsgID (at most MaxClientMsgIDLen) makes the send idempotent per
+	// (room, sender).
+	ClientMsgID string
+	Extra       JSON
+	Attachments []NewAttachment
+	// Notify creates the NEW_MESSAGE/REPLY notification for the other
+	// members (none is created when there are no other members).
+	Notify bool
+}
+
+// SendResult is the outcome of SendMessage.
+type SendResult struct {
+	Message     Message
+	Attachments []Attachment
+	// Notification is the created notification, nil when none.
+	Notification *Notification
+	// Duplicate is true when ClientMsgID matched an earlier send: Message is
+	// that original message and nothing new was stored.
+	Duplicate bool
+}
+
+// MessageView is everything the wire Message object shows.
+type MessageView struct {
+	Message
+	Sender User
+	// Parent and ForwardedFrom are loaded recursively; nil when absent.
+	Parent        *MessageView
+	ForwardedFrom *MessageView
+	// DeliveredTo are the usernames of users who acknowledged, ordered by
+	// user id.
+	DeliveredTo  []string
+	ReadReceipts []ReadReceiptView
+	Reactions    []ReactionView
+	Attachments  []Attachment
+}
+
+// MediaType is the kind of an attachment.
+type MediaType string
+
+// The four media types.
+const (
+	MediaImage MediaType = "image"
+	MediaVideo MediaType = "video"
+	MediaAudio MediaType = "audio"
+	MediaFile  MediaType = "file"
+)
+
+// Valid reports whether m is one of the four media types.
+func (m MediaType) Valid() bool {
+	return m == MediaImage || m == MediaVideo || m == MediaAudio || m == MediaFile
+}
+
+// mimeTypes is the allow-list of docs/protocol.md#attachment (27 entries).
+var mimeTypes = []string{
+	"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/heic",
+	"audio/mpeg", "audio/mp4", "audio/aac", "audio/ogg", "audio/wav", "audio/opus",
+	"video/mp4", "video/quicktime", "video/webm", "video/ogg", "video/x-msvideo", "video/x-matroska",
+	"application/pdf", "application/msword",
+	"application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+	"application/vnd.ms-excel",
+	"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+	"application/vnd.ms-powerpoint",
+	"application/vnd.openxmlformats-officedocument.presentationml.presentation",
+	"text/plain", "text/csv",
+}
+
+// MIMETypes returns a copy of the MIME allow-list for attachments.
+func MIMETypes() []string { return append([]string(nil), mimeTypes...) }
+
+// ValidMIMEType reports whether s is on the MIME allow-list.
+func ValidMIMEType(s string) bool {
+	for _, m := range mimeTypes {
+		if s == m {
+			return true
+		}
+	}
+	return false
+}
+
+// Attachment is a media asset of a message (a URL; files are not stored).
+type Attachment struct {
+	ID        uuid.UUID `db:"id"`
+	MessageID uuid.UUID `db:"message_id"`
+	MediaURL  string    `db:"media_url"`
+	MediaType MediaType `db:"media_type"`
+	FileSize  int64     `db:"file_size"`
+	MimeType  string    `db:"mime_type"`
+	// Caption is "" when unset (null on the wire).
+	Caption string `db:"caption"`
+	// Metadata is a free-form object (never nil).
+	Metadata JSON `db:"metadata"`
+}
+
+// NewAttachment is one attachment of NewMessage. MediaURL is required,
+// MediaType must be valid, FileSize >= 0, MimeType on the allow-list ("" means
+// DefaultMIMEType).
+type NewAttachment struct {
+	MediaURL  string
+	MediaType MediaType
+	FileSize  int64
+	MimeType  string
+	Caption   string
+	Metadata  JSON
+}
+
+// Reaction is one user's reaction on a message.
+type Reaction struct {
+	ID        uuid.UUID `db:"id"`
+	MessageID uuid.UUID `db:"message_id"`
+	UserID    int64     `db:"user_id"`
+	Content   string    `db:"content"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+// NewReaction is the input of AddReaction.
+type NewReaction struct {
+	MessageID uuid.UUID
+	UserID    int64
+	// Content is non-empty, at most MaxReactionLen characters.
+	Content string
+	// Notify creates a REACTION notification for the other members.
+	Notify bool
+}
+
+// ReactionView is a reaction with its user, ordered by creation time.
+type ReactionView struct {
+	Reaction
+	User User
+}
