@@ -19,5 +19,5 @@ func registerChat(events chatmux.Router, st store.Store, logger *slog.Logger) st
 	cfg.Logger = logger
 	svc := chat.New(cfg)
 	svc.Register(events)
-	return svc.Config().Path
+	return "/messaging/"
 }

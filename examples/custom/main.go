@@ -50,11 +50,11 @@ func run(ctx context.Context, addr string, logger *slog.Logger) error {
 	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: devAuth(st), Logger: logger})
 
 	r := chi.NewRouter()
-	r.Handle(cfg.Path, srv)
+	r.Handle("/messaging/", srv)
 	hs := &http.Server{Addr: addr, Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
-	logger.Info("custom chat server listening", "url", "ws://"+addr+cfg.Path+"?user=<username>")
+	logger.Info("custom chat server listening", "url", "ws://"+addr+"/messaging/?user=<username>")
 	select {
 	case err := <-errc:
 		return err
