@@ -293,15 +293,6 @@ func TestSlowConsumerCounted(t *testing.T) {
 	}
 }
 
-func TestLoopbackAddr(t *testing.T) {
-	for addr, want := range map[string]bool{"127.0.0.1:8080": true, "localhost:1": true, "[::1]:80": true,
-		":8080": false, "0.0.0.0:80": false, "10.1.2.3:80": false, "nonsense": false} {
-		if got := loopbackAddr(addr); got != want {
-			t.Errorf("loopbackAddr(%q) = %v, want %v", addr, got, want)
-		}
-	}
-}
-
 func TestFanoutExternalURL(t *testing.T) {
 	// A server chatbench did not start: only -url (and no /proc readings).
 	bs, err := startServer(context.Background(), serveConfig{Addr: "127.0.0.1:0", LogLevel: "error"})

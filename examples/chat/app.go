@@ -20,6 +20,7 @@ import (
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/groups"
+	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/middleware"
 	"github.com/chatmux/chatmux/middleware/metrics"
 	"github.com/chatmux/chatmux/store"
@@ -74,7 +75,7 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 
 	var auth chatmux.Authenticator
 	if cfg.devMode() {
-		auth = devAuth(a.store)
+		auth = devauth.Authenticator(a.store)
 	} else {
 		auth = jwtAuth(cfg.JWTSecret, a.store)
 	}

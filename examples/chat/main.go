@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/chatmux/chatmux/internal/devauth"
 )
 
 // config is everything the server is started with: flags and environment.
@@ -121,25 +123,12 @@ Flags:
 			cfg.Origins = append(cfg.Origins, o)
 		}
 	}
-	if cfg.devMode() && !cfg.InsecureDevAuth && !isLoopback(cfg.Addr) {
-		return cfg, fmt.Errorf("refusing to start development-mode sign-in (no CHATMUX_JWT_SECRET) on %q, "+
-			"which is not a loopback address: set CHATMUX_JWT_SECRET, listen on 127.0.0.1, or pass -insecure-dev-auth", cfg.Addr)
+	if cfg.devMode() && !cfg.InsecureDevAuth {
+		if err := devauth.CheckAddr(cfg.Addr, "set CHATMUX_JWT_SECRET, listen on 127.0.0.1, or pass -insecure-dev-auth"); err != nil {
+			return cfg, err
+		}
 	}
 	return cfg, nil
-}
-
-// isLoopback reports whether a listen address only accepts local
-// connections. An empty host (":8080") listens everywhere.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // newLogger returns a slog logger writing to w in the given format.
@@ -165,7 +154,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	if cfg.devMode() {
 		logger.Warn("chat: DEVELOPMENT MODE: no CHATMUX_JWT_SECRET is set, anyone who can reach this server " +
 			"signs in as any user with ?user=<name>, without a password. Set CHATMUX_JWT_SECRET in production.")
-		if !isLoopback(cfg.Addr) {
+		if !devauth.IsLoopback(cfg.Addr) {
 			logger.Warn("chat: development-mode sign-in is exposed beyond this machine (-insecure-dev-auth)", "addr", cfg.Addr)
 		}
 	}

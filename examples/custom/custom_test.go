@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/chat"
+	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/store"
 	"github.com/chatmux/chatmux/store/memory"
 )
@@ -62,7 +63,7 @@ func newEnv(t *testing.T, opts Options) *env {
 	svc := chat.New(cfg)
 	analytics := NewAnalytics()
 	opts.Logger = logger
-	srv := chatmux.NewServer(Events(svc, analytics, &Pins{}, opts), chatmux.ServerOptions{Authenticate: devAuth(st), Logger: logger})
+	srv := chatmux.NewServer(Events(svc, analytics, &Pins{}, opts), chatmux.ServerOptions{Authenticate: devauth.Authenticator(st), Logger: logger})
 	r := chi.NewRouter()
 	r.Handle("/messaging/", srv)
 	ts := httptest.NewServer(r)

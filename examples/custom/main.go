@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -17,7 +15,7 @@ import (
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/chat"
-	"github.com/chatmux/chatmux/store"
+	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/store/memory"
 )
 
@@ -34,12 +32,8 @@ func main() {
 }
 
 func run(ctx context.Context, addr string, logger *slog.Logger) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("bad address %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("refusing to serve development authentication on %s", addr)
+	if err := devauth.CheckAddr(addr, "listen on 127.0.0.1"); err != nil {
+		return err
 	}
 	st := memory.New()
 	cfg := chat.DefaultConfig()
@@ -47,7 +41,7 @@ func run(ctx context.Context, addr string, logger *slog.Logger) error {
 	cfg.Logger = logger
 	svc := chat.New(cfg)
 	events := Events(svc, NewAnalytics(), &Pins{}, Options{Logger: logger})
-	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: devAuth(st), Logger: logger})
+	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: devauth.Authenticator(st), Logger: logger})
 
 	r := chi.NewRouter()
 	r.Handle(cfg.Path, srv)
@@ -67,19 +61,4 @@ func run(ctx context.Context, addr string, logger *slog.Logger) error {
 		return err
 	}
 	return nil
-}
-
-// devAuth authenticates ?user=<username>; the store assigns the id.
-func devAuth(st store.Store) chatmux.Authenticator {
-	return func(r *http.Request) (*chatmux.User, error) {
-		name := r.URL.Query().Get("user")
-		if name == "" || len(name) > 150 {
-			return nil, errors.New("missing or over-long ?user=")
-		}
-		u, err := st.CreateUserByUsername(r.Context(), name)
-		if err != nil {
-			return nil, err
-		}
-		return &chatmux.User{ID: u.ID, Username: u.Username}, nil
-	}
 }
