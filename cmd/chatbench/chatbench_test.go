@@ -119,7 +119,11 @@ func TestCheckTarget(t *testing.T) {
 // and checks that every message reached every member of its room.
 func runSmall(t *testing.T, args ...string) *report {
 	t.Helper()
-	base := []string{"-quiet", "-duration", "1s", "-rooms", "2", "-members", "4", "-senders", "3", "-sources", "4"}
+	// -drain is how long the run may wait for messages in flight after the
+	// senders stop; it ends as soon as all arrived, so a generous bound
+	// costs nothing on an idle machine and keeps a loaded one from
+	// reporting messages that are only late as lost.
+	base := []string{"-quiet", "-duration", "1s", "-rooms", "2", "-members", "4", "-senders", "3", "-sources", "4", "-drain", "30s"}
 	o, err := parseOptions("fanout", append(base, args...))
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +231,7 @@ func TestFanoutChatChannel(t *testing.T) {
 
 func TestChurnChat(t *testing.T) {
 	o, err := parseOptions("churn", []string{"-in-process", "-quiet", "-duration", "1s", "-rooms", "2", "-members", "3",
-		"-senders", "2", "-churners", "4", "-churn-hold", "50ms", "-rate", "200"})
+		"-senders", "2", "-churners", "4", "-churn-hold", "50ms", "-rate", "200", "-drain", "30s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +316,7 @@ func TestFanoutExternalURL(t *testing.T) {
 func TestPersistPostgres(t *testing.T) {
 	dbURL := testenv.DatabaseURL(t)
 	o, err := parseOptions("persist", []string{"-in-process", "-quiet", "-duration", "1s", "-rooms", "3", "-senders", "3",
-		"-database-url", dbURL})
+		"-drain", "30s", "-database-url", dbURL})
 	if err != nil {
 		t.Fatal(err)
 	}
