@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -18,6 +20,9 @@ import (
 	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/store/memory"
 )
+
+// wsPath is where the WebSocket endpoint is mounted.
+const wsPath = "/messaging/"
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8081", "listen address (loopback only: development authentication)")
@@ -44,21 +49,26 @@ func run(ctx context.Context, addr string, logger *slog.Logger) error {
 	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: devauth.Authenticator(st), Logger: logger})
 
 	r := chi.NewRouter()
-	r.Handle(cfg.Path, srv)
-	hs := &http.Server{Addr: addr, Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	r.Handle(wsPath, srv)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("failed to listen on %s (choose another address with -addr): %w", addr, err)
+	}
+	hs := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
-	logger.Info("custom chat server listening", "url", "ws://"+addr+cfg.Path+"?user=<username>")
+	go func() { errc <- hs.Serve(ln) }()
+	logger.Info("custom chat server listening", "url", "ws://"+ln.Addr().String()+wsPath+"?user=<username>")
 	select {
 	case err := <-errc:
-		return err
+		return fmt.Errorf("server failed: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		return fmt.Errorf("failed to shut down: %w", err)
 	}
 	return nil
 }
