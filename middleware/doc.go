@@ -4,7 +4,7 @@
 //
 //	Recoverer, RecovererWith  a panic becomes a 4006 answer; the stack is logged
 //	Logger                    one slog line per event: pattern, user, duration, outcome
-//	RequestID                 an id per event, for the logs (GetRequestID)
+//	RequestID                 an id per event, for the logs (GetRequestID, RequestIDFromContext)
 //	RateLimit                 token buckets per user (or connection) and pattern: 4029
 //	RequireAuth               anonymous connections get 4002
 //	RequireAdmin              a caller's predicate decides: 4002 otherwise

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/middleware"
@@ -189,5 +190,50 @@ func TestRequestID(t *testing.T) {
 	}
 	if got := middleware.GetRequestID(chatmux.NewTestContext(t.Context(), "x", nil, nil)); got != "" {
 		t.Errorf("GetRequestID without RequestID = %q, want empty", got)
+	}
+}
+
+// TestRequestIDContext: the id is a value of the event's context, seen
+// through contexts derived from it (a Timeout's), out of reach of a string
+// key, and gone once the chain returns.
+func TestRequestIDContext(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		mws  []chatmux.Middleware
+		want bool
+	}{
+		{"RequestID", []chatmux.Middleware{middleware.RequestID}, true},
+		{"RequestID then Timeout", []chatmux.Middleware{middleware.RequestID, middleware.Timeout(time.Minute)}, true},
+		{"Timeout then RequestID", []chatmux.Middleware{middleware.Timeout(time.Minute), middleware.RequestID}, true},
+		{"a string key is not the id", []chatmux.Middleware{func(next chatmux.Handler) chatmux.Handler {
+			return func(c *chatmux.Context) error {
+				c.Set("request_id", "forged")
+				return next(c)
+			}
+		}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var fromCtx, fromC string
+			r := router("x", func(c *chatmux.Context) error {
+				fromC = middleware.GetRequestID(c)
+				fromCtx = middleware.RequestIDFromContext(c.Context())
+				return nil
+			}, tt.mws...)
+			c := chatmux.NewTestContext(t.Context(), "x", json.RawMessage(`{}`), nil)
+			if err := r.ServeEvent(c); err != nil {
+				t.Fatal(err)
+			}
+			if (fromC != "") != tt.want || fromCtx != fromC {
+				t.Errorf("GetRequestID = %q, RequestIDFromContext = %q; want an id: %v", fromC, fromCtx, tt.want)
+			}
+			if got := middleware.GetRequestID(c); got != "" {
+				t.Errorf("after the chain returned, GetRequestID = %q, want empty", got)
+			}
+		})
+	}
+	if got := middleware.RequestIDFromContext(nil); got != "" {
+		t.Errorf("RequestIDFromContext(nil) = %q", got)
 	}
 }

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"strconv"
@@ -9,9 +10,11 @@ import (
 	"github.com/chatmux/chatmux"
 )
 
-// RequestIDKey is the Context.Set key under which RequestID stores the
-// event's id.
-const RequestIDKey = "request_id"
+// requestIDKey is the context key of the event's id. Its type is this
+// package's own and unexported, as chi's context keys are, so that no other
+// package can read, overwrite or collide with the value: use
+// GetRequestID and RequestIDFromContext.
+type requestIDKey struct{}
 
 var (
 	// requestIDPrefix makes ids unique across processes: 10 random
@@ -26,14 +29,23 @@ func newRequestIDPrefix() string {
 	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])[:10]
 }
 
-// RequestID gives each event an id, stored with Context.Set under
-// RequestIDKey and read with GetRequestID, so that the log lines of one
-// event can be told apart from another's. Logger writes it when RequestID
-// runs before it. Ids are a random per-process prefix and a counter
-// ("K7QW2NBXAE-000042"): unique, cheap, and ordered within a process.
+// RequestID gives each event an id, so that the log lines of one event can
+// be told apart from another's. The id is a value of the event's context
+// (c.Context()) for the rest of the chain, which gets it with GetRequestID,
+// or with RequestIDFromContext from any code it passes the context to;
+// the context is put back when the chain returns. Logger writes it when
+// RequestID runs before it. Ids are a random per-process prefix and a
+// counter ("K7QW2NBXAE-000042"): unique, cheap, and ordered within a
+// process.
 func RequestID(next chatmux.Handler) chatmux.Handler {
 	return func(c *chatmux.Context) error {
-		c.Set(RequestIDKey, newRequestID())
+		orig := c.Context()
+		parent := orig
+		if parent == nil {
+			parent = context.Background()
+		}
+		c.SetContext(context.WithValue(parent, requestIDKey{}, newRequestID()))
+		defer c.SetContext(orig)
 		return next(c)
 	}
 }
@@ -54,7 +66,16 @@ func newRequestID() string {
 // GetRequestID returns the event's id set by RequestID, or "" when there is
 // none.
 func GetRequestID(c *chatmux.Context) string {
-	v, _ := c.Get(RequestIDKey)
-	id, _ := v.(string)
+	return RequestIDFromContext(c.Context())
+}
+
+// RequestIDFromContext returns the event id that RequestID put in ctx (an
+// event's c.Context(), or a context derived from it), or "" when there is
+// none.
+func RequestIDFromContext(ctx context.Context) string {
+	if ctx == nil {
+		return ""
+	}
+	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
 }

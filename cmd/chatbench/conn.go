@@ -269,28 +269,16 @@ var errClosed = errors.New("connection closed")
 // or fails when ctx ends or the connection closes.
 func (c *benchConn) wait(ctx context.Context, match func(f *ctlFrame) bool) (*ctlFrame, error) {
 	for {
-		c.mu.Lock()
-		for i, f := range c.box {
-			if match(f) {
-				c.box = append(c.box[:i], c.box[i+1:]...)
-				c.mu.Unlock()
-				return f, nil
-			}
+		if f := c.take(match); f != nil {
+			return f, nil
 		}
-		c.mu.Unlock()
 		select {
 		case <-c.signal:
 		case <-c.done:
 			// One last look: the frame may have come with the close.
-			c.mu.Lock()
-			for i, f := range c.box {
-				if match(f) {
-					c.box = append(c.box[:i], c.box[i+1:]...)
-					c.mu.Unlock()
-					return f, nil
-				}
+			if f := c.take(match); f != nil {
+				return f, nil
 			}
-			c.mu.Unlock()
 			return nil, fmt.Errorf("%s: %w (%v)", c.name, errClosed, c.readErr)
 		case <-ctx.Done():
 			msg := ""
@@ -300,6 +288,20 @@ func (c *benchConn) wait(ctx context.Context, match func(f *ctlFrame) bool) (*ct
 			return nil, fmt.Errorf("%s: %w%s", c.name, ctx.Err(), msg)
 		}
 	}
+}
+
+// take removes and returns the first kept frame for which match is true,
+// nil when there is none.
+func (c *benchConn) take(match func(f *ctlFrame) bool) *ctlFrame {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, f := range c.box {
+		if match(f) {
+			c.box = append(c.box[:i], c.box[i+1:]...)
+			return f
+		}
+	}
+	return nil
 }
 
 // waitEvent waits for a dispatch of the given type.

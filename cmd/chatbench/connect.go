@@ -85,6 +85,7 @@ func openConns(ctx context.Context, w *world, n int, rate float64, prefix string
 	return res
 }
 
+// closeConns closes conns, 256 at a time, and returns when all are closed.
 func closeConns(conns []*benchConn) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 256)
@@ -232,22 +233,7 @@ func runConnect(ctx context.Context, o *options) (*report, error) {
 	}
 	defer t.stop()
 	rep := &report{scenario: "connect"}
-	mode := "chat (memory store)"
-	switch {
-	case t.kind == "external":
-		mode = "external"
-	case o.serve.Bare:
-		mode = "bare framework"
-	case o.serve.DatabaseURL != "":
-		mode = "chat (PostgreSQL)"
-	}
-	if o.serve.RedisURL != "" && t.kind != "external" {
-		mode += ", Redis broker"
-	}
-	if t.kind != "external" {
-		mode = t.kind + ", " + mode
-	}
-	rep.add("server", mode, "")
+	rep.add("server", serverMode(o, t), "")
 	rep.add("target_conns", o.conns, "")
 
 	before, statsOK := t.serverStats(true)

@@ -294,18 +294,7 @@ func (w *world) createChatRoom(ctx context.Context, rm *room) error {
 
 // close closes every connection.
 func (w *world) close() {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 256)
-	for _, c := range append(w.all, w.churnConns...) {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			c.close(false)
-			<-sem
-		}()
-	}
-	wg.Wait()
+	closeConns(append(w.all, w.churnConns...))
 	w.all, w.churnConns = nil, nil
 	w.d.close()
 }
@@ -521,22 +510,7 @@ func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
 func (w *world) describe(rep *report, t *target) {
 	o := w.o
-	mode := "chat (memory store)"
-	switch {
-	case t.kind == "external":
-		mode = "external"
-	case o.serve.Bare:
-		mode = "bare framework"
-	case o.serve.DatabaseURL != "":
-		mode = "chat (PostgreSQL)"
-	}
-	if o.serve.RedisURL != "" && t.kind != "external" {
-		mode += ", Redis broker"
-	}
-	if t.kind != "external" {
-		mode = t.kind + ", " + mode
-	}
-	rep.add("server", mode, "")
+	rep.add("server", serverMode(o, t), "")
 	rep.add("rooms", o.rooms, "")
 	rep.add("members_per_room", o.members, "")
 	rep.add("senders", o.senders, "")

@@ -226,20 +226,11 @@ func runScenario(scenario string, args []string, out io.Writer) error {
 	if o.worker {
 		return runConnectWorker(ctx, o, out)
 	}
-	if o.genProfile != "" {
-		f, err := os.Create(o.genProfile)
-		if err != nil {
-			return fmt.Errorf("failed to create profile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			_ = f.Close()
-			return fmt.Errorf("failed to start profile: %w", err)
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			_ = f.Close()
-		}()
+	stopProfile, err := startCPUProfile(o.genProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	rep, err := run(ctx, o)
 	if rep != nil {
 		rep.command = "chatbench " + scenario + " " + strings.Join(args, " ")
@@ -248,6 +239,26 @@ func runScenario(scenario string, args []string, out io.Writer) error {
 		}
 	}
 	return err
+}
+
+// startCPUProfile writes a CPU profile of this process to path until the
+// returned function is called. An empty path profiles nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("failed to start profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // run runs the scenario of o.

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/groups"
+	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/store"
 	"github.com/chatmux/chatmux/store/memory"
 	"github.com/chatmux/chatmux/store/postgres"
@@ -131,7 +131,7 @@ func startServer(ctx context.Context, cfg serveConfig) (*benchServer, error) {
 			bs.close()
 			return nil, err
 		}
-		opts.Authenticate = devAuth(st)
+		opts.Authenticate = devauth.Authenticator(st)
 	}
 	bs.srv = chatmux.NewServer(router, opts)
 	mux := http.NewServeMux()
@@ -246,33 +246,6 @@ func withSearchPath(dsn, schema string) string {
 	return dsn + " search_path=" + schema + " application_name=" + schema
 }
 
-// devAuth is the development authentication of examples/chat: ?user=<name>
-// is that user, created in the store on first use.
-func devAuth(st store.Store) chatmux.Authenticator {
-	return func(r *http.Request) (*chatmux.User, error) {
-		name := r.URL.Query().Get("user")
-		if name == "" {
-			return nil, errors.New("no ?user=<username>")
-		}
-		// store/postgres allocates dev-mode ids as max(id)+1 and retries a
-		// collision only a few times: many concurrent first connects
-		// still collide, so try again here with a little jitter.
-		var u store.User
-		var err error
-		for attempt := 0; attempt < 50; attempt++ {
-			u, err = st.CreateUserByUsername(r.Context(), name)
-			if !errors.Is(err, store.ErrConflict) {
-				break
-			}
-			time.Sleep(time.Duration(rand.IntN(5000)) * time.Microsecond)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("failed to create user %q: %w", name, err)
-		}
-		return &chatmux.User{ID: u.ID, Username: u.Username}, nil
-	}
-}
-
 // bareRouter is the framework alone: bench.join adds the connection to a
 // group, bench.send broadcasts the content to it as message.dispatch.
 func bareRouter() chatmux.Router {
@@ -327,25 +300,19 @@ func runServe(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if !*allowRemote && !loopbackAddr(cfg.Addr) {
-		return fmt.Errorf("refusing to listen on %s with development authentication: use a loopback address or -allow-remote", cfg.Addr)
+	if !*allowRemote {
+		if err := devauth.CheckAddr(cfg.Addr, "use a loopback address or pass -allow-remote"); err != nil {
+			return err
+		}
 	}
 	raiseFileLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
-		if err != nil {
-			return fmt.Errorf("failed to create profile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("failed to start profile: %w", err)
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			_ = f.Close()
-		}()
+	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	bs, err := startServer(ctx, cfg)
 	if err != nil {
 		return err
@@ -469,18 +436,4 @@ func fetchStats(wsURL string, gc bool) (statsReply, error) {
 	}
 	err = json.NewDecoder(resp.Body).Decode(&st)
 	return st, err
-}
-
-// loopbackAddr reports whether a listen address accepts local connections
-// only.
-func loopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -56,6 +56,25 @@ func startTarget(ctx context.Context, o *options) (*target, error) {
 	return t, nil
 }
 
+// serverMode describes the server under load for the report: where it runs
+// and what it serves ("child, chat (PostgreSQL), Redis broker").
+func serverMode(o *options, t *target) string {
+	if t.kind == "external" {
+		return "external"
+	}
+	mode := "chat (memory store)"
+	switch {
+	case o.serve.Bare:
+		mode = "bare framework"
+	case o.serve.DatabaseURL != "":
+		mode = "chat (PostgreSQL)"
+	}
+	if o.serve.RedisURL != "" {
+		mode += ", Redis broker"
+	}
+	return t.kind + ", " + mode
+}
+
 // startLocal starts the server chatbench runs itself.
 func startLocal(ctx context.Context, o *options, cfg serveConfig) (*target, error) {
 	if o.inProcess {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/groups"
+	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/middleware"
 	"github.com/chatmux/chatmux/middleware/metrics"
 	"github.com/chatmux/chatmux/store"
@@ -37,7 +38,6 @@ type app struct {
 	handler    http.Handler
 	storeKind  string
 	brokerKind string
-	wsPath     string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -70,11 +70,11 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 		middleware.RequestID,
 		middleware.Logger(logger),
 	)
-	a.wsPath = registerChat(events, a.store, logger)
+	registerChat(events, a.store, logger, cfg.SendLimit)
 
 	var auth chatmux.Authenticator
 	if cfg.devMode() {
-		auth = devAuth(a.store)
+		auth = devauth.Authenticator(a.store)
 	} else {
 		auth = jwtAuth(cfg.JWTSecret, a.store)
 	}
@@ -88,7 +88,7 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 
 	r := chi.NewRouter()
 	r.Use(chimw.RequestID, chimw.Recoverer)
-	r.Handle(a.wsPath, a.srv)
+	r.Handle(wsPath, a.srv)
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	r.Get("/healthz", a.healthz)
 	r.Get("/config.json", a.pageConfig)
@@ -230,7 +230,7 @@ func (a *app) pageConfig(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(map[string]string{"auth": auth, "path": a.wsPath})
+	_ = json.NewEncoder(w).Encode(map[string]string{"auth": auth, "path": wsPath})
 }
 
 // whoami answers the user that the request's credentials (?user= or

@@ -9,11 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/chatmux/chatmux"
+	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/store"
 )
 
@@ -21,15 +21,9 @@ import (
 // the 4001 close.
 var (
 	errNoCredentials = errors.New("no credentials: pass ?token=<jwt> or an Authorization: Bearer header")
-	errNoUsername    = errors.New("no credentials: pass ?user=<username> (development mode)")
-	errBadUsername   = errors.New("invalid username: 1-150 letters, digits and @.+-_")
 	errBadSubject    = errors.New("invalid token: sub must be a positive integer user id")
 	errNoUsernameTok = errors.New("invalid token: the username claim is required")
 )
-
-// maxUsernameLen is the longest username accepted, as Django's default user
-// model has it.
-const maxUsernameLen = 150
 
 // userSync records an authenticated user in the chat store, so that other
 // users can add it to rooms by id. store.Store satisfies it.
@@ -103,8 +97,8 @@ func userFromClaims(claims jwt.MapClaims) (*chatmux.User, error) {
 	if username == "" {
 		return nil, errNoUsernameTok
 	}
-	if !validUsername(username) {
-		return nil, errBadUsername
+	if !devauth.ValidUsername(username) {
+		return nil, devauth.ErrBadUsername
 	}
 	str := func(k string) string { s, _ := claims[k].(string); return s }
 	return &chatmux.User{
@@ -139,48 +133,4 @@ func subjectID(v any) (int64, error) {
 		return 0, errBadSubject
 	}
 	return id, nil
-}
-
-// userCreator finds or creates a user by username. store.Store satisfies
-// it.
-type userCreator interface {
-	CreateUserByUsername(ctx context.Context, username string) (store.User, error)
-}
-
-// devAuth returns the development-mode Authenticator: whoever connects
-// with ?user=<username> is that user, created in the store on first use
-// (the store assigns the id). There is no password: never expose it beyond
-// the machine you develop on.
-func devAuth(users userCreator) chatmux.Authenticator {
-	return func(r *http.Request) (*chatmux.User, error) {
-		name := strings.TrimSpace(r.URL.Query().Get("user"))
-		if name == "" {
-			return nil, errNoUsername
-		}
-		if !validUsername(name) {
-			return nil, errBadUsername
-		}
-		u, err := users.CreateUserByUsername(r.Context(), name)
-		if err != nil {
-			return nil, fmt.Errorf("failed to create user %q: %w", name, err)
-		}
-		return &chatmux.User{ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName}, nil
-	}
-}
-
-// validUsername accepts what Django's default username validator accepts:
-// 1-150 letters, digits and @ . + - _.
-func validUsername(s string) bool {
-	if s == "" || utf8.RuneCountInString(s) > maxUsernameLen {
-		return false
-	}
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		case strings.ContainsRune("@.+-_", r):
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -140,37 +139,5 @@ func TestJWTAuthUsernameConflict(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/messaging/?token="+hs256(t, testSecret, jwt.MapClaims{"sub": 2, "username": "alice"}), nil)
 	if u, err := auth(r); err == nil {
 		t.Fatalf("accepted %+v", u)
-	}
-}
-
-func TestDevAuth(t *testing.T) {
-	st := memory.New()
-	auth := devAuth(st)
-	get := func(q string) (int64, string, error) {
-		r := httptest.NewRequest(http.MethodGet, "/messaging/"+q, nil)
-		u, err := auth(r)
-		if err != nil {
-			return 0, "", err
-		}
-		return u.ID, u.Username, nil
-	}
-	id1, name, err := get("?user=alice")
-	if err != nil || name != "alice" || id1 <= 0 {
-		t.Fatalf("alice: %d %q %v", id1, name, err)
-	}
-	id2, _, err := get("?user=bob")
-	if err != nil || id2 == id1 {
-		t.Fatalf("bob: %d %v (alice %d)", id2, err, id1)
-	}
-	again, _, err := get("?user=alice")
-	if err != nil || again != id1 {
-		t.Fatalf("alice again: %d %v, want %d", again, err, id1)
-	}
-	for _, q := range []string{"", "?user=", "?user=a%20b", "?user=%3Cscript%3E", "?token=x"} {
-		if _, _, err := get(q); err == nil {
-			t.Errorf("%q accepted", q)
-		} else if !errors.Is(err, errNoUsername) && !errors.Is(err, errBadUsername) {
-			t.Errorf("%q: unexpected error %v", q, err)
-		}
 	}
 }

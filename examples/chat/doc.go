@@ -8,7 +8,15 @@
 // By default data lives in memory (store/memory) and dispatches fan out in
 // process (groups.NewMemory). Set DATABASE_URL to keep data in PostgreSQL
 // (migrations are applied at start) and REDIS_URL to fan out through Redis
-// across several nodes.
+// across several nodes. When the address is taken, the server says so and
+// exits: choose another with -addr or CHATMUX_ADDR.
+//
+// # Limits
+//
+// Each user may send 100 messages at once, then one every 200 ms, over all
+// their connections (-send-limit or CHATMUX_SEND_LIMIT, "100/20s" by
+// default; "off" for none). A message.send past the limit is answered
+// with error 4029 and stores nothing; the connection stays open.
 //
 // # Signing in
 //

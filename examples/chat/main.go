@@ -11,9 +11,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/chatmux/chatmux/internal/devauth"
 )
 
 // config is everything the server is started with: flags and environment.
@@ -40,6 +43,63 @@ type config struct {
 	LogLevel  string
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// SendLimit bounds each user's message.send events, over all the
+	// user's connections (flag -send-limit, env CHATMUX_SEND_LIMIT,
+	// default 100/20s); past it a send is answered 4029. The zero value
+	// sets no limit.
+	SendLimit rateSpec
+}
+
+// defaultSendLimit lets a user send 100 messages at once (an outbox
+// resent after a reconnect, a paste), then one every 200 ms: far above
+// what a person types, far below what a runaway client sends.
+var defaultSendLimit = rateSpec{Events: 100, Per: 20 * time.Second}
+
+// rateSpec is a rate limit of Events events per Per, written "100/20s"
+// ("5/s" means 5/1s); "off" or "0" is no limit (the zero value).
+type rateSpec struct {
+	Events int
+	Per    time.Duration
+}
+
+// String returns the spec as parseRate reads it.
+func (r rateSpec) String() string {
+	if r.Events == 0 {
+		return "off"
+	}
+	return fmt.Sprintf("%d/%s", r.Events, r.Per)
+}
+
+// Set implements flag.Value.
+func (r *rateSpec) Set(s string) error {
+	v, err := parseRate(s)
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+// parseRate reads "<events>/<duration>" ("100/20s", "5/s", "30/1m"), or
+// "off" or "0" for no limit.
+func parseRate(s string) (rateSpec, error) {
+	s = strings.TrimSpace(s)
+	if s == "off" || s == "0" {
+		return rateSpec{}, nil
+	}
+	n, d, ok := strings.Cut(s, "/")
+	events, err := strconv.Atoi(n)
+	if !ok || err != nil || events <= 0 {
+		return rateSpec{}, fmt.Errorf("invalid rate %q: want <events>/<duration> such as 100/20s, or off", s)
+	}
+	if d != "" && (d[0] < '0' || d[0] > '9') {
+		d = "1" + d // "5/s" is 5 per 1s
+	}
+	per, err := time.ParseDuration(d)
+	if err != nil || per <= 0 {
+		return rateSpec{}, fmt.Errorf("invalid rate %q: the period must be a positive duration such as 20s or 1m", s)
+	}
+	return rateSpec{Events: events, Per: per}, nil
 }
 
 // devMode reports whether users sign in by name alone.
@@ -68,7 +128,7 @@ func main() {
 		stop()
 	}()
 	if err := run(ctx, cfg, logger, nil); err != nil {
-		logger.Error("chat: stopped", "err", err)
+		logger.Error("chat: " + err.Error())
 		os.Exit(1)
 	}
 }
@@ -84,6 +144,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if addr == "" {
 		addr = "127.0.0.1:8080"
 	}
+	cfg.SendLimit = defaultSendLimit
+	if v := getenv("CHATMUX_SEND_LIMIT"); v != "" {
+		var err error
+		if cfg.SendLimit, err = parseRate(v); err != nil {
+			return cfg, fmt.Errorf("CHATMUX_SEND_LIMIT: %w", err)
+		}
+	}
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
@@ -94,6 +161,7 @@ endpoint at /messaging/.
 
 Environment:
   CHATMUX_ADDR        listen address (default 127.0.0.1:8080; -addr wins)
+  CHATMUX_SEND_LIMIT  message.send per user (default 100/20s; -send-limit wins)
   CHATMUX_JWT_SECRET  HS256 secret; without it users sign in by name (development mode)
   DATABASE_URL        PostgreSQL URL; without it data lives in memory
   REDIS_URL           Redis URL for fan-out across nodes; without it, in-process
@@ -110,6 +178,8 @@ Flags:
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown limit")
+	fs.Var(&cfg.SendLimit, "send-limit", "message.send `rate` per user, over all their connections, as events/period "+
+		"(100/20s: 100 at once, then one every 200ms), or off; past it a send is answered 4029")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -121,25 +191,38 @@ Flags:
 			cfg.Origins = append(cfg.Origins, o)
 		}
 	}
-	if cfg.devMode() && !cfg.InsecureDevAuth && !isLoopback(cfg.Addr) {
-		return cfg, fmt.Errorf("refusing to start development-mode sign-in (no CHATMUX_JWT_SECRET) on %q, "+
-			"which is not a loopback address: set CHATMUX_JWT_SECRET, listen on 127.0.0.1, or pass -insecure-dev-auth", cfg.Addr)
+	if cfg.devMode() && !cfg.InsecureDevAuth {
+		if err := devauth.CheckAddr(cfg.Addr, "set CHATMUX_JWT_SECRET, listen on 127.0.0.1, or pass -insecure-dev-auth"); err != nil {
+			return cfg, err
+		}
 	}
 	return cfg, nil
 }
 
-// isLoopback reports whether a listen address only accepts local
-// connections. An empty host (":8080") listens everywhere.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
+// listen opens the TCP listener on addr. When the address is taken, the
+// error says so and how to choose another.
+func listen(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("failed to listen on %s: the address is already in use (is another server running?); "+
+			"choose another with -addr or CHATMUX_ADDR, for example -addr %s: %w", addr, nextAddr(addr), err)
+	}
 	if err != nil {
-		return false
+		return nil, fmt.Errorf("failed to listen on %s (set another address with -addr or CHATMUX_ADDR): %w", addr, err)
 	}
-	if host == "localhost" {
-		return true
+	return ln, nil
+}
+
+// nextAddr returns addr with the next port number, an example of another
+// address to listen on.
+func nextAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || p <= 0 || p >= 65535 {
+		return "127.0.0.1:8081"
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return net.JoinHostPort(host, strconv.Itoa(p+1))
 }
 
 // newLogger returns a slog logger writing to w in the given format.
@@ -162,21 +245,22 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 // nil it receives the listening address once the server accepts
 // connections.
 func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string) error {
+	// Listen first: a taken port is reported before anything else happens.
+	ln, err := listen(ctx, cfg.Addr)
+	if err != nil {
+		return err
+	}
 	if cfg.devMode() {
 		logger.Warn("chat: DEVELOPMENT MODE: no CHATMUX_JWT_SECRET is set, anyone who can reach this server " +
 			"signs in as any user with ?user=<name>, without a password. Set CHATMUX_JWT_SECRET in production.")
-		if !isLoopback(cfg.Addr) {
+		if !devauth.IsLoopback(cfg.Addr) {
 			logger.Warn("chat: development-mode sign-in is exposed beyond this machine (-insecure-dev-auth)", "addr", cfg.Addr)
 		}
 	}
 	a, err := newApp(ctx, cfg, logger)
 	if err != nil {
+		_ = ln.Close()
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		_ = a.Close(context.Background())
-		return fmt.Errorf("failed to listen on %s: %w", cfg.Addr, err)
 	}
 	hs := &http.Server{
 		Handler:           a.Handler(),
@@ -187,7 +271,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	logger.Info("chat: listening", "url", "http://"+ln.Addr().String()+"/", "store", a.storeKind, "broker", a.brokerKind,
-		"auth", map[bool]string{true: "development", false: "jwt"}[cfg.devMode()])
+		"auth", map[bool]string{true: "development", false: "jwt"}[cfg.devMode()], "send_limit", cfg.SendLimit.String())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -398,15 +401,63 @@ func TestHTTPRoutes(t *testing.T) {
 		}
 	}
 
-	// One connection and one event show in the metrics.
+	// One connection and one event show in the metrics. The metrics
+	// middleware counts an event after its handler returns, which is after
+	// the reply was queued: the client may read the reply first, so the
+	// count is awaited, not expected at once.
 	c := connect(t, ts, "dave")
 	c.send("session.heartbeat", nil)
-	c.read()
-	code, _, body := get("/metrics")
-	if code != 200 || !strings.Contains(body, "chatmux_connections_open 1") ||
-		!strings.Contains(body, `chatmux_events_total{outcome="ok",pattern="session.heartbeat"} 1`) {
-		t.Errorf("/metrics = %d:\n%s", code, grepLines(body, "chatmux_"))
+	if f := c.read(); f.Status != "success" {
+		t.Fatalf("heartbeat answer = %+v", f)
 	}
+	waitMetrics(t, ts, "chatmux_connections_open 1",
+		`chatmux_events_total{outcome="ok",pattern="session.heartbeat"} 1`)
+}
+
+// waitMetrics reads /metrics until it has every line of want, and fails
+// the test when it still lacks one after 10 seconds.
+func waitMetrics(t *testing.T, ts *httptest.Server, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		body, err := fetchMetrics(ts.URL + "/metrics")
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(body, "\n"+w+"\n") {
+				missing = w
+				break
+			}
+		}
+		if err == nil && missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics (err %v) still has no %q after 10s:\n%s", err, missing, grepLines(body, "chatmux_"))
+		}
+		<-tick.C
+	}
+}
+
+// fetchMetrics returns the body of a 200 answer to GET url.
+func fetchMetrics(url string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err == nil && res.StatusCode != http.StatusOK {
+		err = errors.New(res.Status)
+	}
+	return string(b), err
 }
 
 func grepLines(s, sub string) string {
@@ -447,13 +498,22 @@ func TestHealthzUnavailable(t *testing.T) {
 func TestParseConfig(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	tests := []struct {
-		name    string
-		args    []string
-		env     map[string]string
-		addr    string
-		wantErr bool
+		name      string
+		args      []string
+		env       map[string]string
+		addr      string
+		sendLimit string // "" means the default, 100/20s
+		wantErr   bool
 	}{
 		{name: "defaults", addr: "127.0.0.1:8080"},
+		{name: "send limit flag", args: []string{"-send-limit", "5/s"}, addr: "127.0.0.1:8080", sendLimit: "5/1s"},
+		{name: "send limit env", env: map[string]string{"CHATMUX_SEND_LIMIT": "30/1m"}, addr: "127.0.0.1:8080", sendLimit: "30/1m0s"},
+		{name: "send limit flag wins", args: []string{"-send-limit", "off"}, env: map[string]string{"CHATMUX_SEND_LIMIT": "30/1m"}, addr: "127.0.0.1:8080", sendLimit: "off"},
+		{name: "send limit 0", args: []string{"-send-limit", "0"}, addr: "127.0.0.1:8080", sendLimit: "off"},
+		{name: "send limit without period", args: []string{"-send-limit", "5"}, wantErr: true},
+		{name: "send limit negative", args: []string{"-send-limit", "-5/s"}, wantErr: true},
+		{name: "send limit zero period", args: []string{"-send-limit", "5/0s"}, wantErr: true},
+		{name: "send limit bad env", env: map[string]string{"CHATMUX_SEND_LIMIT": "lots"}, wantErr: true},
 		{name: "env addr", env: map[string]string{"CHATMUX_ADDR": "127.0.0.1:9000"}, addr: "127.0.0.1:9000"},
 		{name: "flag wins", args: []string{"-addr", "localhost:7000"}, env: map[string]string{"CHATMUX_ADDR": "127.0.0.1:9000"}, addr: "localhost:7000"},
 		{name: "ipv6 loopback", args: []string{"-addr", "[::1]:8080"}, addr: "[::1]:8080"},
@@ -478,8 +538,81 @@ func TestParseConfig(t *testing.T) {
 			if cfg.Addr != tt.addr {
 				t.Errorf("Addr = %q, want %q", cfg.Addr, tt.addr)
 			}
+			want := tt.sendLimit
+			if want == "" {
+				want = "100/20s"
+			}
+			if got := cfg.SendLimit.String(); got != want {
+				t.Errorf("SendLimit = %s, want %s", got, want)
+			}
 		})
 	}
+}
+
+// TestRunAddressInUse: when the port is taken, run fails at once with an
+// error that says so and names -addr and CHATMUX_ADDR.
+func TestRunAddressInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	err = run(context.Background(), config{Addr: taken.Addr().String(), ShutdownTimeout: time.Second}, logger, nil)
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("run = %v, want EADDRINUSE", err)
+	}
+	for _, want := range []string{taken.Addr().String(), "already in use", "-addr", "CHATMUX_ADDR"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+// TestSendLimit: past the per-user limit a message.send is answered 4029,
+// on every connection of that user, while other users and other events go
+// on. The limit comes from CHATMUX_SEND_LIMIT, as a deployment sets it.
+func TestSendLimit(t *testing.T) {
+	cfg, err := parseConfig(nil, func(k string) string {
+		return map[string]string{"CHATMUX_ADDR": "127.0.0.1:0", "CHATMUX_SEND_LIMIT": "2/1h"}[k]
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServerWith(t, cfg)
+	alice := connect(t, ts, "alice")
+	bob := connect(t, ts, "bob")
+	alice.send("room.create", map[string]any{"type": "OneToOneChat", "participants": []int64{whoami(t, ts, "bob").ID}})
+	var room struct {
+		ID string `json:"id"`
+	}
+	alice.expect("roomcreate.dispatch", &room)
+	bob.expect("roomcreate.dispatch")
+
+	for i := range 2 {
+		alice.send("message.send", map[string]any{"room_id": room.ID, "content": fmt.Sprint("hello ", i)})
+		alice.expect("message.dispatch")
+		bob.expect("message.dispatch")
+	}
+	alicePhone := connect(t, ts, "alice")
+	for _, c := range []*client{alice, alicePhone} {
+		c.send("message.send", map[string]any{"room_id": room.ID, "content": "one too many"})
+		f := c.read()
+		var e struct {
+			Code   int    `json:"code"`
+			Detail string `json:"detail"`
+		}
+		if err := json.Unmarshal(f.Error, &e); err != nil || e.Code != 4029 || !strings.Contains(e.Detail, "message.send") {
+			t.Fatalf("%s: answer %s %s %s, want error 4029 for message.send", c.name, f.EventType, f.Data, f.Error)
+		}
+	}
+	// Other events of alice, and bob's sends, are not limited.
+	alice.send("session.heartbeat", nil)
+	if f := alice.read(); f.Status != "success" {
+		t.Fatalf("heartbeat after the limit = %+v", f)
+	}
+	bob.send("message.send", map[string]any{"room_id": room.ID, "content": "hi"})
+	bob.expect("message.dispatch")
 }
 
 // TestRunShutdown starts the real listener, then cancels: run must return

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/chat"
+	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/store"
 	"github.com/chatmux/chatmux/store/memory"
 )
@@ -62,7 +63,7 @@ func newEnv(t *testing.T, opts Options) *env {
 	svc := chat.New(cfg)
 	analytics := NewAnalytics()
 	opts.Logger = logger
-	srv := chatmux.NewServer(Events(svc, analytics, &Pins{}, opts), chatmux.ServerOptions{Authenticate: devAuth(st), Logger: logger})
+	srv := chatmux.NewServer(Events(svc, analytics, &Pins{}, opts), chatmux.ServerOptions{Authenticate: devauth.Authenticator(st), Logger: logger})
 	r := chi.NewRouter()
 	r.Handle("/messaging/", srv)
 	ts := httptest.NewServer(r)
@@ -155,13 +156,16 @@ func (c *client) expectError(code int) map[string]any {
 	return e
 }
 
-// quiet asserts that nothing arrives for a short while.
-func (c *client) quiet() {
+// settled asserts that nothing is waiting for this socket: it sends
+// session.heartbeat, and the next frame must be its answer. The server
+// answers a socket's events in order, and the in-process broker has
+// delivered a dispatch when Publish returns, so any frame that an event
+// answered before caused on this socket comes before that answer.
+func (c *client) settled() {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if _, b, err := c.ws.Read(ctx); err == nil {
-		c.t.Fatalf("unexpected frame %s", b)
+	c.send("session.heartbeat", nil)
+	if m := c.next(); m["status"] != "success" {
+		c.t.Fatalf("unexpected frame %v before the heartbeat's answer", m)
 	}
 }
 
@@ -227,9 +231,12 @@ func TestFlagAlertsAdminsOnEveryDevice(t *testing.T) {
 			t.Fatalf("alert %v", d)
 		}
 	}
-	// bob and carol are not admins: no alert.
-	bob.quiet()
-	carol.quiet()
+	// bob and carol are not admins: no alert. carol's answer first: her
+	// flag has been handled, alerts and all, when it comes.
+	carol.settled()
+	bob.settled()
+	alice.settled()
+	alicePhone.settled()
 
 	// Outsiders cannot flag.
 	e.ids["dave"] = 0
@@ -265,7 +272,7 @@ func TestTypingRemoved(t *testing.T) {
 	if m := alice.next(); m["error"] != "invalid event type" {
 		t.Fatalf("got %v", m)
 	}
-	bob.quiet()
+	bob.settled()
 }
 
 func TestAnalyticsCounts(t *testing.T) {

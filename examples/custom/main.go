@@ -17,9 +17,12 @@ import (
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/chat"
-	"github.com/chatmux/chatmux/store"
+	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/store/memory"
 )
+
+// wsPath is where the WebSocket endpoint is mounted.
+const wsPath = "/messaging/"
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8081", "listen address (loopback only: development authentication)")
@@ -34,12 +37,8 @@ func main() {
 }
 
 func run(ctx context.Context, addr string, logger *slog.Logger) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("bad address %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("refusing to serve development authentication on %s", addr)
+	if err := devauth.CheckAddr(addr, "listen on 127.0.0.1"); err != nil {
+		return err
 	}
 	st := memory.New()
 	cfg := chat.DefaultConfig()
@@ -47,39 +46,29 @@ func run(ctx context.Context, addr string, logger *slog.Logger) error {
 	cfg.Logger = logger
 	svc := chat.New(cfg)
 	events := Events(svc, NewAnalytics(), &Pins{}, Options{Logger: logger})
-	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: devAuth(st), Logger: logger})
+	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: devauth.Authenticator(st), Logger: logger})
 
 	r := chi.NewRouter()
-	r.Handle("/messaging/", srv)
-	hs := &http.Server{Addr: addr, Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	r.Handle(wsPath, srv)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("failed to listen on %s (choose another address with -addr): %w", addr, err)
+	}
+	hs := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
-	logger.Info("custom chat server listening", "url", "ws://"+addr+"/messaging/?user=<username>")
+	go func() { errc <- hs.Serve(ln) }()
+	logger.Info("custom chat server listening", "url", "ws://"+ln.Addr().String()+wsPath+"?user=<username>")
 	select {
 	case err := <-errc:
-		return err
+		return fmt.Errorf("server failed: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		return fmt.Errorf("failed to shut down: %w", err)
 	}
 	return nil
-}
-
-// devAuth authenticates ?user=<username>; the store assigns the id.
-func devAuth(st store.Store) chatmux.Authenticator {
-	return func(r *http.Request) (*chatmux.User, error) {
-		name := r.URL.Query().Get("user")
-		if name == "" || len(name) > 150 {
-			return nil, errors.New("missing or over-long ?user=")
-		}
-		u, err := st.CreateUserByUsername(r.Context(), name)
-		if err != nil {
-			return nil, err
-		}
-		return &chatmux.User{ID: u.ID, Username: u.Username}, nil
-	}
 }

@@ -1,0 +1,11 @@
+package main
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests when a goroutine they started (a
+// server, a connection, a broker) is still running after them.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

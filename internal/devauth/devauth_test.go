@@ -1,0 +1,142 @@
+package devauth_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/chatmux/chatmux/internal/devauth"
+	"github.com/chatmux/chatmux/store"
+	"github.com/chatmux/chatmux/store/memory"
+)
+
+func TestAuthenticator(t *testing.T) {
+	auth := devauth.Authenticator(memory.New())
+	ids := map[string]int64{}
+	tests := []struct {
+		query   string
+		name    string // the user signed in as; "" when refused
+		wantErr error
+	}{
+		{"?user=alice", "alice", nil},
+		{"?user=bob", "bob", nil},
+		{"?user=alice", "alice", nil}, // the same user again
+		{"?user=%20carol%20", "carol", nil},
+		{"?user=d.o%2Be-f_g@h", "d.o+e-f_g@h", nil},
+		{"?user=" + strings.Repeat("x", devauth.MaxUsernameLen), strings.Repeat("x", devauth.MaxUsernameLen), nil},
+		{"", "", devauth.ErrNoUsername},
+		{"?user=", "", devauth.ErrNoUsername},
+		{"?user=%20", "", devauth.ErrNoUsername},
+		{"?token=x", "", devauth.ErrNoUsername},
+		{"?user=a%20b", "", devauth.ErrBadUsername},
+		{"?user=%3Cscript%3E", "", devauth.ErrBadUsername},
+		{"?user=" + strings.Repeat("x", devauth.MaxUsernameLen+1), "", devauth.ErrBadUsername},
+	}
+	for _, tt := range tests {
+		u, err := auth(httptest.NewRequest(http.MethodGet, "/messaging/"+tt.query, nil))
+		if tt.wantErr != nil {
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("%q: %+v, %v; want %v", tt.query, u, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || u.Username != tt.name || u.ID <= 0 {
+			t.Errorf("%q: %+v, %v; want user %q", tt.query, u, err, tt.name)
+			continue
+		}
+		if id, seen := ids[u.Username]; seen && id != u.ID {
+			t.Errorf("%q: id %d, earlier %d", tt.query, u.ID, id)
+		}
+		for name, id := range ids {
+			if name != u.Username && id == u.ID {
+				t.Errorf("%q: id %d is %q's", tt.query, u.ID, name)
+			}
+		}
+		ids[u.Username] = u.ID
+	}
+}
+
+// conflicting fails its first n creations with store.ErrConflict.
+type conflicting struct {
+	n, calls int
+}
+
+func (c *conflicting) CreateUserByUsername(_ context.Context, name string) (store.User, error) {
+	c.calls++
+	if c.calls <= c.n {
+		return store.User{}, store.ErrConflict
+	}
+	return store.User{ID: 7, Username: name}, nil
+}
+
+// TestAuthenticatorConflict: a creation that collided with another is
+// tried again, a bounded number of times, and not after the request ended.
+func TestAuthenticatorConflict(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name      string
+		conflicts int
+		ctx       context.Context
+		wantCalls int
+		wantErr   error
+	}{
+		{"no conflict", 0, context.Background(), 1, nil},
+		{"two conflicts", 2, context.Background(), 3, nil},
+		{"always", 1000, context.Background(), 51, store.ErrConflict},
+		{"request gone", 1000, cancelled, 1, context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			users := &conflicting{n: tt.conflicts}
+			r := httptest.NewRequestWithContext(tt.ctx, http.MethodGet, "/messaging/?user=alice", nil)
+			u, err := devauth.Authenticator(users)(r)
+			if users.calls != tt.wantCalls {
+				t.Errorf("%d creations, want %d", users.calls, tt.wantCalls)
+			}
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Errorf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || u.ID != 7 || u.Username != "alice" {
+				t.Errorf("%+v, %v; want alice (7)", u, err)
+			}
+		})
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	tests := []struct {
+		addr string
+		want bool
+	}{
+		{"127.0.0.1:8080", true},
+		{"127.3.4.5:0", true},
+		{"localhost:1", true},
+		{"[::1]:80", true},
+		{":8080", false},
+		{"0.0.0.0:80", false},
+		{"[::]:80", false},
+		{"10.1.2.3:80", false},
+		{"example.com:80", false},
+		{"127.0.0.1", false}, // no port: not a listen address
+		{"nonsense", false},
+	}
+	for _, tt := range tests {
+		if got := devauth.IsLoopback(tt.addr); got != tt.want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", tt.addr, got, tt.want)
+		}
+		err := devauth.CheckAddr(tt.addr, "pass -the-flag")
+		if (err == nil) != tt.want {
+			t.Errorf("CheckAddr(%q) = %v, want an error: %v", tt.addr, err, !tt.want)
+		}
+		if err != nil && (!strings.Contains(err.Error(), tt.addr) || !strings.HasSuffix(err.Error(), ": pass -the-flag")) {
+			t.Errorf("CheckAddr(%q) = %q: want the address and the hint", tt.addr, err)
+		}
+	}
+}
