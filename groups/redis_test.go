@@ -94,20 +94,26 @@ func TestRedisOrderAcrossNodes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Then each node publishes a last message, numbered perNode. A node
+	// reads the other nodes' last messages after the echoes of its own
+	// publications (Redis executed those first): had it delivered an echo,
+	// the duplicate would be among the messages counted below.
+	for i, n := range ns {
+		if err := n.broker.Publish(context.Background(), "room", dataMsg(fmt.Sprintf("%d:%d", i, perNode))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const total = nodes * (perNode + 1)
 	for i, ms := range members {
 		for k, m := range ms {
-			got := m.wait(t, nodes*perNode, 10*time.Second)
-			time.Sleep(20 * time.Millisecond)
-			if got = m.data(); len(got) != nodes*perNode {
-				t.Fatalf("node %d member %d: %d messages, want %d (duplicates?)", i, k, len(got), nodes*perNode)
-			}
+			got := m.wait(t, total, 10*time.Second)
 			next := make([]int, nodes)
 			for _, s := range got {
 				from, j, _ := strings.Cut(s, ":")
 				f, _ := strconv.Atoi(from)
 				jj, _ := strconv.Atoi(j)
 				if jj != next[f] {
-					t.Fatalf("node %d member %d: got %s, want %d:%d", i, k, s, f, next[f])
+					t.Fatalf("node %d member %d: got %s, want %d:%d (out of order or duplicate)", i, k, s, f, next[f])
 				}
 				next[f]++
 			}
@@ -156,10 +162,17 @@ func TestRedisReferenceCountedSubscriptions(t *testing.T) {
 		}
 	}
 	_ = a.broker.Leave(ctx, "room", m1)
-	time.Sleep(50 * time.Millisecond)
+	// Had that leave made node a unsubscribe, the UNSUBSCRIBE would go out
+	// before, or with, the SUBSCRIBE of another join, and Redis would have
+	// executed it when that join is confirmed.
+	barrier := newRecorder()
+	if err := a.broker.Join(ctx, "barrier", barrier); err != nil {
+		t.Fatal(err)
+	}
 	if n := numsub(); n != 2 {
 		t.Fatalf("subscribers of room after one of two local members left = %d, want 2", n)
 	}
+	_ = a.broker.Leave(ctx, "barrier", barrier)
 	_ = a.broker.Leave(ctx, "room", m2)
 	eventually("node a to unsubscribe", func() bool { return numsub() == 1 })
 	_ = a.broker.Leave(ctx, "room", m2) // leaving twice does nothing
