@@ -1,20 +1,26 @@
 package groups
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
+
+// The Redis broker lives in several files, one per concern:
+//
+//	redis.go            the public type, its options and its life cycle
+//	redis_codec.go      what goes over the wire: channel names, the publication format
+//	redis_subscribe.go  the pub/sub session and the subscription state machine (Join, Leave)
+//	redis_receive.go    reading the pub/sub connection and delivering to local members
+//	redis_publish.go    the publish pipeline (Publish)
+//	redis_ack.go        the acknowledgement of control messages between nodes
 
 // RedisOptions configures a Redis broker. The zero value of each field means
 // its default.
@@ -79,14 +85,6 @@ func (o RedisOptions) withDefaults() RedisOptions {
 // ErrUnavailable is wrapped by the errors of a Redis broker that cannot
 // reach Redis in time.
 var ErrUnavailable = errors.New("groups: redis unavailable")
-
-const (
-	// subscribeChunk is the most channels one SUBSCRIBE or UNSUBSCRIBE
-	// names.
-	subscribeChunk = 1024
-	minBackoff     = 50 * time.Millisecond
-	maxBackoff     = 2 * time.Second
-)
 
 // Redis is a broker for several nodes that share one Redis: each node
 // publishes to a group's Redis channel and delivers what it receives to its
@@ -173,90 +171,26 @@ const (
 // once, whatever the number of nodes and members.
 type Redis struct {
 	client    redis.UniversalClient
-	ownClient bool
+	ownClient bool // made by NewRedisURL: Close closes it
 	opts      RedisOptions
 	hub       *Hub
 	log       *slog.Logger
 
-	id          uint64
-	groupPrefix string // Prefix + "g:"
-	ackChan     string // this node's channel
+	id          uint64 // this node's id, in the header of its publications
+	groupPrefix string // what starts every group's channel
+	nodeChan    string // this node's channel: acknowledgements for it
 
-	seq    atomic.Uint64 // publication sequence
+	pubSeq atomic.Uint64 // the node's last publication sequence number
 	closed atomic.Bool
-	done   chan struct{}
-	wg     sync.WaitGroup
-	wake   chan struct{}
+	done   chan struct{}  // closed by Close
+	wg     sync.WaitGroup // the goroutines, and acknowledgements being sent
 
-	// subscribeCommands counts the SUBSCRIBE commands sent (for tests).
-	subscribeCommands atomic.Int64
-
-	// lastRead is the time (UnixNano) of the last item read from the
-	// pub/sub connection.
-	lastRead atomic.Int64
-
-	mu      sync.Mutex
-	subs    map[string]*subState // by group
-	dirty   map[string]struct{}  // groups whose want differs from sent
-	pending []barrier            // pings that confirm subscriptions
-	changed chan struct{}        // closed and replaced when a state changes
-	session uint64               // current pub/sub session
-	upSeq   uint64               // the ping that brings the session up
-	up      bool                 // the session has confirmed every subscription
-	pingSeq uint64
-
-	amu  sync.Mutex
-	acks map[uint64]*ackWait
-
-	qmu    sync.Mutex
-	queue  []inbound
-	qspare []inbound
-	qwake  chan struct{}
-
-	pmu    sync.Mutex
-	pbusy  bool // a PUBLISH or pipeline is in flight
-	pq     []*pubReq
-	pspare []*pubReq
-	pwake  chan struct{}
-}
-
-// pubReq is one PUBLISH waiting for the publisher goroutine.
-type pubReq struct {
-	channel string
-	payload []byte
-	ctx     context.Context
-	n       int64
-	err     error
-	done    chan struct{} // closed when n and err are set
-}
-
-// maxPipeline is the most PUBLISHes sent in one pipeline.
-const maxPipeline = 256
-
-type subState struct {
-	want      bool   // the node has local members
-	sent      bool   // SUBSCRIBE written on the current session
-	confirmed bool   // Redis has executed it
-	barrier   uint64 // the ping whose answer confirms it
-}
-
-type barrier struct {
-	seq    uint64
-	groups []string
-}
-
-type ackWait struct {
-	need int // -1 until PUBLISH answers
-	got  int
-	done chan struct{}
-}
-
-type inbound struct {
-	group  string
-	msg    *Message
-	origin uint64
-	seq    uint64
-	ack    bool
+	// One part per concern, each with its own lock that guards that part
+	// only. No code path holds two of them at once.
+	subs  subscriptions // the pub/sub session and each group channel's state
+	inbox inbox         // messages read from Redis, waiting for delivery
+	pubq  publishQueue  // PUBLISHes waiting for the publisher goroutine
+	acks  ackWaits      // control messages waiting for other nodes' acks
 }
 
 var _ Broker = (*Redis)(nil)
@@ -281,16 +215,13 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 		hub:         NewHub(),
 		log:         opts.Logger,
 		id:          id,
-		groupPrefix: opts.Prefix + "g:",
-		ackChan:     opts.Prefix + "n:" + strconv.FormatUint(id, 16),
+		groupPrefix: groupChannelPrefix(opts.Prefix),
+		nodeChan:    nodeChannel(opts.Prefix, id),
 		done:        make(chan struct{}),
-		wake:        make(chan struct{}, 1),
-		subs:        map[string]*subState{},
-		dirty:       map[string]struct{}{},
-		changed:     make(chan struct{}),
-		acks:        map[uint64]*ackWait{},
-		qwake:       make(chan struct{}, 1),
-		pwake:       make(chan struct{}, 1),
+		subs:        newSubscriptions(),
+		inbox:       inbox{wake: make(chan struct{}, 1)},
+		pubq:        publishQueue{wake: make(chan struct{}, 1)},
+		acks:        ackWaits{bySeq: map[uint64]*ackWait{}},
 	}
 	r.wg.Add(3)
 	go r.run()
@@ -324,171 +255,6 @@ func NewRedisURL(url string, opts RedisOptions) (*Redis, error) {
 // Hub returns the broker's local index (to set OnDeliver, or to inspect).
 func (r *Redis) Hub() *Hub { return r.hub }
 
-// Join implements Broker. It returns when the node's subscription to the
-// group's channel is confirmed by Redis, or at once while Redis is
-// unreachable (the subscription is made when it comes back). When the
-// confirmation does not come within JoinTimeout, or before ctx ends, the
-// join is undone and the error returned.
-func (r *Redis) Join(ctx context.Context, group string, m Member) error {
-	if r.closed.Load() {
-		return ErrClosed
-	}
-	first := r.hub.Join(group, m)
-	r.mu.Lock()
-	st := r.subs[group]
-	if first || st == nil {
-		st = r.updateLocked(group)
-	}
-	if st == nil || st.confirmed || !r.up {
-		r.mu.Unlock()
-		return nil
-	}
-	timer := time.NewTimer(r.opts.JoinTimeout)
-	defer timer.Stop()
-	err := ctx.Err()
-	for err == nil {
-		ch := r.changed
-		r.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			err = ctx.Err()
-		case <-timer.C:
-			err = fmt.Errorf("no confirmation within %v: %w", r.opts.JoinTimeout, ErrUnavailable)
-		case <-r.done:
-			err = ErrClosed
-		}
-		r.mu.Lock()
-		st = r.subs[group]
-		if st == nil || st.confirmed || !r.up {
-			// Confirmed, left meanwhile, or Redis went away (the
-			// subscription is made again when it is back).
-			r.mu.Unlock()
-			return nil
-		}
-	}
-	r.mu.Unlock()
-	if r.hub.Leave(group, m) {
-		r.mu.Lock()
-		r.updateLocked(group)
-		r.mu.Unlock()
-	}
-	return fmt.Errorf("failed to subscribe to %s: %w", group, err)
-}
-
-// Leave implements Broker. The node unsubscribes (in the background) when
-// the group has no local member left.
-func (r *Redis) Leave(_ context.Context, group string, m Member) error {
-	if r.hub.Leave(group, m) {
-		r.mu.Lock()
-		r.updateLocked(group)
-		r.mu.Unlock()
-	}
-	return nil
-}
-
-// updateLocked makes the wanted subscription state of a group match the
-// hub (whether it has local members) and wakes the subscriber when it
-// changes. Reading the hub under r.mu makes the last updater win, however
-// joins and leaves interleave. r.mu is held.
-func (r *Redis) updateLocked(group string) *subState {
-	want := r.hub.Len(group) > 0
-	st := r.subs[group]
-	if st == nil {
-		if !want {
-			return nil
-		}
-		st = &subState{}
-		r.subs[group] = st
-	}
-	if st.want != want {
-		st.want = want
-		r.dirty[group] = struct{}{}
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
-	}
-	return st
-}
-
-// Publish implements Broker: it delivers m to the local members of group,
-// then publishes it to Redis (at most PublishTimeout). A KindJoin or
-// KindLeave message then waits, at most ControlTimeout, until every node
-// that received it has applied it.
-func (r *Redis) Publish(ctx context.Context, group string, m *Message) error {
-	if r.closed.Load() {
-		return ErrClosed
-	}
-	r.hub.Deliver(group, m)
-	seq := r.seq.Add(1)
-	control := m.Kind != KindData
-	payload := r.encode(m, seq, control)
-	var w *ackWait
-	if control {
-		w = r.addAck(seq)
-		defer r.removeAck(seq)
-	}
-	n, err := r.publish(ctx, r.groupPrefix+group, payload)
-	if err != nil {
-		if ctx.Err() == nil {
-			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		return fmt.Errorf("failed to publish to redis: %w", err)
-	}
-	if !control {
-		return nil
-	}
-	r.amu.Lock()
-	w.need = int(n)
-	ok := w.got >= w.need
-	r.amu.Unlock()
-	if ok {
-		return nil
-	}
-	timer := time.NewTimer(r.opts.ControlTimeout)
-	defer timer.Stop()
-	select {
-	case <-w.done:
-		return nil
-	case <-timer.C:
-	case <-ctx.Done():
-		return fmt.Errorf("failed to wait for the nodes to apply a control message: %w", ctx.Err())
-	case <-r.done:
-		return ErrClosed
-	}
-	r.amu.Lock()
-	got, need := w.got, w.need
-	r.amu.Unlock()
-	r.log.Warn("chatmux: nodes did not confirm a membership change in time", "group", group, "target", m.Group, "confirmed", got, "receivers", need, "timeout", r.opts.ControlTimeout)
-	return nil
-}
-
-func (r *Redis) addAck(seq uint64) *ackWait {
-	w := &ackWait{need: -1, done: make(chan struct{})}
-	r.amu.Lock()
-	r.acks[seq] = w
-	r.amu.Unlock()
-	return w
-}
-
-func (r *Redis) removeAck(seq uint64) {
-	r.amu.Lock()
-	delete(r.acks, seq)
-	r.amu.Unlock()
-}
-
-func (r *Redis) gotAck(seq uint64) {
-	r.amu.Lock()
-	if w := r.acks[seq]; w != nil {
-		w.got++
-		if w.got == w.need {
-			close(w.done)
-		}
-	}
-	r.amu.Unlock()
-}
-
 // Close implements Broker: it stops the node's subscriptions and waits for
 // its goroutines. Local members stay in the Hub.
 func (r *Redis) Close() error {
@@ -501,522 +267,4 @@ func (r *Redis) Close() error {
 		return r.client.Close()
 	}
 	return nil
-}
-
-// Up reports whether the node's pub/sub connection is established and has
-// confirmed every subscription.
-func (r *Redis) Up() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.up
-}
-
-// waitUp waits for the pub/sub session to come up.
-func (r *Redis) waitUp(d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		r.mu.Lock()
-		up, ch := r.up, r.changed
-		r.mu.Unlock()
-		if up {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			return fmt.Errorf("failed to subscribe within %v: %w", d, ErrUnavailable)
-		}
-	}
-}
-
-// broadcastLocked wakes every waiter on r.changed. r.mu is held.
-func (r *Redis) broadcastLocked() {
-	close(r.changed)
-	r.changed = make(chan struct{})
-}
-
-// encode builds the wire form of a message.
-func (r *Redis) encode(m *Message, seq uint64, ack bool) []byte {
-	b := make([]byte, 0, 1+8+binary.MaxVarintLen64*2+len(m.Group)+len(m.Data))
-	k := byte(m.Kind) & 0x0f
-	if ack {
-		k |= 0x10
-	}
-	b = append(b, k)
-	b = binary.BigEndian.AppendUint64(b, r.id)
-	b = binary.AppendUvarint(b, seq)
-	b = binary.AppendUvarint(b, uint64(len(m.Group)))
-	b = append(b, m.Group...)
-	return append(b, m.Data...)
-}
-
-var errBadMessage = errors.New("groups: malformed redis message")
-
-// decode parses the wire form of a message.
-func decode(p []byte) (in inbound, err error) {
-	if len(p) < 9 {
-		return in, errBadMessage
-	}
-	in.ack = p[0]&0x10 != 0
-	kind := Kind(p[0] & 0x0f)
-	in.origin = binary.BigEndian.Uint64(p[1:9])
-	p = p[9:]
-	seq, n := binary.Uvarint(p)
-	if n <= 0 {
-		return in, errBadMessage
-	}
-	in.seq = seq
-	p = p[n:]
-	gl, n := binary.Uvarint(p)
-	if n <= 0 || gl > uint64(len(p)-n) {
-		return in, errBadMessage
-	}
-	p = p[n:]
-	m := &Message{Kind: kind}
-	if gl > 0 {
-		m.Group = string(p[:gl])
-	}
-	if rest := p[gl:]; len(rest) > 0 {
-		m.Data = rest
-	}
-	in.msg = m
-	return in, nil
-}
-
-// run owns the pub/sub connection: one session after another until Close.
-func (r *Redis) run() {
-	defer r.wg.Done()
-	backoff := minBackoff
-	for {
-		wasUp, err := r.runSession()
-		if r.closed.Load() {
-			return
-		}
-		if wasUp {
-			backoff = minBackoff
-		}
-		r.log.Warn("chatmux: redis pub/sub connection lost, reconnecting", "err", err, "retry_in", backoff)
-		select {
-		case <-r.done:
-			return
-		case <-time.After(backoff):
-		}
-		if !wasUp {
-			backoff = min(2*backoff, maxBackoff)
-		}
-	}
-}
-
-// runSession opens a pub/sub connection, subscribes to every wanted group,
-// and serves subscription changes and health checks until the connection
-// fails. It reports whether the session came up.
-func (r *Redis) runSession() (wasUp bool, err error) {
-	r.mu.Lock()
-	r.session++
-	session := r.session
-	r.up = false
-	r.upSeq = 0
-	r.pending = nil
-	for g, st := range r.subs {
-		st.sent, st.confirmed = false, false
-		if st.want {
-			r.dirty[g] = struct{}{}
-		} else {
-			delete(r.subs, g)
-			delete(r.dirty, g)
-		}
-	}
-	r.broadcastLocked()
-	r.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.PublishTimeout)
-	ps := r.client.Subscribe(ctx, r.ackChan)
-	cancel()
-	r.lastRead.Store(time.Now().UnixNano())
-	readErr := make(chan error, 1)
-	go func() { readErr <- r.read(ps, session) }()
-	defer func() {
-		r.mu.Lock()
-		wasUp = r.up
-		r.up = false
-		r.broadcastLocked()
-		r.mu.Unlock()
-		_ = ps.Close()
-		<-readErr
-	}()
-
-	if err := r.flush(ps, true); err != nil {
-		return false, err
-	}
-
-	tick := time.NewTicker(r.opts.HealthCheckInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.done:
-			return false, ErrClosed
-		case err := <-readErr:
-			readErr <- err // for the deferred wait
-			return false, err
-		case <-r.wake:
-			if err := r.flush(ps, false); err != nil {
-				return false, err
-			}
-		case now := <-tick.C:
-			if silent := now.Sub(time.Unix(0, r.lastRead.Load())); silent > r.opts.HealthCheckTimeout {
-				return false, fmt.Errorf("pub/sub connection silent for %v", silent.Round(time.Millisecond))
-			}
-			if err := r.ping(ps); err != nil {
-				return false, err
-			}
-		}
-	}
-}
-
-// flush sends every pending subscription change, then a ping that confirms
-// the new subscriptions. The first flush of a session (force) pings even
-// with nothing to subscribe: its answer brings the session up.
-func (r *Redis) flush(ps *redis.PubSub, force bool) error {
-	var adds, removes []string
-	r.mu.Lock()
-	for g := range r.dirty {
-		st := r.subs[g]
-		switch {
-		case st == nil:
-		case st.want && !st.sent:
-			st.sent, st.confirmed = true, false
-			adds = append(adds, g)
-		case !st.want && st.sent:
-			removes = append(removes, g)
-			delete(r.subs, g)
-		case !st.want:
-			delete(r.subs, g)
-		}
-	}
-	clear(r.dirty)
-	var seq uint64
-	if len(adds) > 0 || force {
-		r.pingSeq++
-		seq = r.pingSeq
-		for _, g := range adds {
-			r.subs[g].barrier = seq
-		}
-		r.pending = append(r.pending, barrier{seq: seq, groups: adds})
-		if force {
-			r.upSeq = seq
-		}
-	}
-	r.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.PublishTimeout)
-	defer cancel()
-	if err := r.command(ctx, ps.Unsubscribe, removes); err != nil {
-		return fmt.Errorf("failed to unsubscribe: %w", err)
-	}
-	if err := r.command(ctx, ps.Subscribe, adds); err != nil {
-		return fmt.Errorf("failed to subscribe: %w", err)
-	}
-	r.subscribeCommands.Add(int64((len(adds) + subscribeChunk - 1) / subscribeChunk))
-	if seq != 0 {
-		if err := ps.Ping(ctx, strconv.FormatUint(seq, 10)); err != nil {
-			return fmt.Errorf("failed to ping: %w", err)
-		}
-	}
-	return nil
-}
-
-func (r *Redis) command(ctx context.Context, fn func(context.Context, ...string) error, groups []string) error {
-	for len(groups) > 0 {
-		n := min(len(groups), subscribeChunk)
-		chans := make([]string, n)
-		for i, g := range groups[:n] {
-			chans[i] = r.groupPrefix + g
-		}
-		if err := fn(ctx, chans...); err != nil {
-			return err
-		}
-		groups = groups[n:]
-	}
-	return nil
-}
-
-// ping sends a health-check ping.
-func (r *Redis) ping(ps *redis.PubSub) error {
-	r.mu.Lock()
-	r.pingSeq++
-	seq := r.pingSeq
-	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.PublishTimeout)
-	defer cancel()
-	if err := ps.Ping(ctx, strconv.FormatUint(seq, 10)); err != nil {
-		return fmt.Errorf("failed to ping: %w", err)
-	}
-	return nil
-}
-
-// read reads the pub/sub connection until it fails or is closed.
-func (r *Redis) read(ps *redis.PubSub, session uint64) error {
-	ctx := context.Background()
-	for {
-		v, err := ps.ReceiveTimeout(ctx, 0)
-		if err != nil {
-			return err
-		}
-		r.lastRead.Store(time.Now().UnixNano())
-		switch v := v.(type) {
-		case *redis.Message:
-			r.receive(v)
-		case *redis.Pong:
-			if seq, err := strconv.ParseUint(v.Payload, 10, 64); err == nil {
-				r.pong(session, seq)
-			}
-		}
-	}
-}
-
-// pong confirms the subscriptions written before ping seq.
-func (r *Redis) pong(session, seq uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if session != r.session {
-		return
-	}
-	changed := false
-	i := 0
-	for ; i < len(r.pending) && r.pending[i].seq <= seq; i++ {
-		b := r.pending[i]
-		for _, g := range b.groups {
-			if st := r.subs[g]; st != nil && st.sent && !st.confirmed && st.barrier == b.seq {
-				st.confirmed = true
-				changed = true
-			}
-		}
-	}
-	r.pending = r.pending[i:]
-	if !r.up && r.upSeq != 0 && seq >= r.upSeq {
-		r.up = true
-		changed = true
-	}
-	if changed {
-		r.broadcastLocked()
-	}
-}
-
-// receive handles one message read from Redis.
-func (r *Redis) receive(v *redis.Message) {
-	if v.Channel == r.ackChan {
-		if seq, err := strconv.ParseUint(v.Payload, 10, 64); err == nil {
-			r.gotAck(seq)
-		}
-		return
-	}
-	group, ok := strings.CutPrefix(v.Channel, r.groupPrefix)
-	if !ok {
-		return
-	}
-	in, err := decode([]byte(v.Payload))
-	if err != nil {
-		r.log.Warn("chatmux: dropping a malformed redis message", "channel", v.Channel, "bytes", len(v.Payload))
-		return
-	}
-	if in.origin == r.id {
-		// Delivered locally at publish time.
-		if in.ack {
-			r.gotAck(in.seq)
-		}
-		return
-	}
-	in.group = group
-	r.qmu.Lock()
-	r.queue = append(r.queue, in)
-	r.qmu.Unlock()
-	select {
-	case r.qwake <- struct{}{}:
-	default:
-	}
-}
-
-// dispatch delivers received messages to local members, in the order they
-// were read. It runs apart from the reader: a control message makes members
-// join groups, and Join waits for a confirmation that the reader reads.
-func (r *Redis) dispatch() {
-	defer r.wg.Done()
-	for {
-		select {
-		case <-r.done:
-			return
-		case <-r.qwake:
-		}
-		for {
-			r.qmu.Lock()
-			batch := r.queue
-			r.queue, r.qspare = r.qspare[:0], nil
-			r.qmu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
-			for i := range batch {
-				in := &batch[i]
-				r.hub.Deliver(in.group, in.msg)
-				if in.ack {
-					r.wg.Add(1)
-					go r.sendAck(in.origin, in.seq)
-				}
-				*in = inbound{}
-			}
-			r.qmu.Lock()
-			if cap(batch) <= 4096 {
-				r.qspare = batch[:0]
-			}
-			r.qmu.Unlock()
-			if r.closed.Load() {
-				return
-			}
-		}
-	}
-}
-
-// sendAck tells a node that this node applied its control message.
-func (r *Redis) sendAck(origin, seq uint64) {
-	defer r.wg.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.PublishTimeout)
-	defer cancel()
-	ch := r.opts.Prefix + "n:" + strconv.FormatUint(origin, 16)
-	if err := r.client.Publish(ctx, ch, strconv.FormatUint(seq, 10)).Err(); err != nil {
-		r.log.Warn("chatmux: failed to acknowledge a membership change", "err", err)
-	}
-}
-
-// publish hands a PUBLISH to the publisher goroutine and waits for its
-// answer, at most PublishTimeout. It returns the number of subscribers
-// that received the message.
-func (r *Redis) publish(ctx context.Context, channel string, payload []byte) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
-	defer cancel()
-	r.pmu.Lock()
-	if !r.pbusy && len(r.pq) == 0 {
-		// Nothing queued nor in flight: publish from this goroutine,
-		// saving two goroutine switches; whoever queues meanwhile waits
-		// for it, so the order holds.
-		r.pbusy = true
-		r.pmu.Unlock()
-		n, err := r.client.Publish(ctx, channel, payload).Result()
-		r.pmu.Lock()
-		r.pbusy = false
-		more := len(r.pq) > 0
-		r.pmu.Unlock()
-		if more {
-			r.wakePublisher()
-		}
-		return n, err
-	}
-	req := &pubReq{channel: channel, payload: payload, ctx: ctx, done: make(chan struct{})}
-	r.pq = append(r.pq, req)
-	r.pmu.Unlock()
-	r.wakePublisher()
-	select {
-	case <-req.done:
-		return req.n, req.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-r.done:
-		return 0, ErrClosed
-	}
-}
-
-func (r *Redis) wakePublisher() {
-	select {
-	case r.pwake <- struct{}{}:
-	default:
-	}
-}
-
-// publisher sends queued PUBLISHes, as many as are waiting in one pipeline
-// (one write, one round trip), one pipeline at a time and in the order they
-// were queued: one node's publications reach Redis in its order, and
-// concurrent publishers share round trips.
-func (r *Redis) publisher() {
-	defer r.wg.Done()
-	for {
-		select {
-		case <-r.done:
-			r.pmu.Lock()
-			for _, req := range r.pq {
-				req.err = ErrClosed
-				close(req.done)
-			}
-			r.pq = nil
-			r.pmu.Unlock()
-			return
-		case <-r.pwake:
-		}
-		for {
-			r.pmu.Lock()
-			if r.pbusy {
-				// A direct publish is in flight: it wakes us when done.
-				r.pmu.Unlock()
-				break
-			}
-			batch := r.pq
-			if len(batch) > maxPipeline {
-				batch = batch[:maxPipeline:maxPipeline]
-				r.pq = r.pq[maxPipeline:]
-			} else {
-				r.pq, r.pspare = r.pspare[:0], nil
-			}
-			r.pbusy = len(batch) > 0
-			r.pmu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
-			r.publishBatch(batch)
-			clear(batch)
-			r.pmu.Lock()
-			r.pbusy = false
-			if cap(batch) <= 4*maxPipeline && cap(batch) > maxPipeline/2 {
-				r.pspare = batch[:0]
-			}
-			r.pmu.Unlock()
-		}
-	}
-}
-
-func (r *Redis) publishBatch(batch []*pubReq) {
-	// Skip the requests whose caller gave up; the batch is bounded by the
-	// latest deadline among the others.
-	live := batch[:0:0]
-	var deadline time.Time
-	for _, req := range batch {
-		if err := req.ctx.Err(); err != nil {
-			req.err = err
-			close(req.done)
-			continue
-		}
-		live = append(live, req)
-		if d, ok := req.ctx.Deadline(); ok && d.After(deadline) {
-			deadline = d
-		}
-	}
-	if len(live) == 0 {
-		return
-	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	if len(live) == 1 {
-		req := live[0]
-		req.n, req.err = r.client.Publish(ctx, req.channel, req.payload).Result()
-		close(req.done)
-		return
-	}
-	pipe := r.client.Pipeline()
-	cmds := make([]*redis.IntCmd, len(live))
-	for i, req := range live {
-		cmds[i] = pipe.Publish(ctx, req.channel, req.payload)
-	}
-	_, _ = pipe.Exec(ctx)
-	for i, req := range live {
-		req.n, req.err = cmds[i].Result()
-		close(req.done)
-	}
 }

@@ -1,12 +1,14 @@
 package groups
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,10 +197,13 @@ func dataMsg(s string) *Message { return &Message{Kind: KindData, Data: []byte(s
 
 // proxy is a TCP proxy to Redis that a test can freeze (existing
 // connections stop forwarding, silently) or take down (connections are
-// closed and new ones refused).
+// closed and new ones refused). It counts the SUBSCRIBE commands that go
+// through it.
 type proxy struct {
 	ln     net.Listener
 	target string
+	// subscribes counts the SUBSCRIBE commands sent to Redis.
+	subscribes atomic.Int64
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
@@ -249,19 +254,31 @@ func (p *proxy) accept() {
 		gen := p.gen
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.pipe(c, u, gen)
-		go p.pipe(u, c, gen)
+		go p.pipe(c, u, gen, false)
+		go p.pipe(u, c, gen, true)
 	}
 }
 
+// subscribeCommand is how a SUBSCRIBE command's name is written in RESP
+// (go-redis writes it in lower case). UNSUBSCRIBE does not match: its
+// length differs.
+var subscribeCommand = []byte("$9\r\nsubscribe\r\n")
+
 // pipe copies src to dst. Once its generation is frozen it forwards
-// nothing more and keeps both connections open, silent, until close.
-func (p *proxy) pipe(dst, src net.Conn, gen int) {
+// nothing more and keeps both connections open, silent, until close. When
+// toRedis, it counts the SUBSCRIBE commands it forwards.
+func (p *proxy) pipe(dst, src net.Conn, gen int, toRedis bool) {
 	defer p.wg.Done()
 	defer func() { _ = dst.Close(); _ = src.Close() }()
 	buf := make([]byte, 32<<10)
+	var tail []byte // the end of the previous read, for a command cut in two
 	for {
 		n, err := src.Read(buf)
+		if toRedis && n > 0 {
+			seen := bytes.ToLower(append(tail, buf[:n]...))
+			p.subscribes.Add(int64(bytes.Count(seen, subscribeCommand)))
+			tail = append(tail[:0], seen[max(0, len(seen)-len(subscribeCommand)+1):]...)
+		}
 		if n > 0 {
 			p.mu.Lock()
 			frozen := gen < p.frozen
