@@ -107,9 +107,10 @@ export interface StateChange {
  * How requests are matched to their answers. "echo": the server echoes
  * request_id and ends every request with a final frame
  * (docs/protocol.md#request-id). "fence": a server without request_id; the
- * client follows each request with an event the server does not know and
- * takes its "invalid event type" answer as the request's end (the server
- * handles a connection's events one at a time, in order).
+ * client follows each request with an event that no server has and takes
+ * its "invalid event type" answer as the request's end (the server handles
+ * a connection's events one at a time, in order). A host's own event is
+ * followed by a session.heartbeat instead, since it may be unknown itself.
  */
 export type RequestIdMode = 'echo' | 'fence';
 
@@ -192,9 +193,29 @@ export interface RequestOptions {
 /** The event sent after each request in fence mode: no server has it, so it is answered "invalid event type". */
 export const FENCE_EVENT = '$chatmux.fence';
 
+const BUILTIN_EVENTS = new Set([
+  'message.send',
+  'message.acknowledged',
+  'message.read',
+  'message.react',
+  'message.typing',
+  'message.modify',
+  'room.create',
+  'room.list',
+  'room.info',
+  'room.messages',
+  'room.join',
+  'room.leave',
+  'room.add_members',
+  'room.remove_members',
+  'room.modify',
+]);
+
 interface Pending {
   id: string;
   eventType: string;
+  /** In fence mode, what ends the request: the fence event's answer, a heartbeat's, or (a heartbeat itself) its own. */
+  fence?: 'marker' | 'heartbeat' | 'none';
   data: unknown;
   collect?: (d: Dispatch) => boolean;
   frames: Dispatch[];
@@ -616,11 +637,15 @@ export class ChatClient extends Emitter<ClientEvents> {
   private transmit(sock: Sock, p: Pending): void {
     p.sock = sock;
     sock.inflight.set(p.id, p);
-    if (sock.mode === 'fence') sock.fenceQueue.push(p);
-    if (!this.rawSend(sock, encodeEnvelope(p.eventType, p.data, p.id))) return;
-    if (sock.mode === 'fence' && p.eventType !== 'session.heartbeat') {
-      this.rawSend(sock, encodeEnvelope(FENCE_EVENT, undefined));
+    if (sock.mode === 'fence') {
+      p.fence = p.eventType === 'session.heartbeat' ? 'none' : BUILTIN_EVENTS.has(p.eventType) ? 'marker' : 'heartbeat';
+      sock.fenceQueue.push(p);
     }
+    if (!this.rawSend(sock, encodeEnvelope(p.eventType, p.data, p.id))) return;
+    if (p.fence === 'marker') this.rawSend(sock, encodeEnvelope(FENCE_EVENT, undefined));
+    // A host's event may itself be unknown to the server and answer
+    // "invalid event type": a heartbeat ends it instead.
+    if (p.fence === 'heartbeat') this.rawSend(sock, encodeEnvelope('session.heartbeat', undefined));
   }
 
   private settle(p: Pending, result: Dispatch[] | Error): void {
@@ -667,7 +692,7 @@ export class ChatClient extends Emitter<ClientEvents> {
         return;
       }
       const head = sock.fenceQueue[0];
-      if (f.status === 'success' && head?.eventType === 'session.heartbeat') {
+      if (f.status === 'success' && head && head.fence !== 'marker') {
         sock.fenceQueue.shift();
         this.settle(head, head.error ?? head.frames);
       }
@@ -687,22 +712,24 @@ export class ChatClient extends Emitter<ClientEvents> {
       return;
     }
     const own = new ServerError(err.code, err.detail, head.eventType);
-    if (bare && err.detail === 'invalid event type' && head.eventType !== 'session.heartbeat') {
-      // The fence's answer: the request before it is done. A built-in
-      // event never answers "invalid event type"; a host event this server
-      // lacks does, and is then taken as done (use a server with
-      // request_id for host events).
-      sock.fenceQueue.shift();
-      this.settle(head, head.error ?? head.frames);
-      return;
-    }
-    if (head.eventType === 'session.heartbeat') {
+    if (head.fence === 'none') {
+      // A heartbeat's own error.
       sock.fenceQueue.shift();
       this.settle(head, own);
-      return;
+    } else if (head.fence === 'marker' && bare && err.detail === 'invalid event type') {
+      // The fence's answer (a built-in event never answers this): the
+      // request before it is done.
+      sock.fenceQueue.shift();
+      this.settle(head, head.error ?? head.frames);
+    } else if (!head.error) {
+      head.error = own;
+    } else if (head.fence === 'heartbeat' && !bare) {
+      // The heartbeat that ends a host event failed too.
+      sock.fenceQueue.shift();
+      this.settle(head, head.error);
+    } else {
+      this.emit('error', err);
     }
-    if (!head.error) head.error = own;
-    else this.emit('error', err);
   }
 
   private collect(sock: Sock, d: Dispatch): void {

@@ -32,13 +32,17 @@ export class FakeChat {
     this.dropDispatch = null;
   }
 
-  async start() {
+  /** start listens on 127.0.0.1:port (0: a free port). */
+  async start(port = 0) {
     this.wss = new WebSocketServer({
       host: '127.0.0.1',
-      port: 0,
+      port,
       handleProtocols: (protocols) => (protocols.has(BATCH) ? BATCH : false),
     });
-    await new Promise((resolve) => this.wss.once('listening', resolve));
+    await new Promise((resolve, reject) => {
+      this.wss.once('listening', resolve);
+      this.wss.once('error', reject);
+    });
     this.port = this.wss.address().port;
     this.url = `ws://127.0.0.1:${this.port}/messaging/`;
     this.wss.on('connection', (ws, req) => this.accept(ws, req));
@@ -232,7 +236,7 @@ class FakeConn {
     this.url = url;
     this.batched = ws.protocol === BATCH;
     this.queue = [];
-    this.batches = 0; // WebSocket messages that carried more than one frame
+    this.batches = []; // the sizes of the WebSocket messages that carried more than one frame
   }
 
   push(frame) {
@@ -244,7 +248,7 @@ class FakeConn {
     const q = this.queue.splice(0);
     if (this.ws.readyState !== 1 || q.length === 0) return;
     if (this.batched && q.length > 1) {
-      this.batches++;
+      this.batches.push(q.length);
       this.ws.send(JSON.stringify(q));
     } else {
       for (const f of q) this.ws.send(JSON.stringify(f));
@@ -275,3 +279,10 @@ export const fast = {
   connectTimeoutMs: 3000,
   requestTimeoutMs: 3000,
 };
+
+/** events records a client's events of the given names, in order. */
+export function record(client, ...names) {
+  const log = [];
+  for (const n of names) client.on(n, (p) => log.push({ name: n, ...(p && typeof p === 'object' && !Array.isArray(p) ? p : { value: p }) }));
+  return log;
+}
