@@ -938,9 +938,20 @@ export class ChatClient extends Emitter<ClientEvents> {
         { room_id: roomId, after_seq: after, limit: this.opts.catchUpLimit ?? 100 },
         { collect: matches },
       );
-      const f = frames.find(matches);
-      if (!f) throw new ServerError(0, 'no roommessages.dispatch in the answer to room.messages', 'room.messages');
-      return f.data as RoomMessagesPage;
+      // The answer goes to every device of the user without request_id, so
+      // another device's answer to the same question may arrive in this
+      // request's window, computed earlier. Merging every answer keeps this
+      // request's own, which is as fresh as the request.
+      const pages = frames.filter(matches).map((f) => f.data as RoomMessagesPage);
+      if (pages.length === 0) throw new ServerError(0, 'no roommessages.dispatch in the answer to room.messages', 'room.messages');
+      if (pages.length === 1) return pages[0]!;
+      const bySeq = new Map<number, Message>();
+      for (const p of pages) for (const m of p.data?.messages ?? []) bySeq.set(m.seq, m);
+      return {
+        data: { room_id: roomId, messages: [...bySeq.values()].sort((a, b) => a.seq - b.seq) },
+        after_seq: after,
+        has_more: pages.some((p) => p.has_more === true),
+      };
     } finally {
       this.release();
     }
@@ -1182,9 +1193,17 @@ export class ChatClient extends Emitter<ClientEvents> {
 
   /** room.create: resolves with the new room's detail (docs/protocol.md#room-create). */
   async createRoom(input: CreateRoomInput): Promise<RoomDetail> {
-    const is = (d: Dispatch) => d.eventType === 'roomcreate.dispatch';
+    // roomcreate.dispatch goes to the room, without request_id: a room
+    // someone else created with this user may arrive in the same window, so
+    // the answer is the last one that fits the input.
+    // (Ids of users that do not exist are dropped by the server, so the
+    // best fit wins, not only a perfect one.)
+    const is = (d: Dispatch) => d.eventType === 'roomcreate.dispatch' && fitsCreate(d.data as RoomDetail, input) >= 0;
     const frames = await this.request('room.create', input, { collect: is });
-    const f = frames.find(is);
+    let f: Dispatch | undefined;
+    for (const x of frames) {
+      if (is(x) && (!f || fitsCreate(x.data as RoomDetail, input) >= fitsCreate(f.data as RoomDetail, input))) f = x;
+    }
     if (!f) throw new ServerError(0, 'no roomcreate.dispatch in the answer', 'room.create');
     return f.data as RoomDetail;
   }
@@ -1283,6 +1302,24 @@ export class ChatClient extends Emitter<ClientEvents> {
     const f = frames.find(is);
     return ((f?.data as { users?: User[] } | undefined)?.users ?? []) as User[];
   }
+}
+
+/**
+ * fitsCreate scores a created room as the answer to a room.create input:
+ * -1 when it cannot be (another type or name, a one-to-one chat with
+ * someone else), else how many of the asked members it has.
+ */
+function fitsCreate(d: RoomDetail | undefined, input: CreateRoomInput): number {
+  if (!d || d.type !== input.type) return -1;
+  const extra = (input.extra_fields ?? {}) as { name?: unknown };
+  const name = typeof extra.name === 'string' ? extra.name : 'name' in input ? input.name : undefined;
+  if (name !== undefined && 'name' in d && d.name !== name) return -1;
+  const asked = ('participants' in input ? input.participants : 'subscribers' in input ? input.subscribers : undefined) ?? [];
+  const members = d.type === 'Channel' ? d.subscribers : d.participants;
+  const have = new Set((members ?? []).map((u) => String(u.id)));
+  const found = asked.filter((id) => have.has(String(id))).length;
+  if (d.type === 'OneToOneChat' && found !== asked.length) return -1;
+  return found;
 }
 
 function reactionOf(messageId: Id) {

@@ -110,3 +110,66 @@ test('requests made while disconnected wait for the connection; a lost connectio
   };
   await assert.rejects(c.roomInfo(room), { name: 'ConnectionLostError' });
 });
+
+for (const mode of ['echo', 'fence']) {
+  test(`[${mode}] room.create resolves with its own room when another room's roomcreate arrives in its window`, async (t) => {
+    const s = await new FakeChat({ mode }).start();
+    t.after(() => s.stop());
+    const c = new ChatClient({ url: s.url + '?user=alice', WebSocket, ...fast });
+    t.after(() => c.close());
+    await c.connect();
+    await c.whenConnected();
+    const alice = s.user('alice');
+    const bob = s.user('bob');
+    const carol = s.user('carol');
+    const room = (id, type, name, members) => ({
+      ...s.detail({ id, members: new Set(members.map((u) => u.username)) }),
+      type,
+      ...(name ? { name } : {}),
+    });
+    s.onEvent = (conn, env) => {
+      if (env.event_type !== 'room.create') return false;
+      const d = env.data;
+      const mine = d.type === 'OneToOneChat' ? room('mine-dm', d.type, undefined, [alice, bob]) : room('mine-group', d.type, d.name, [alice, bob]);
+      // Someone else's new room with alice lands first (and one after).
+      conn.push({ eventType: 'roomcreate.dispatch', data: room('other-dm', 'OneToOneChat', undefined, [carol, alice]) });
+      conn.push({ eventType: 'roomcreate.dispatch', data: room('other-group', 'GroupChat', 'other', [carol, alice]) });
+      conn.push({ eventType: 'roomcreate.dispatch', data: mine });
+      s.handle(conn, { ...env, event_type: 'message.typing' }); // the final frame / fence answer
+      return true;
+    };
+    const dm = await c.createRoom({ type: 'OneToOneChat', participants: [bob.id] });
+    assert.equal(dm.id, 'mine-dm');
+    const group = await c.createRoom({ type: 'GroupChat', name: 'trip', participants: [bob.id] });
+    assert.equal(group.id, 'mine-group');
+  });
+}
+
+test('a catch-up merges a stale answer of another device with its own', async (t) => {
+  const s = await new FakeChat().start();
+  t.after(() => s.stop());
+  const room = s.addRoom(['alice']);
+  const c = new ChatClient({ url: s.url + '?user=alice', WebSocket, ...fast });
+  t.after(() => c.close());
+  const seen = [];
+  c.on('message', (m) => seen.push(m.seq));
+  c.trackRoom(room, 0);
+  await c.connect();
+  await waitFor(() => c.stats.catchUpRequests === 1, 3000, 'first catch-up');
+  await c.roomInfo(room);
+  s.store(room, 'bob', 'm1');
+  s.store(room, 'bob', 'm2');
+  s.onEvent = (conn, env) => {
+    if (env.event_type === 'room.messages') {
+      // Another device's answer to the same question, computed before m3 was stored.
+      conn.push({
+        eventType: 'roommessages.dispatch',
+        data: { data: { room_id: room, messages: [s.messages(room)[0]] }, after_seq: 0, limit: 100, has_more: false },
+      });
+    }
+    return false;
+  };
+  s.deliver(s.store(room, 'bob', 'm3'));
+  await waitFor(() => seen.length === 3, 3000, 'catch-up');
+  assert.deepEqual(seen, [1, 2, 3]);
+});
