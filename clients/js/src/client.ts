@@ -342,19 +342,22 @@ export class ChatClient extends Emitter<ClientEvents> {
     return [...this.rooms.keys()];
   }
 
-  /** Resolves once the client is connected (at once if it is). */
+  /**
+   * Resolves once the client is connected (at once if it is); rejects with
+   * ClientClosedError when it stops trying (closed, signed out, 1000).
+   */
   whenConnected(): Promise<void> {
     if (this.currentState === 'connected') return Promise.resolve();
+    if (this.closing) return Promise.reject(new ClientClosedError('the client is closed'));
     return new Promise((resolve, reject) => {
-      const offC = this.on('connected', () => {
-        offC();
-        offS();
-        resolve();
-      });
-      const offS = this.on('signedOut', () => {
-        offC();
-        offS();
-        reject(new ClientClosedError('signed out'));
+      const off = this.on('state', (s) => {
+        if (s.state === 'connected') {
+          off();
+          resolve();
+        } else if (s.state === 'disconnected' && !s.willReconnect) {
+          off();
+          reject(new ClientClosedError(s.reason));
+        }
       });
     });
   }

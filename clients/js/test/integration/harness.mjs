@@ -19,9 +19,12 @@ export const repoRoot = path.resolve(here, '../../../..');
 
 /**
  * buildServer compiles examples/chat into a temporary directory, removed
- * when the process exits, and returns the binary's path.
+ * when the process exits, and returns the binary's path; or returns
+ * CHATMUX_CHAT_BIN when that names a binary built beforehand.
  */
 export async function buildServer() {
+  // A binary built beforehand (CI builds examples/chat once) saves the build.
+  if (process.env.CHATMUX_CHAT_BIN) return process.env.CHATMUX_CHAT_BIN;
   const dir = mkdtempSync(path.join(tmpdir(), 'chatmux-js-'));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const bin = path.join(dir, 'chat');
