@@ -141,6 +141,8 @@ export interface ClientStats {
   resends: number;
   /** Connections that reached "connected". */
   connections: number;
+  /** WebSocket messages that carried a batch (an array of frames, chatmux.batch.v1). */
+  batches: number;
 }
 
 /** Every event a ChatClient emits: the dispatches by their eventType, and the client's own. */
@@ -297,6 +299,7 @@ export class ChatClient extends Emitter<ClientEvents> {
     sendsTransmitted: 0,
     resends: 0,
     connections: 0,
+    batches: 0,
   };
 
   constructor(options: ChatClientOptions) {
@@ -489,6 +492,7 @@ export class ChatClient extends Emitter<ClientEvents> {
         this.emit('error', asError(err, 'a frame that is not JSON'));
         return;
       }
+      if (frames.length > 1) this.counters.batches++;
       for (const f of frames) {
         if (this.sock !== sock) return;
         this.handleFrame(sock, f);

@@ -50,11 +50,12 @@ export function freePort() {
 
 /**
  * startServer runs the example server on 127.0.0.1:port with the given
- * environment (DATABASE_URL for PostgreSQL; none: the in-memory store) and
- * resolves once /healthz answers 200.
+ * environment (DATABASE_URL for PostgreSQL, REDIS_URL for Redis; none: the
+ * in-memory store and broker) and extra flags, and resolves once /healthz
+ * answers 200.
  */
-export async function startServer(bin, port, env = {}) {
-  const proc = spawn(bin, ['-addr', `127.0.0.1:${port}`, '-log-level', 'error', '-shutdown-timeout', '2s'], {
+export async function startServer(bin, port, env = {}, args = []) {
+  const proc = spawn(bin, ['-addr', `127.0.0.1:${port}`, '-log-level', 'error', '-shutdown-timeout', '2s', ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -135,7 +136,7 @@ export async function newClient(url, name, extra = {}) {
 }
 
 /**
- * A TCP proxy on 127.0.0.1 between clients and a server. cut() makes the
+ * A TCP proxy on 127.0.0.1 between clients and a server (or, retargeted, another). cut() makes the
  * network silent: bytes stop flowing both ways on open connections and new
  * connections are accepted but never reach the server (no RST, no FIN: a
  * client must notice by itself). restore() drops the silent connections
@@ -143,6 +144,7 @@ export async function newClient(url, name, extra = {}) {
  */
 export async function startProxy(targetPort) {
   const port = await freePort();
+  let target = targetPort;
   const pairs = new Set();
   let silent = false;
   const server = net.createServer((down) => {
@@ -152,7 +154,7 @@ export async function startProxy(targetPort) {
       down.pause();
       return;
     }
-    const up = net.connect(targetPort, '127.0.0.1');
+    const up = net.connect(target, '127.0.0.1');
     const pair = { down, up };
     pairs.add(pair);
     const end = () => {
@@ -175,6 +177,14 @@ export async function startProxy(targetPort) {
     url: `ws://127.0.0.1:${port}/messaging/`,
     cut() {
       silent = true;
+    },
+    /** retarget sends new connections to another port and drops the open ones (FIN), as a load balancer moving a client. */
+    retarget(port) {
+      target = port;
+      for (const p of pairs) {
+        p.down.end();
+        p.up?.destroy();
+      }
     },
     restore() {
       silent = false;
@@ -316,6 +326,7 @@ export function verify({ senders, peers, stored }) {
 
 function pick(s) {
   return {
+    batches: s.batches,
     reconnects: Math.max(0, s.connections - 1),
     resends: s.resends,
     gapsDetected: s.gapsDetected,
@@ -332,7 +343,7 @@ export function printFigures(title, figures, extra = {}) {
   );
   for (const [name, s] of Object.entries(figures.perClient)) {
     lines.push(
-      `  ${name}: seen ${s.seen}, reconnects ${s.reconnects}, resends ${s.resends}, gaps ${s.gapsDetected}, duplicates dropped ${s.duplicatesDropped}, catch-up requests ${s.catchUpRequests}`,
+      `  ${name}: seen ${s.seen}, reconnects ${s.reconnects}, resends ${s.resends}, gaps ${s.gapsDetected}, duplicates dropped ${s.duplicatesDropped}, catch-up requests ${s.catchUpRequests}, batched WebSocket messages ${s.batches}`,
     );
   }
   for (const [k, v] of Object.entries(extra)) lines.push(`  ${k}: ${v}`);
@@ -366,6 +377,19 @@ export function databaseURL(t) {
       throw new Error('TEST_DATABASE_URL is not set and CHATMUX_REQUIRE_SERVICES=1: PostgreSQL is required');
     }
     t.skip('PostgreSQL test skipped: set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)');
+    return undefined;
+  }
+  return url;
+}
+
+/** redisURL is databaseURL's counterpart for TEST_REDIS_URL. */
+export function redisURL(t) {
+  const url = process.env.TEST_REDIS_URL;
+  if (!url) {
+    if (process.env.CHATMUX_REQUIRE_SERVICES === '1') {
+      throw new Error('TEST_REDIS_URL is not set and CHATMUX_REQUIRE_SERVICES=1: Redis is required');
+    }
+    t.skip('Redis test skipped: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0)');
     return undefined;
   }
   return url;
