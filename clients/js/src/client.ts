@@ -403,7 +403,7 @@ export class ChatClient extends Emitter<ClientEvents> {
     await this.saving;
   }
 
-  private shutdown(reason: string): void {
+  private shutdown(reason: string, code?: number, closeReason?: string): void {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     const sock = this.sock;
@@ -423,7 +423,7 @@ export class ChatClient extends Emitter<ClientEvents> {
       item.state = 'queued';
     }
     for (const r of this.rooms.values()) if (r.retry) clearTimeout(r.retry);
-    this.setState({ state: 'disconnected', reason, willReconnect: false, attempt: this.attempt });
+    this.setState({ state: 'disconnected', reason, code, closeReason, willReconnect: false, attempt: this.attempt });
   }
 
   private setState(s: StateChange): void {
@@ -560,7 +560,7 @@ export class ChatClient extends Emitter<ClientEvents> {
   private signOut(reason: string, code?: number, closeReason?: string): void {
     this.signedOutFlag = true;
     this.closing = true;
-    this.shutdown(reason);
+    this.shutdown(reason, code, closeReason);
     const s: StateChange = { state: 'disconnected', reason, code, closeReason, willReconnect: false, attempt: this.attempt };
     this.emit('signedOut', s);
   }
