@@ -1,0 +1,66 @@
+import type { ErrorDetail } from './types.js';
+
+/** The error codes of docs/protocol.md#error-codes. */
+export const ErrorCode = {
+  PermissionDenied: 4002,
+  Validation: 4003,
+  NotFound: 4004,
+  Constraint: 4005,
+  Internal: 4006,
+  Unavailable: 4013,
+  RateLimited: 4029,
+} as const;
+
+/** Base class of every error the client rejects a promise with. */
+export class ChatmuxError extends Error {
+  override name = 'ChatmuxError';
+}
+
+/**
+ * ServerError is an error envelope the server sent in answer to a request
+ * (docs/protocol.md#errors): the connection stays open. code is 4002-4006,
+ * 4013 or 4029; code 0 with detail "invalid event type" is the bare-string
+ * error for an event the server does not know.
+ */
+export class ServerError extends ChatmuxError {
+  override name = 'ServerError';
+  constructor(
+    readonly code: number,
+    readonly detail: ErrorDetail,
+    readonly eventType?: string,
+  ) {
+    super(`${eventType ? eventType + ': ' : ''}${code ? code + ' ' : ''}${formatDetail(detail)}`);
+  }
+}
+
+/** The connection closed before the request got its final answer; it may or may not have been handled. */
+export class ConnectionLostError extends ChatmuxError {
+  override name = 'ConnectionLostError';
+}
+
+/** The request got no final answer within the request timeout. */
+export class RequestTimeoutError extends ChatmuxError {
+  override name = 'RequestTimeoutError';
+}
+
+/** The client was closed (close()) or signed out before the request could be sent or answered. */
+export class ClientClosedError extends ChatmuxError {
+  override name = 'ClientClosedError';
+}
+
+/** sendMessage was refused because the outbox holds its maximum of unsent messages. */
+export class OutboxFullError extends ChatmuxError {
+  override name = 'OutboxFullError';
+}
+
+/** formatDetail turns an error detail into one line of text. */
+export function formatDetail(d: ErrorDetail): string {
+  if (typeof d === 'string') return d;
+  if (Array.isArray(d)) return d.join(' ');
+  if (d && typeof d === 'object') {
+    return Object.entries(d)
+      .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : String(v)}`)
+      .join('; ');
+  }
+  return String(d);
+}
