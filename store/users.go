@@ -18,6 +18,12 @@ type UserStore interface {
 	// Users returns the users with the given ids that exist, ordered by id,
 	// duplicates removed.
 	Users(ctx context.Context, ids []int64) ([]User, error)
+	// SearchUsers returns at most limit users other than exceptID whose
+	// username, last name, or first name followed by a space and the last
+	// name starts with prefix, compared case-insensitively, ordered by
+	// username (byte order). An empty prefix or a limit below 1 finds no
+	// one (docs/protocol.md#user-search).
+	SearchUsers(ctx context.Context, prefix string, exceptID int64, limit int) ([]User, error)
 }
 
 // SessionStore keeps one session per connection (connect, heartbeat,

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore Factory) {
 		fn   func(*testing.T, store.Store)
 	}{
 		{"Users", testUsers},
+		{"SearchUsers", testSearchUsers},
 		{"Sessions", testSessions},
 		{"CreateOneToOne", testCreateOneToOne},
 		{"CreateGroupChannel", testCreateGroupChannel},
