@@ -51,9 +51,19 @@ const (
 	DispatchRoomUpdate          = "roomupdate.dispatch"
 )
 
+// A chatmux addition to the default event map, beyond the package's 16
+// events: finding users by name (docs/protocol.md#user-search).
+const (
+	// EventUserSearch finds users by a prefix of their name.
+	EventUserSearch = "user.search"
+	// DispatchUserSearch answers EventUserSearch, to the asking socket.
+	DispatchUserSearch = "usersearch.dispatch"
+)
+
 // Events returns the default event map, the Go form of the package's
-// EVENT_MAPPER: the 16 events and chatmux.EventConnect /
-// chatmux.EventDisconnect, each mapped to its handler. The map is a fresh
+// EVENT_MAPPER: the 16 events, chatmux.EventConnect /
+// chatmux.EventDisconnect and the chatmux addition EventUserSearch, each
+// mapped to its handler. The map is a fresh
 // copy: delete, replace or add entries, then register it with
 // RegisterEvents. Every handler checks its own permissions, so it can be
 // wrapped by more middleware but never needs any.
@@ -77,6 +87,7 @@ func (s *Service) Events() map[string]chatmux.Handler {
 		EventRoomLeave:           s.LeaveRoom,
 		EventRoomModify:          s.ModifyRoom,
 		EventSessionHeartbeat:    s.Heartbeat,
+		EventUserSearch:          s.SearchUsers,
 	}
 }
 
