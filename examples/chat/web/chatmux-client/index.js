@@ -1,0 +1,6 @@
+// @chatmux/client: the official chatmux client for browsers and Node.js.
+export { ChatClient, FENCE_EVENT } from './client.js';
+export { backoffCeiling, backoffDelay, defaultBackoff } from './backoff.js';
+export { ChatmuxError, ClientClosedError, ConnectionLostError, ErrorCode, OutboxFullError, RequestTimeoutError, ServerError, formatDetail, } from './errors.js';
+export { MemoryOutboxStorage, WebStorageOutbox } from './outbox.js';
+export { BATCH_SUBPROTOCOL, decodeFrames } from './socket.js';

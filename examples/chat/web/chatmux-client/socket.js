@@ -1,0 +1,44 @@
+// The transport: the WebSocket interface the client needs, the framing
+// (one JSON object per message, or with chatmux.batch.v1 an array of them)
+// and the client envelope.
+/** The WebSocket subprotocol of batched delivery (docs/protocol.md#batched-delivery). */
+export const BATCH_SUBPROTOCOL = 'chatmux.batch.v1';
+/** The client envelope (docs/protocol.md#client-envelope) with its request_id (docs/protocol.md#request-id). */
+export function encodeEnvelope(eventType, data, requestId) {
+    const env = { event_type: eventType };
+    if (data !== undefined)
+        env.data = data;
+    if (requestId !== undefined)
+        env.request_id = requestId;
+    return JSON.stringify(env);
+}
+let decoder;
+/**
+ * decodeFrames parses one WebSocket message into the frames it carries: one
+ * object, or with batched delivery a JSON array of objects, in order.
+ * It throws a SyntaxError on a message that is not JSON.
+ */
+export function decodeFrames(data) {
+    let text;
+    if (typeof data === 'string') {
+        text = data;
+    }
+    else if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
+        decoder ??= new TextDecoder();
+        text = decoder.decode(data);
+    }
+    else {
+        text = String(data);
+    }
+    const v = JSON.parse(text);
+    const list = Array.isArray(v) ? v : [v];
+    return list.filter((f) => !!f && typeof f === 'object' && !Array.isArray(f));
+}
+/** withToken returns url with the token as its query parameter param (when token is not empty). */
+export function withToken(url, param, token) {
+    if (!token)
+        return url;
+    const u = new URL(url);
+    u.searchParams.set(param, token);
+    return u.toString();
+}
