@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chatmux/chatmux/groups"
+	"github.com/chatmux/chatmux/internal/wsframe"
 )
 
 // Reserved event names routed when a connection opens and closes, through
@@ -187,8 +189,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if authErr != nil {
-		hw := &hijackWriter{ResponseWriter: w, timeout: s.opts.WriteTimeout}
-		ws, err := s.accept(hw, r)
+		ws, err := s.accept(wsframe.NewHijackWriter(w, s.opts.WriteTimeout), r)
 		if err != nil {
 			return
 		}
@@ -222,7 +223,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	hw := &hijackWriter{ResponseWriter: w, timeout: s.opts.WriteTimeout}
+	hw := wsframe.NewHijackWriter(w, s.opts.WriteTimeout)
 	ws, err := s.accept(hw, r)
 	if err != nil {
 		c.leaveAll(context.Background())
@@ -231,7 +232,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.opts.ReadLimit)
 	c.mu.Lock()
-	c.ws, c.raw = ws, hw.raw
+	c.ws, c.raw = ws, hw.Conn()
 	c.batched = ws.Subprotocol() == SubprotocolBatch
 	c.mu.Unlock()
 	c.lastRead.Store(c.connectedAt.UnixNano())
@@ -332,6 +333,16 @@ func (s *Server) pinger(stop chan struct{}) {
 func (s *Server) serve(c *Context) (err error) {
 	defer recoverTo(&err, s.logger, c.event)
 	return s.router.ServeEvent(c)
+}
+
+// recoverTo turns a panic of the handler chain into a 4006 error.
+func recoverTo(err *error, logger interface {
+	Error(msg string, args ...any)
+}, event string) {
+	if p := recover(); p != nil {
+		logger.Error("chatmux: panic in handler", "event", event, "panic", p, "stack", string(debug.Stack()))
+		*err = Internal(fmt.Errorf("panic: %v", p))
+	}
 }
 
 func (s *Server) routeLifecycle(c *Conn, event string) error {
