@@ -196,7 +196,9 @@ func (c *Conn) Send(eventType string, data any) error {
 }
 
 // Close closes the connection with a WebSocket close code and reason. It
-// returns at once; the close handshake goes on in the background.
+// returns at once; the close handshake goes on in the background. A
+// reason longer than a close frame carries (123 bytes) is cut at a UTF-8
+// boundary.
 func (c *Conn) Close(code int, reason string) {
 	c.mu.Lock()
 	c.closed = true
@@ -204,6 +206,7 @@ func (c *Conn) Close(code int, reason string) {
 	ws := c.ws
 	c.mu.Unlock()
 	if ws != nil {
+		reason = wsframe.CloseReason(reason)
 		go func() { _ = ws.Close(websocket.StatusCode(code), reason) }()
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/coder/websocket"
 )
@@ -126,4 +128,34 @@ func encodeError(e *Error) ([]byte, error) {
 	return json.Marshal(struct {
 		Error errorBody `json:"error"`
 	}{errorBody{e.Code, e.Detail}})
+}
+
+// detailText renders an error's detail as plain text, for a close reason:
+// a string as is, a list of strings joined by spaces, a map of fields to
+// messages as "field: message" pairs in field order, anything else as JSON.
+func detailText(detail any) string {
+	switch d := detail.(type) {
+	case nil:
+		return ""
+	case string:
+		return d
+	case []string:
+		return strings.Join(d, " ")
+	case map[string][]string:
+		keys := make([]string, 0, len(d))
+		for k := range d {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + ": " + strings.Join(d[k], " ")
+		}
+		return strings.Join(parts, "; ")
+	}
+	b, err := json.Marshal(detail)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }

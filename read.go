@@ -3,11 +3,12 @@ package chatmux
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/chatmux/chatmux/internal/wsframe"
 )
 
 // readLoop reads and handles frames until the connection closes.
@@ -20,7 +21,7 @@ func (c *Conn) readLoop() {
 			code = websocket.StatusCode(e.Code)
 		}
 		c.srv.logger.Info("chatmux: $connect refused the connection", "conn", c.id, "err", err)
-		_ = c.ws.Close(code, fmt.Sprint(e.Detail))
+		_ = c.ws.Close(code, wsframe.CloseReason(detailText(e.Detail)))
 		return
 	}
 	c.releaseHeld()
