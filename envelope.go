@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 )
 
-// envelope is the client-to-server frame: {"event_type": "...", "data": {...}}.
+// envelope is the client-to-server frame: {"event_type": "...", "data": {...}}
+// (docs/protocol.md#client-envelope).
 type envelope struct {
 	EventType string          `json:"event_type"`
 	Data      json.RawMessage `json:"data"`
@@ -46,7 +47,8 @@ func decodeEnvelope(b []byte) (envelope, *Error) {
 }
 
 // appendDispatch appends the server-to-client envelope
-// {"eventType": eventType, "data": data} to dst. data must be valid JSON.
+// {"eventType": eventType, "data": data} to dst
+// (docs/protocol.md#dispatch-envelope). data must be valid JSON.
 func appendDispatch(dst []byte, eventType string, data []byte) []byte {
 	dst = append(dst, `{"eventType":`...)
 	if isPlainString(eventType) {

@@ -11,7 +11,8 @@ import (
 )
 
 // Error codes carried in the error envelope {"error": {"code", "detail"}}.
-// They are never WebSocket close codes, except where noted.
+// They are never WebSocket close codes, except where noted. See
+// docs/protocol.md#error-codes and docs/protocol.md#close-codes.
 const (
 	// CodeUnauthenticated is the close code of a connection whose
 	// authentication failed (the only code used to close, not to answer).

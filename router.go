@@ -67,7 +67,7 @@ func NewRouter() *Mux {
 }
 
 // DefaultNotFound answers an unknown event with the protocol's bare
-// {"error": "invalid event type"}.
+// {"error": "invalid event type"} (docs/protocol.md#other-frames).
 func DefaultNotFound(c *Context) error {
 	return c.ReplyRaw(invalidEventType)
 }

@@ -34,7 +34,7 @@ const (
 // queued, the server sends them as one JSON array of the usual objects
 // ([{"eventType": ...}, {"eventType": ...}]); a single frame is sent as
 // is. Clients that do not ask get one object per message, as the protocol
-// has it.
+// has it. See docs/protocol.md#batched-delivery.
 const SubprotocolBatch = "chatmux.batch.v1"
 
 // Authenticator identifies the user of an upgrade request. An error, or a
