@@ -56,7 +56,9 @@ func putBuf(b *bytes.Buffer) {
 	bufPool.Put(b)
 }
 
-// handle decodes one frame and routes it.
+// handle decodes one frame and routes it. A reserved event name ($connect,
+// $disconnect, anything starting with "$") is never routed from the wire:
+// it is answered as an unknown event.
 func (c *Conn) handle(frame []byte) {
 	env, perr := decodeEnvelope(frame)
 	if perr != nil {
@@ -64,12 +66,21 @@ func (c *Conn) handle(frame []byte) {
 		return
 	}
 	ctx := newContext(c.srv, c, c.ctx, env.EventType, env.Data)
+	if reservedEvent(env.EventType) {
+		_ = ctx.ReplyRaw(invalidEventType)
+		ctx.release()
+		return
+	}
 	err := c.srv.serve(ctx)
 	if err != nil {
 		c.srv.errorHandler(ctx, err)
 	}
 	ctx.release()
 }
+
+// reservedEvent reports whether name is reserved for events the server
+// routes itself (EventConnect, EventDisconnect).
+func reservedEvent(name string) bool { return len(name) > 0 && name[0] == '$' }
 
 // finish runs when the read loop ends: leave every group, route
 // $disconnect, release the connection.

@@ -23,7 +23,9 @@ import (
 // error closes the connection (with the error's code when it is a 4xxx
 // *Error, else 1011). $disconnect runs after the connection has left every
 // group, with a context that outlives the connection by
-// ServerOptions.DisconnectTimeout.
+// ServerOptions.DisconnectTimeout. Every event name that starts with "$" is
+// reserved: a client that sends one is answered as for an unknown event,
+// {"error": "invalid event type"}, and no handler runs.
 const (
 	EventConnect    = "$connect"
 	EventDisconnect = "$disconnect"

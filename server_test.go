@@ -733,3 +733,42 @@ func TestServerShutdownDuringHandshake(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// TestServerReservedEventsFromTheWire: $connect, $disconnect and any other
+// name starting with "$" sent by a client are answered as unknown events;
+// no handler runs and the connection keeps working.
+func TestServerReservedEventsFromTheWire(t *testing.T) {
+	r := echoRouter()
+	var connects, disconnects, custom atomic.Int64
+	r.HandleFunc(EventConnect, func(c *Context) error { connects.Add(1); return nil })
+	r.HandleFunc(EventDisconnect, func(c *Context) error { disconnects.Add(1); return nil })
+	r.HandleFunc("$custom", func(c *Context) error { custom.Add(1); return c.Reply(map[string]bool{"routed": true}) })
+	r.HandleFunc("*", func(c *Context) error { return c.Reply(map[string]string{"wildcard": c.Event()}) })
+	h := newHarness(t, r, ServerOptions{})
+	c := h.dial(1)
+	for _, ev := range []string{"$connect", "$disconnect", "$custom", "$", "$connect.x"} {
+		send(t, c, `{"event_type":"`+ev+`","data":{}}`)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, b, err := c.Read(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", ev, err)
+		}
+		if string(b) != `{"error":"invalid event type"}` {
+			t.Errorf("%s: got %s", ev, b)
+		}
+	}
+	send(t, c, `{"event_type":"echo","data":{"text":"still here"}}`)
+	if m := readJSON(t, c); m["eventType"] != "echo.dispatch" {
+		t.Fatalf("the connection did not keep working: %v", m)
+	}
+	if n := connects.Load(); n != 1 {
+		t.Errorf("$connect ran %d times, want once (when the connection opened)", n)
+	}
+	if n := disconnects.Load(); n != 0 {
+		t.Errorf("$disconnect ran %d times while connected", n)
+	}
+	if n := custom.Load(); n != 0 {
+		t.Errorf("$custom was routed %d times", n)
+	}
+}
