@@ -54,7 +54,21 @@
 // event type"} (docs/protocol.md#other-frames). Malformed frames (invalid
 // JSON, a non-object, a non-object data, a binary frame) are answered with
 // 4003 and the connection stays open; a frame over ServerOptions.ReadLimit
-// closes it with 1009 (docs/protocol.md#malformed-frames).
+// closes it with 1009 (docs/protocol.md#malformed-frames). Event names that
+// start with "$" are reserved: from the wire they are answered as unknown
+// events and never routed.
+//
+// # Request ids
+//
+// A client may add "request_id" (a string of 1 to 64 bytes) to an event's
+// envelope. The answers to that event sent to its socket (Context.Reply,
+// ReplyRaw, Send and the error envelope) then carry it as their last key,
+// and the event ends with exactly one final frame: its error envelope, or
+// {"request_id": ..., "ok": true} when the handler returned nil, queued
+// after everything the event sent to the socket, group dispatches
+// included. Frames to groups do not carry it: they are encoded once for
+// everyone. Clients that send no request_id see none of this
+// (docs/protocol.md#request-id).
 //
 // # Connections
 //

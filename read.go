@@ -38,7 +38,7 @@ func (c *Conn) readLoop() {
 			return
 		}
 		if typ != websocket.MessageText {
-			c.srv.handleError(c, "", Validation("Binary frames are not supported: send JSON text frames."))
+			c.srv.handleError(c, Validation("Binary frames are not supported: send JSON text frames."))
 		} else {
 			c.handle(buf.Bytes())
 		}
@@ -59,21 +59,30 @@ func putBuf(b *bytes.Buffer) {
 // handle decodes one frame and routes it. A reserved event name ($connect,
 // $disconnect, anything starting with "$") is never routed from the wire:
 // it is answered as an unknown event.
+//
+// An event with a request_id gets exactly one final frame: its error
+// envelope, the answer to an unknown event, or, when the handler returned
+// nil, {"request_id": ..., "ok": true}, queued after everything the event
+// sent to this socket (docs/protocol.md#request-id).
 func (c *Conn) handle(frame []byte) {
 	env, perr := decodeEnvelope(frame)
 	if perr != nil {
-		c.srv.handleError(c, env.EventType, perr)
-		return
+		env.Data = nil
 	}
 	ctx := newContext(c.srv, c, c.ctx, env.EventType, env.Data)
-	if reservedEvent(env.EventType) {
+	ctx.requestID, ctx.hasRequestID = env.requestID, env.hasRequestID
+	switch {
+	case perr != nil:
+		c.srv.errorHandler(ctx, perr)
+	case reservedEvent(env.EventType):
 		_ = ctx.ReplyRaw(invalidEventType)
-		ctx.release()
-		return
-	}
-	err := c.srv.serve(ctx)
-	if err != nil {
-		c.srv.errorHandler(ctx, err)
+	default:
+		err := c.srv.serve(ctx)
+		if err != nil {
+			c.srv.errorHandler(ctx, err)
+		} else if ctx.hasRequestID && !ctx.unmatched {
+			c.enqueue(appendOK(make([]byte, 0, len(ctx.requestID)+32), ctx.requestID))
+		}
 	}
 	ctx.release()
 }

@@ -83,7 +83,8 @@ type ServerOptions struct {
 	// DisconnectTimeout bounds the $disconnect handler (default 10s).
 	DisconnectTimeout time.Duration
 	// ErrorHandler turns a handler's error into an answer. The default
-	// sends the error envelope to the sender and logs 4006 errors.
+	// sends the error envelope to the sender (with the event's request_id
+	// when it has one: Context.ReplyRaw adds it) and logs 4006 errors.
 	ErrorHandler func(c *Context, err error)
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
@@ -363,9 +364,10 @@ func (s *Server) routeLifecycleCtx(ctx context.Context, c *Conn, event string) e
 	return s.serve(cx)
 }
 
-// handleError answers an error raised before routing (a malformed frame).
-func (s *Server) handleError(c *Conn, event string, err error) {
-	cx := newContext(s, c, c.ctx, event, nil)
+// handleError answers an error raised before a frame is decoded (a binary
+// frame).
+func (s *Server) handleError(c *Conn, err error) {
+	cx := newContext(s, c, c.ctx, "", nil)
 	s.errorHandler(cx, err)
 	cx.release()
 }
