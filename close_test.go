@@ -93,3 +93,51 @@ func TestConnCloseLongReason(t *testing.T) {
 		t.Fatalf("close %d %q, want 4100 and the reason cut before the euro sign", ce.Code, ce.Reason)
 	}
 }
+
+func TestConnectErrorCloseCodes(t *testing.T) {
+	tests := []struct {
+		name       string
+		connect    func(c *Context) error
+		wantCode   int
+		wantReason string
+	}{
+		{"plain error", func(*Context) error { return errors.New("db down") }, 1011, DetailInternal},
+		{"internal", func(*Context) error { return Internal(errors.New("db down")) }, 1011, DetailInternal},
+		{"panic", func(*Context) error { panic("bug") }, 1011, DetailInternal},
+		{"unavailable", func(*Context) error { return Unavailable(errors.New("timeout")) }, 1013, DetailUnavailable},
+		{"try again later", func(*Context) error { return NewError(1013, "Too many connections.") }, 1013, "Too many connections."},
+		{"policy", func(*Context) error { return NewError(1008, "policy") }, 1008, "policy"},
+		{"a code a server may not send", func(*Context) error { return NewError(1005, "x") }, 1011, "x"},
+		{"permission denied", func(*Context) error { return PermissionDenied("banned") }, CodePermissionDenied, "banned"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewRouter()
+			r.HandleFunc(EventConnect, tt.connect)
+			h := newHarness(t, r, ServerOptions{})
+			ce := readClose(t, h.dial(1))
+			if int(ce.Code) != tt.wantCode || ce.Reason != tt.wantReason {
+				t.Fatalf("close %d %q, want %d %q", ce.Code, ce.Reason, tt.wantCode, tt.wantReason)
+			}
+		})
+	}
+}
+
+// TestServerInvalidUTF8Closes1007: a text frame that is not UTF-8 closes
+// the connection with 1007, after the answers already queued.
+func TestServerInvalidUTF8Closes1007(t *testing.T) {
+	h := newHarness(t, echoRouter(), ServerOptions{})
+	c := h.dial(1)
+	send(t, c, `{"event_type":"echo","data":{"text":"héllo"}}`)
+	if m := readJSON(t, c); m["data"].(map[string]any)["text"] != "héllo" {
+		t.Fatalf("valid UTF-8 refused: %v", m)
+	}
+	send(t, c, `{"event_type":"echo","data":{"text":"before"}}`)
+	send(t, c, "{\"event_type\":\"echo\",\"data\":{\"text\":\"\xff\xfe\"}}")
+	if m := readJSON(t, c); m["data"].(map[string]any)["text"] != "before" {
+		t.Fatalf("the answer before the bad frame: %v", m)
+	}
+	if ce := readClose(t, c); ce.Code != websocket.StatusInvalidFramePayloadData {
+		t.Fatalf("close %d %q, want 1007", ce.Code, ce.Reason)
+	}
+}

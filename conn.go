@@ -54,8 +54,10 @@ type Conn struct {
 	queued  int
 	writing bool
 	closed  bool
-	holding bool     // $connect is running: group frames wait in held
-	held    [][]byte // group frames delivered during $connect
+	sealed  bool          // the queue takes no more frames; the writer sends what it holds
+	drained chan struct{} // closed when the writer stops after the queue was sealed
+	holding bool          // $connect is running: group frames wait in held
+	held    [][]byte      // group frames delivered during $connect
 
 	gmu    sync.Mutex
 	groups map[string]struct{}

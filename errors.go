@@ -30,15 +30,21 @@ const (
 	// CodeSlowConsumer is the close code of a connection whose outbound
 	// queue overflowed.
 	CodeSlowConsumer = 4008
+	// CodeUnavailable answers an event that failed because a dependency
+	// (the store) is down or too slow: the client may retry. A $connect
+	// that fails with it closes the connection with 1013 (try again
+	// later).
+	CodeUnavailable = 4013
 	// CodeRateLimited answers an event refused by a rate limit.
 	CodeRateLimited = 4029
 )
 
 // Fixed details of the protocol.
 const (
-	DetailNotFound   = "Resource not found."
-	DetailConstraint = "Database constraint violated."
-	DetailInternal   = "Internal server error."
+	DetailNotFound    = "Resource not found."
+	DetailConstraint  = "Database constraint violated."
+	DetailInternal    = "Internal server error."
+	DetailUnavailable = "Service temporarily unavailable, try again."
 )
 
 // Error is an error with a protocol code and a detail for the client. The
@@ -98,6 +104,12 @@ func Constraint(cause error) *Error {
 // cause for the log.
 func Internal(cause error) *Error {
 	return &Error{Code: CodeInternal, Detail: DetailInternal, Err: cause}
+}
+
+// Unavailable returns a 4013 error with the protocol's fixed detail, keeping
+// cause for the log.
+func Unavailable(cause error) *Error {
+	return &Error{Code: CodeUnavailable, Detail: DetailUnavailable, Err: cause}
 }
 
 // RateLimited returns a 4029 error whose detail states the limit.

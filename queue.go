@@ -12,7 +12,7 @@ func (c *Conn) enqueue(frame []byte) { c.push(frame, false) }
 // socket (a welcome, pending notifications) comes first.
 func (c *Conn) push(frame []byte, fromGroup bool) {
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || c.sealed {
 		c.mu.Unlock()
 		return
 	}
@@ -69,4 +69,28 @@ func (c *Conn) dropQueue() {
 	c.queue = c.queue[:0]
 	c.held = nil
 	c.queued = 0
+}
+
+// drain seals the queue and waits until the writer has sent every frame it
+// holds, or has failed (each write is bounded by ServerOptions.WriteTimeout).
+func (c *Conn) drain() {
+	c.mu.Lock()
+	c.sealed = true
+	if !c.writing {
+		c.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	c.drained = ch
+	c.mu.Unlock()
+	<-ch
+}
+
+// writerStopped wakes a drain waiting for the writer. c.mu is held.
+func (c *Conn) writerStopped() {
+	c.writing = false
+	if c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -16,12 +17,8 @@ func (c *Conn) readLoop() {
 	defer c.finish()
 	if err := c.srv.routeLifecycle(c, EventConnect); err != nil {
 		e := AsError(err)
-		code := websocket.StatusInternalError
-		if e.Code >= 4000 && e.Code < 5000 {
-			code = websocket.StatusCode(e.Code)
-		}
 		c.srv.logger.Info("chatmux: $connect refused the connection", "conn", c.id, "err", err)
-		_ = c.ws.Close(code, wsframe.CloseReason(detailText(e.Detail)))
+		_ = c.ws.Close(connectCloseCode(e.Code), wsframe.CloseReason(detailText(e.Detail)))
 		return
 	}
 	c.releaseHeld()
@@ -37,13 +34,41 @@ func (c *Conn) readLoop() {
 			putBuf(buf)
 			return
 		}
-		if typ != websocket.MessageText {
+		switch {
+		case typ != websocket.MessageText:
 			c.srv.handleError(c, Validation("Binary frames are not supported: send JSON text frames."))
-		} else {
+		case !utf8.Valid(buf.Bytes()):
+			// A text frame must be UTF-8 (RFC 6455, section 8.1). The
+			// answers to the events before it go first.
+			putBuf(buf)
+			c.drain()
+			_ = c.ws.Close(websocket.StatusInvalidFramePayloadData, "invalid UTF-8")
+			return
+		default:
 			c.handle(buf.Bytes())
 		}
 		putBuf(buf)
 	}
+}
+
+// connectCloseCode returns the close code for a $connect that failed with
+// an error of the given code (docs/protocol.md#close-codes): 1011 for an
+// internal failure (4006, a panic), 1013 "try again later" for an
+// unavailable dependency (4013), the code itself for the other 4xxx codes
+// and for 1008, 1011 and 1013; 1011 for anything else.
+func connectCloseCode(code int) websocket.StatusCode {
+	switch {
+	case code == CodeInternal:
+		return websocket.StatusInternalError
+	case code == CodeUnavailable:
+		return websocket.StatusTryAgainLater
+	case code >= 4000 && code < 5000,
+		code == int(websocket.StatusPolicyViolation),
+		code == int(websocket.StatusInternalError),
+		code == int(websocket.StatusTryAgainLater):
+		return websocket.StatusCode(code)
+	}
+	return websocket.StatusInternalError
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -20,8 +20,9 @@ import (
 
 // Reserved event names routed when a connection opens and closes, through
 // the same middleware as every event. A $connect handler that returns an
-// error closes the connection (with the error's code when it is a 4xxx
-// *Error, else 1011). $disconnect runs after the connection has left every
+// error closes the connection: with 1011 for an internal failure (a
+// plain error, a panic, 4006), 1013 for Unavailable (4013), else with the
+// *Error's code when it is a 4xxx code, 1008, 1011 or 1013. $disconnect runs after the connection has left every
 // group, with a context that outlives the connection by
 // ServerOptions.DisconnectTimeout. Every event name that starts with "$" is
 // reserved: a client that sends one is answered as for an unknown event,
@@ -84,7 +85,8 @@ type ServerOptions struct {
 	DisconnectTimeout time.Duration
 	// ErrorHandler turns a handler's error into an answer. The default
 	// sends the error envelope to the sender (with the event's request_id
-	// when it has one: Context.ReplyRaw adds it) and logs 4006 errors.
+	// when it has one: Context.ReplyRaw adds it) and logs 4006 errors
+	// (and 4013 ones as warnings).
 	ErrorHandler func(c *Context, err error)
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
@@ -377,12 +379,15 @@ func (s *Server) defaultErrorHandler(c *Context, err error) {
 		return
 	}
 	e := AsError(err)
-	if e.Code == CodeInternal {
+	switch e.Code {
+	case CodeInternal:
 		var uid any
 		if u := c.User(); u != nil {
 			uid = u.ID
 		}
 		s.logger.Error("chatmux: event failed", "event", c.event, "pattern", c.pattern, "user", uid, "err", err)
+	case CodeUnavailable:
+		s.logger.Warn("chatmux: event failed: a dependency is unavailable", "event", c.event, "pattern", c.pattern, "err", err)
 	}
 	b, merr := encodeError(e)
 	if merr != nil {

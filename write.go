@@ -12,7 +12,7 @@ func (c *Conn) writeLoop() {
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 || c.closed {
-			c.writing = false
+			c.writerStopped()
 			if cap(c.spare) > 256 {
 				c.spare = nil
 			}
@@ -37,7 +37,7 @@ func (c *Conn) writeLoop() {
 			c.mu.Lock()
 			c.closed = true
 			c.dropQueue()
-			c.writing = false
+			c.writerStopped()
 			c.mu.Unlock()
 			if !errors.Is(err, wsframe.ErrCloseSent) {
 				// A failed or timed-out write: the socket is dead.
