@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,4 +165,64 @@ func benchSockets(b *testing.B, n int) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// BenchmarkHandleEvent measures one client frame from decoding to the
+// handler's answer on the connection's queue (whose writer is held, so
+// nothing is written): the per-event cost of the read loop.
+func BenchmarkHandleEvent(b *testing.B) {
+	answer := []byte(`{"eventType":"message.dispatch","data":{"id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427","seq":1}}`)
+	r := NewRouter()
+	r.HandleFunc("message.send", func(c *Context) error { return nil })
+	r.HandleFunc("message.reply", func(c *Context) error { return c.ReplyRaw(answer) })
+	srv := NewServer(r, ServerOptions{MaxQueueBytes: 1 << 30, Logger: quietLogger, PingInterval: -1})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.CloseNow()
+	var c *Conn
+	for c == nil {
+		srv.mu.Lock()
+		for k := range srv.conns {
+			c = k
+		}
+		srv.mu.Unlock()
+		runtime.Gosched()
+	}
+	// Hold the writer: answers stay queued.
+	c.mu.Lock()
+	for c.writing {
+		c.mu.Unlock()
+		runtime.Gosched()
+		c.mu.Lock()
+	}
+	c.writing = true
+	c.mu.Unlock()
+	data := `"data":{"room_id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427","content":"hello there"}`
+	for _, bc := range []struct{ name, frame string }{
+		{"no-answer", `{"event_type":"message.send",` + data + `}`},
+		{"reply", `{"event_type":"message.reply",` + data + `}`},
+		{"unknown", `{"event_type":"message.nope",` + data + `}`},
+		{"request_id/no-answer", `{"event_type":"message.send",` + data + `,"request_id":"r-1234"}`},
+		{"request_id/reply", `{"event_type":"message.reply",` + data + `,"request_id":"r-1234"}`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			frame := []byte(bc.frame)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				c.handle(frame)
+				if i%256 == 255 {
+					c.mu.Lock()
+					c.dropQueue()
+					c.mu.Unlock()
+				}
+			}
+		})
+	}
 }

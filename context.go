@@ -26,6 +26,13 @@ type Context struct {
 	keys    []string
 	values  []string
 	kv      []kv
+
+	// requestID is the event's request_id, echoed in its answers when
+	// hasRequestID is set.
+	requestID    string
+	hasRequestID bool
+	// unmatched is set when no pattern matched the event.
+	unmatched bool
 }
 
 type kv struct {
@@ -56,6 +63,11 @@ func NewTestContext(ctx context.Context, event string, data json.RawMessage, use
 }
 
 var testConnIDs atomic.Int64
+
+// RequestID returns the request_id the client sent with the event, "" when
+// it sent none. Frames sent with Reply, ReplyRaw and Send carry it, and so
+// does the error envelope (docs/protocol.md#request-id).
+func (c *Context) RequestID() string { return c.requestID }
 
 // Event returns the event name the client sent.
 func (c *Context) Event() string { return c.event }
@@ -176,7 +188,8 @@ func (c *Context) Server() *Server { return c.srv }
 
 var errNoConn = errors.New("chatmux: context has no connection")
 
-// Reply sends v, encoded as JSON, to this socket only.
+// Reply sends v, encoded as JSON, to this socket only. When the client sent
+// a request_id with the event, a JSON object gets it as its last key.
 func (c *Context) Reply(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -186,16 +199,22 @@ func (c *Context) Reply(v any) error {
 }
 
 // ReplyRaw sends a frame of JSON as is to this socket only. b must not be
-// modified afterwards.
+// modified afterwards. When the client sent a request_id with the event, a
+// copy of b gets it as the last key of its top-level object (a frame that
+// is not an object is sent as is).
 func (c *Context) ReplyRaw(b []byte) error {
 	if c.conn == nil || c.conn.ws == nil {
 		return errNoConn
+	}
+	if c.hasRequestID {
+		b = appendRequestID(make([]byte, 0, len(b)+len(c.requestID)+16), b, c.requestID)
 	}
 	c.conn.enqueue(b)
 	return nil
 }
 
-// Send sends the dispatch {"eventType", "data"} to this socket only.
+// Send sends the dispatch {"eventType", "data"} to this socket only, with
+// the event's request_id when the client sent one.
 func (c *Context) Send(eventType string, data any) error {
 	b, err := EncodeDispatch(eventType, data)
 	if err != nil {

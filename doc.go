@@ -1,6 +1,9 @@
 // Package chatmux routes WebSocket events the way go-chi routes HTTP
 // requests.
 //
+// The wire protocol it serves, envelopes, error codes and close codes
+// included, is described in docs/protocol.md.
+//
 // A client sends JSON frames {"event_type": "message.send", "data": {...}}.
 // A Router matches the event name against dotted patterns, runs the
 // middleware chain of the route and calls its Handler, a plain function of a
@@ -46,11 +49,26 @@
 // {"error": {"code": ..., "detail": ...}}. Return an *Error (see
 // PermissionDenied, Validation, FieldError, NotFound, Constraint,
 // RateLimited) to choose the code and detail; any other error is a 4006
-// "Internal server error." and is logged with its event. Unknown events are
-// answered {"error": "invalid event type"}. Malformed frames (invalid JSON,
-// a non-object, a non-object data, a binary frame) are answered with 4003
-// and the connection stays open; a frame over ServerOptions.ReadLimit closes
-// it with 1009.
+// "Internal server error." and is logged with its event (see
+// docs/protocol.md#errors). Unknown events are answered {"error": "invalid
+// event type"} (docs/protocol.md#other-frames). Malformed frames (invalid
+// JSON, a non-object, a non-object data, a binary frame) are answered with
+// 4003 and the connection stays open; a frame over ServerOptions.ReadLimit
+// closes it with 1009 (docs/protocol.md#malformed-frames). Event names that
+// start with "$" are reserved: from the wire they are answered as unknown
+// events and never routed.
+//
+// # Request ids
+//
+// A client may add "request_id" (a string of 1 to 64 bytes) to an event's
+// envelope. The answers to that event sent to its socket (Context.Reply,
+// ReplyRaw, Send and the error envelope) then carry it as their last key,
+// and the event ends with exactly one final frame: its error envelope, or
+// {"request_id": ..., "ok": true} when the handler returned nil, queued
+// after everything the event sent to the socket, group dispatches
+// included. Frames to groups do not carry it: they are encoded once for
+// everyone. Clients that send no request_id see none of this
+// (docs/protocol.md#request-id).
 //
 // # Connections
 //
@@ -67,5 +85,6 @@
 // that negotiates the WebSocket subprotocol SubprotocolBatch
 // ("chatmux.batch.v1") receives several queued frames as one message, a
 // JSON array of the usual objects; other clients get one object per
-// message.
+// message (docs/protocol.md#batched-delivery). The codes a connection is
+// closed with are listed in docs/protocol.md#close-codes.
 package chatmux

@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/coder/websocket"
 )
 
 // Error codes carried in the error envelope {"error": {"code", "detail"}}.
-// They are never WebSocket close codes, except where noted.
+// They are never WebSocket close codes, except where noted. See
+// docs/protocol.md#error-codes and docs/protocol.md#close-codes.
 const (
 	// CodeUnauthenticated is the close code of a connection whose
 	// authentication failed (the only code used to close, not to answer).
@@ -27,15 +30,21 @@ const (
 	// CodeSlowConsumer is the close code of a connection whose outbound
 	// queue overflowed.
 	CodeSlowConsumer = 4008
+	// CodeUnavailable answers an event that failed because a dependency
+	// (the store) is down or too slow: the client may retry. A $connect
+	// that fails with it closes the connection with 1013 (try again
+	// later).
+	CodeUnavailable = 4013
 	// CodeRateLimited answers an event refused by a rate limit.
 	CodeRateLimited = 4029
 )
 
 // Fixed details of the protocol.
 const (
-	DetailNotFound   = "Resource not found."
-	DetailConstraint = "Database constraint violated."
-	DetailInternal   = "Internal server error."
+	DetailNotFound    = "Resource not found."
+	DetailConstraint  = "Database constraint violated."
+	DetailInternal    = "Internal server error."
+	DetailUnavailable = "Service temporarily unavailable, try again."
 )
 
 // Error is an error with a protocol code and a detail for the client. The
@@ -97,6 +106,12 @@ func Internal(cause error) *Error {
 	return &Error{Code: CodeInternal, Detail: DetailInternal, Err: cause}
 }
 
+// Unavailable returns a 4013 error with the protocol's fixed detail, keeping
+// cause for the log.
+func Unavailable(cause error) *Error {
+	return &Error{Code: CodeUnavailable, Detail: DetailUnavailable, Err: cause}
+}
+
 // RateLimited returns a 4029 error whose detail states the limit.
 func RateLimited(detail string) *Error { return &Error{Code: CodeRateLimited, Detail: detail} }
 
@@ -126,4 +141,34 @@ func encodeError(e *Error) ([]byte, error) {
 	return json.Marshal(struct {
 		Error errorBody `json:"error"`
 	}{errorBody{e.Code, e.Detail}})
+}
+
+// detailText renders an error's detail as plain text, for a close reason:
+// a string as is, a list of strings joined by spaces, a map of fields to
+// messages as "field: message" pairs in field order, anything else as JSON.
+func detailText(detail any) string {
+	switch d := detail.(type) {
+	case nil:
+		return ""
+	case string:
+		return d
+	case []string:
+		return strings.Join(d, " ")
+	case map[string][]string:
+		keys := make([]string, 0, len(d))
+		for k := range d {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + ": " + strings.Join(d[k], " ")
+		}
+		return strings.Join(parts, "; ")
+	}
+	b, err := json.Marshal(detail)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }

@@ -30,7 +30,9 @@ type Router interface {
 	// HandleFunc registers a plain function for pattern.
 	HandleFunc(pattern string, h func(*Context) error)
 	// NotFound sets the handler of events that match no pattern. The
-	// default answers {"error": "invalid event type"}.
+	// default answers {"error": "invalid event type"}. Its answer is the
+	// event's final frame: an unknown event with a request_id gets no
+	// {"request_id": ..., "ok": true} (docs/protocol.md#request-id).
 	NotFound(h Handler)
 	// Routes returns every registered pattern, mounted routers included,
 	// in sorted order.
@@ -67,7 +69,7 @@ func NewRouter() *Mux {
 }
 
 // DefaultNotFound answers an unknown event with the protocol's bare
-// {"error": "invalid event type"}.
+// {"error": "invalid event type"} (docs/protocol.md#other-frames).
 func DefaultNotFound(c *Context) error {
 	return c.ReplyRaw(invalidEventType)
 }
@@ -231,6 +233,7 @@ func (mx *Mux) serve(c *Context, name, prefix string, fallback Handler) error {
 	ep, vals := mx.tree.match(name, c.values)
 	if ep == nil {
 		c.pattern = ""
+		c.unmatched = true
 		if mx.notFound == nil && fallback != nil {
 			// A mounted router without its own NotFound answers with
 			// the parent's, inside its own middleware.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,14 +15,18 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chatmux/chatmux/groups"
+	"github.com/chatmux/chatmux/internal/wsframe"
 )
 
 // Reserved event names routed when a connection opens and closes, through
 // the same middleware as every event. A $connect handler that returns an
-// error closes the connection (with the error's code when it is a 4xxx
-// *Error, else 1011). $disconnect runs after the connection has left every
+// error closes the connection: with 1011 for an internal failure (a
+// plain error, a panic, 4006), 1013 for Unavailable (4013), else with the
+// *Error's code when it is a 4xxx code, 1008, 1011 or 1013. $disconnect runs after the connection has left every
 // group, with a context that outlives the connection by
-// ServerOptions.DisconnectTimeout.
+// ServerOptions.DisconnectTimeout. Every event name that starts with "$" is
+// reserved: a client that sends one is answered as for an unknown event,
+// {"error": "invalid event type"}, and no handler runs.
 const (
 	EventConnect    = "$connect"
 	EventDisconnect = "$disconnect"
@@ -32,7 +37,7 @@ const (
 // queued, the server sends them as one JSON array of the usual objects
 // ([{"eventType": ...}, {"eventType": ...}]); a single frame is sent as
 // is. Clients that do not ask get one object per message, as the protocol
-// has it.
+// has it. See docs/protocol.md#batched-delivery.
 const SubprotocolBatch = "chatmux.batch.v1"
 
 // Authenticator identifies the user of an upgrade request. An error, or a
@@ -79,7 +84,9 @@ type ServerOptions struct {
 	// DisconnectTimeout bounds the $disconnect handler (default 10s).
 	DisconnectTimeout time.Duration
 	// ErrorHandler turns a handler's error into an answer. The default
-	// sends the error envelope to the sender and logs 4006 errors.
+	// sends the error envelope to the sender (with the event's request_id
+	// when it has one: Context.ReplyRaw adds it) and logs 4006 errors
+	// (and 4013 ones as warnings).
 	ErrorHandler func(c *Context, err error)
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
@@ -187,8 +194,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if authErr != nil {
-		hw := &hijackWriter{ResponseWriter: w, timeout: s.opts.WriteTimeout}
-		ws, err := s.accept(hw, r)
+		ws, err := s.accept(wsframe.NewHijackWriter(w, s.opts.WriteTimeout), r)
 		if err != nil {
 			return
 		}
@@ -222,7 +228,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	hw := &hijackWriter{ResponseWriter: w, timeout: s.opts.WriteTimeout}
+	hw := wsframe.NewHijackWriter(w, s.opts.WriteTimeout)
 	ws, err := s.accept(hw, r)
 	if err != nil {
 		c.leaveAll(context.Background())
@@ -231,7 +237,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.opts.ReadLimit)
 	c.mu.Lock()
-	c.ws, c.raw = ws, hw.raw
+	c.ws, c.raw = ws, hw.Conn()
 	c.batched = ws.Subprotocol() == SubprotocolBatch
 	c.mu.Unlock()
 	c.lastRead.Store(c.connectedAt.UnixNano())
@@ -334,6 +340,16 @@ func (s *Server) serve(c *Context) (err error) {
 	return s.router.ServeEvent(c)
 }
 
+// recoverTo turns a panic of the handler chain into a 4006 error.
+func recoverTo(err *error, logger interface {
+	Error(msg string, args ...any)
+}, event string) {
+	if p := recover(); p != nil {
+		logger.Error("chatmux: panic in handler", "event", event, "panic", p, "stack", string(debug.Stack()))
+		*err = Internal(fmt.Errorf("panic: %v", p))
+	}
+}
+
 func (s *Server) routeLifecycle(c *Conn, event string) error {
 	return s.routeLifecycleCtx(c.ctx, c, event)
 }
@@ -350,9 +366,10 @@ func (s *Server) routeLifecycleCtx(ctx context.Context, c *Conn, event string) e
 	return s.serve(cx)
 }
 
-// handleError answers an error raised before routing (a malformed frame).
-func (s *Server) handleError(c *Conn, event string, err error) {
-	cx := newContext(s, c, c.ctx, event, nil)
+// handleError answers an error raised before a frame is decoded (a binary
+// frame).
+func (s *Server) handleError(c *Conn, err error) {
+	cx := newContext(s, c, c.ctx, "", nil)
 	s.errorHandler(cx, err)
 	cx.release()
 }
@@ -362,12 +379,15 @@ func (s *Server) defaultErrorHandler(c *Context, err error) {
 		return
 	}
 	e := AsError(err)
-	if e.Code == CodeInternal {
+	switch e.Code {
+	case CodeInternal:
 		var uid any
 		if u := c.User(); u != nil {
 			uid = u.ID
 		}
 		s.logger.Error("chatmux: event failed", "event", c.event, "pattern", c.pattern, "user", uid, "err", err)
+	case CodeUnavailable:
+		s.logger.Warn("chatmux: event failed: a dependency is unavailable", "event", c.event, "pattern", c.pattern, "err", err)
 	}
 	b, merr := encodeError(e)
 	if merr != nil {

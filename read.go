@@ -1,0 +1,151 @@
+package chatmux
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+
+	"github.com/chatmux/chatmux/internal/wsframe"
+)
+
+// readLoop reads and handles frames until the connection closes.
+func (c *Conn) readLoop() {
+	defer c.finish()
+	if err := c.srv.routeLifecycle(c, EventConnect); err != nil {
+		e := AsError(err)
+		c.srv.logger.Info("chatmux: $connect refused the connection", "conn", c.id, "err", err)
+		_ = c.ws.Close(connectCloseCode(e.Code), wsframe.CloseReason(detailText(e.Detail)))
+		return
+	}
+	c.releaseHeld()
+	for {
+		typ, r, err := c.ws.Reader(context.Background())
+		if err != nil {
+			return
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		buf := bufPool.Get().(*bytes.Buffer)
+		_, err = buf.ReadFrom(r)
+		if err != nil {
+			putBuf(buf)
+			return
+		}
+		switch {
+		case typ != websocket.MessageText:
+			c.srv.handleError(c, Validation("Binary frames are not supported: send JSON text frames."))
+		case !utf8.Valid(buf.Bytes()):
+			// A text frame must be UTF-8 (RFC 6455, section 8.1). The
+			// answers to the events before it go first.
+			putBuf(buf)
+			c.drain()
+			_ = c.ws.Close(websocket.StatusInvalidFramePayloadData, "invalid UTF-8")
+			return
+		default:
+			c.handle(buf.Bytes())
+		}
+		putBuf(buf)
+	}
+}
+
+// connectCloseCode returns the close code for a $connect that failed with
+// an error of the given code (docs/protocol.md#close-codes): 1011 for an
+// internal failure (4006, a panic), 1013 "try again later" for an
+// unavailable dependency (4013), the code itself for the other 4xxx codes
+// and for 1008, 1011 and 1013; 1011 for anything else.
+func connectCloseCode(code int) websocket.StatusCode {
+	switch {
+	case code == CodeInternal:
+		return websocket.StatusInternalError
+	case code == CodeUnavailable:
+		return websocket.StatusTryAgainLater
+	case code >= 4000 && code < 5000,
+		code == int(websocket.StatusPolicyViolation),
+		code == int(websocket.StatusInternalError),
+		code == int(websocket.StatusTryAgainLater):
+		return websocket.StatusCode(code)
+	}
+	return websocket.StatusInternalError
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() > 64<<10 {
+		return
+	}
+	b.Reset()
+	bufPool.Put(b)
+}
+
+// handle decodes one frame and routes it. A reserved event name ($connect,
+// $disconnect, anything starting with "$") is never routed from the wire:
+// it is answered as an unknown event.
+//
+// An event with a request_id gets exactly one final frame: its error
+// envelope, the answer to an unknown event, or, when the handler returned
+// nil, {"request_id": ..., "ok": true}, queued after everything the event
+// sent to this socket (docs/protocol.md#request-id).
+func (c *Conn) handle(frame []byte) {
+	env, perr := decodeEnvelope(frame)
+	if perr != nil {
+		env.Data = nil
+	}
+	ctx := newContext(c.srv, c, c.ctx, env.EventType, env.Data)
+	ctx.requestID, ctx.hasRequestID = env.requestID, env.hasRequestID
+	switch {
+	case perr != nil:
+		c.srv.errorHandler(ctx, perr)
+	case reservedEvent(env.EventType):
+		_ = ctx.ReplyRaw(invalidEventType)
+	default:
+		err := c.srv.serve(ctx)
+		if err != nil {
+			c.srv.errorHandler(ctx, err)
+		} else if ctx.hasRequestID && !ctx.unmatched {
+			c.enqueue(appendOK(make([]byte, 0, len(ctx.requestID)+32), ctx.requestID))
+		}
+	}
+	ctx.release()
+}
+
+// reservedEvent reports whether name is reserved for events the server
+// routes itself (EventConnect, EventDisconnect).
+func reservedEvent(name string) bool { return len(name) > 0 && name[0] == '$' }
+
+// finish runs when the read loop ends: leave every group, route
+// $disconnect, release the connection.
+func (c *Conn) finish() {
+	c.mu.Lock()
+	c.closed = true
+	c.dropQueue()
+	c.mu.Unlock()
+	c.leaveAll(context.Background())
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.srv.opts.DisconnectTimeout)
+	c.cancel()
+	if err := c.srv.routeLifecycleCtx(dctx, c, EventDisconnect); err != nil {
+		c.srv.logger.Warn("chatmux: $disconnect failed", "conn", c.id, "err", err)
+	}
+	cancel()
+	_ = c.ws.CloseNow()
+	c.srv.remove(c)
+}
+
+// ping sends a ping and closes the connection when no pong comes back in
+// time.
+func (c *Conn) ping() {
+	defer c.pinging.Store(false)
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.opts.PingTimeout)
+	defer cancel()
+	if err := c.ws.Ping(ctx); err != nil {
+		if c.ctx.Err() == nil {
+			c.srv.logger.Info("chatmux: closing unresponsive connection", "conn", c.id, "err", err)
+		}
+		_ = c.ws.CloseNow()
+		return
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+}
