@@ -1,15 +1,27 @@
-// chatmux example web client. Plain JavaScript, no build step, no
-// dependencies: it speaks the chatmux wire protocol (docs/protocol.md) over
-// one WebSocket.
+// chatmux example web page, built on the official client @chatmux/client.
+//
+// The client is loaded from ./chatmux-client/: the ES modules that
+// `npm run bundle` in clients/js makes from its sources (committed, embedded
+// in the server). The client keeps the connection: it reconnects with
+// backoff, sends session.heartbeat and notices a dead connection, catches
+// every room up by seq after a reconnect or a gap, drops duplicates, and
+// keeps unsent messages in an outbox that goes out after a reconnect with
+// the same client_msg_id (docs/protocol.md#delivery). This file is the user
+// interface: it renders what the client hands over and turns clicks into
+// the client's calls.
+//
+// A classic script (no build step here): it imports the client module
+// dynamically.
 'use strict';
 
-(() => {
+(async () => {
   // ------------------------------------------------------------------
   // Small DOM helpers
   // ------------------------------------------------------------------
   const $ = (id) => document.getElementById(id);
 
-  // h('div.cls#id', {attrs}, ...children): a tiny hyperscript.
+  // h('div.cls#id', {attrs}, ...children): a tiny hyperscript. Children
+  // that are null, undefined or false are skipped.
   function h(spec, attrs, ...children) {
     const m = /^([a-z0-9]+)?((?:[.#][\w-]+)*)$/i.exec(spec);
     const node = document.createElement((m && m[1]) || 'div');
@@ -19,7 +31,7 @@
         else node.id = part.slice(1);
       }
     }
-    if (attrs && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
+    if (attrs !== null && attrs !== undefined && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
       children.unshift(attrs);
       attrs = null;
     }
@@ -28,6 +40,7 @@
       if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
       else if (k === 'dataset') Object.assign(node.dataset, v);
       else if (k === 'text') node.textContent = v;
+      else if (k === 'value') node.value = v;
       else node.setAttribute(k, v === true ? '' : v);
     }
     for (const c of children.flat(Infinity)) {
@@ -36,43 +49,54 @@
     }
     return node;
   }
+  // fill replaces a node's children, skipping the empty ones (replaceChildren
+  // would show null as the text "null").
+  function fill(node, ...children) {
+    node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  }
+
+  let lib;
+  try {
+    lib = await import('./chatmux-client/index.js');
+  } catch (err) {
+    document.body.replaceChildren(h('p.fatal', 'The chat client failed to load: ' + err.message));
+    return;
+  }
+  const { ChatClient, ServerError, ClientClosedError, ConnectionLostError, RequestTimeoutError, WebStorageOutbox, formatDetail } = lib;
 
   // ------------------------------------------------------------------
   // State
   // ------------------------------------------------------------------
   const EMOJI = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
-  const HEARTBEAT_MS = 20000;
   const TYPING_SEND_MS = 2500;
   const TYPING_SHOW_MS = 4000;
   const PAGE_SIZE = 50;
+  const SEARCH_LIMIT = 8;
 
   const state = {
     cfg: { auth: 'dev', path: '/messaging/' },
     cred: null, // {user} or {token}
     me: null, // {id, username, ...}
-    ws: null,
-    retry: 0,
-    retryTimer: null,
-    hbTimer: null,
-    signingOut: false,
-    everConnected: false,
-    rooms: new Map(), // room id -> RoomListItem (kept up to date)
+    client: null,
+    conn: { state: 'idle', everConnected: false, retryAt: 0 },
+    stateLog: [], // every connection state change, for the browser test and debugging
+    rooms: new Map(), // room id -> RoomListItem (kept up to date), plus listedSeq
     details: new Map(), // room id -> RoomDetail
     messages: new Map(), // room id -> Map(message id -> Message)
     systemLines: new Map(), // room id -> [{id, text, created_at, system: true}]
     loaded: new Set(), // rooms whose first page arrived
-    older: new Map(), // room id -> {pending, hasMore}
+    older: new Map(), // room id -> {pending, hasMore, page}
     current: null,
     compose: null, // {mode: 'reply'|'edit', message}
     typing: new Map(), // room id -> Map(username -> timer)
     lastTypingSent: 0,
-    pending: new Map(), // client_msg_id -> {room_id, content, extra, created_at}
+    pending: new Map(), // client_msg_id -> {roomId, text, parent, view}: handed to the client, not stored yet
+    drafts: new Map(), // room id -> text in the message box while another room is open
+    sendErrors: new Map(), // room id -> why the last message was not sent
     acked: new Set(),
     readSent: new Set(),
     readQueue: new Set(),
     readTimer: null,
-    expectCreate: false,
-    expectJoin: null,
     search: '',
     detailsOpen: false,
   };
@@ -125,9 +149,10 @@
     return d.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
   }
 
-  // Message content is HTML sanitised by the server (a small allow-list).
-  // The page renders it through its own allow-list too: tags b, i, strong,
-  // em, a, span, p, ul, ol, li, br; on <a> only an http(s)/mailto href.
+  // Message content is HTML sanitised by the server (a small allow-list,
+  // docs/protocol.md#content). The page renders it through its own
+  // allow-list too: tags b, i, strong, em, a, span, p, ul, ol, li, br; on
+  // <a> only an http(s)/mailto href.
   const ALLOWED = new Set(['B', 'I', 'STRONG', 'EM', 'A', 'SPAN', 'P', 'UL', 'OL', 'LI', 'BR']);
   function safeFragment(html) {
     const tpl = document.createElement('template');
@@ -168,7 +193,7 @@
   }
 
   // ------------------------------------------------------------------
-  // Toasts
+  // Toasts and errors
   // ------------------------------------------------------------------
   function toast(text, opts = {}) {
     const node = h('div.toast' + (opts.error ? '.error' : ''), { role: opts.error ? 'alert' : 'status' },
@@ -177,137 +202,151 @@
     $('toasts').append(node);
     setTimeout(() => node.remove(), opts.error ? 6000 : 4000);
   }
-  function detailText(detail) {
-    if (detail === undefined || detail === null) return 'Something went wrong.';
-    if (typeof detail === 'string') return detail;
-    if (Array.isArray(detail)) return detail.map(detailText).join(' ');
-    if (typeof detail === 'object') {
-      return Object.entries(detail).map(([k, v]) => `${k}: ${detailText(v)}`).join('; ');
+  // describe turns a rejected request into one line for a person.
+  function describe(err) {
+    if (err instanceof ServerError) {
+      if (err.code === 0 && err.detail === 'invalid event type') return 'The server does not know that action.';
+      if (err.code === 4029) return 'You are sending too fast: wait a moment and try again.';
+      const d = err.detail;
+      if (d && typeof d === 'object' && !Array.isArray(d)) {
+        // {"content": ["Ensure this field has no more than 5000 characters."]}:
+        // the message box is the content; other fields are named.
+        return Object.entries(d).map(([k, v]) => (k === 'content' ? '' : k + ': ') + [].concat(v).join(' ')).join('; ');
+      }
+      return formatDetail(d) || 'Something went wrong.';
     }
-    return String(detail);
+    if (err instanceof ConnectionLostError || err instanceof RequestTimeoutError) return 'Not connected: try again in a moment.';
+    if (err instanceof ClientClosedError) return 'Signed out.';
+    return (err && err.message) || 'Something went wrong.';
+  }
+  // report shows the failure of something the user asked for.
+  function report(err) {
+    if (err instanceof ClientClosedError) return;
+    toast(describe(err), { error: true, code: err instanceof ServerError && err.code ? err.code : undefined });
+  }
+  // quiet is for requests the page makes by itself (receipts, typing,
+  // refreshes): a lost connection is not news, the client catches up.
+  function quiet(err) {
+    if (err instanceof ServerError) console.warn('chat:', err.message);
   }
 
   // ------------------------------------------------------------------
   // Connection
   // ------------------------------------------------------------------
-  function send(event, data) {
-    const ws = state.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(JSON.stringify({ event_type: event, data: data || {} }));
-    return true;
+  // The client's WebSocket, kept so that the browser test (and the console)
+  // can drop the connection: window.chatmux.dropConnection().
+  let liveSocket = null;
+  class TrackedWebSocket extends WebSocket {
+    constructor(url, protocols) {
+      super(url, protocols);
+      liveSocket = this;
+    }
   }
-  function authQuery() {
-    return state.cred.token
-      ? 'token=' + encodeURIComponent(state.cred.token)
-      : 'user=' + encodeURIComponent(state.cred.user);
-  }
-  function setStatus(kind, text) {
-    $('status-dot').className = 'status-dot ' + kind;
-    $('status-text').textContent = text;
-  }
-  function connect() {
-    clearTimeout(state.retryTimer);
+
+  function startClient() {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${proto}//${location.host}${state.cfg.path}?${authQuery()}`);
-    state.ws = ws;
-    setStatus('', state.everConnected ? 'Reconnecting…' : 'Connecting…');
-    ws.onopen = () => {
-      if (state.ws !== ws) return;
-      state.retry = 0;
-      state.everConnected = true;
-      setStatus('online', 'Online');
-      send('room.list');
-      startHeartbeat();
-      resync();
-    };
-    ws.onmessage = (ev) => {
-      if (state.ws !== ws) return;
-      let msg;
-      try { msg = JSON.parse(ev.data); } catch { return; }
-      try { handle(msg); } catch (err) { console.error('chat: failed to handle', msg, err); }
-    };
-    ws.onclose = (ev) => {
-      if (state.ws !== ws) return;
-      state.ws = null;
-      stopHeartbeat();
-      if (state.signingOut) return;
-      if (ev.code === 4001) {
-        signOut('Authentication failed: sign in again.');
-        return;
-      }
-      scheduleReconnect(ev.code);
-    };
+    const jwt = !!state.cred.token;
+    const cred = state.cred;
+    const client = new ChatClient({
+      url: `${proto}//${location.host}${state.cfg.path}`,
+      // Called before every attempt: a host with expiring tokens would
+      // fetch a fresh one here. Development sign-in passes ?user=<name>.
+      token: () => (state.cred === cred ? cred.token || cred.user : null),
+      tokenParam: jwt ? 'token' : 'user',
+      WebSocket: TrackedWebSocket,
+      // Unsent messages survive a reload of the tab.
+      outbox: { storage: new WebStorageOutbox(sessionStorage, `chatmux.outbox.${state.me.id}`) },
+    });
+    state.client = client;
+    const on = (name, fn) => client.on(name, (d) => { if (state.client === client) fn(d); });
+    on('state', onState);
+    on('signedOut', () => signOut('Authentication failed: sign in again.'));
+    on('message', onMessage);
+    on('sent', ({ clientMsgId, message }) => onSent(clientMsgId, message));
+    on('sendFailed', ({ clientMsgId, roomId, error }) => onSendFailed(clientMsgId, roomId, error));
+    on('roomRemoved', ({ roomId }) => { if (state.rooms.has(roomId) || state.details.has(roomId)) { dropRoom(roomId); renderRoomList(); } });
+    on('resync', () => refreshRooms());
+    on('error', (err) => console.warn('chat:', err && err.message));
+    on('chat.notifications', onNotifications);
+    on('roomlist.dispatch', onRoomList);
+    on('roominfo.dispatch', setDetail);
+    on('roomupdate.dispatch', setDetail);
+    on('roomcreate.dispatch', setDetail);
+    on('messagedelivered.dispatch', (d) => [].concat(d || []).forEach(updateMessage));
+    on('readreceipt.dispatch', (d) => [].concat(d || []).forEach(updateMessage));
+    on('reaction.dispatch', (d) => { if (d && d.message) updateMessage(d.message); });
+    on('messagetyping.dispatch', onTyping);
+    on('messagemodification.dispatch', onModification);
+    on('roomaddmembers.dispatch', onMembersAdded);
+    on('roomremovemembers.dispatch', onMembersRemoved);
+    on('roomexit.dispatch', onExit);
+    on('roomdelete.dispatch', onRoomDelete);
+    client.connect().then(() => {
+      // Messages a previous page of this tab left unsent: the client sends
+      // them now; show them as sending.
+      for (const e of client.pendingMessages) addPending(e.clientMsgId, e.roomId, plainText(e.content), null);
+      if (state.current) renderMessages();
+    });
   }
-  function scheduleReconnect(code) {
-    const base = Math.min(30000, 1000 * 2 ** state.retry);
-    const delay = Math.round(base * (0.5 + Math.random() / 2));
-    state.retry++;
-    const why = code === 4008 ? ' (too slow)' : code === 1001 ? ' (server restarting)' : '';
-    setStatus('offline', `Offline${why}: retrying in ${Math.ceil(delay / 1000)} s`);
-    state.retryTimer = setTimeout(connect, delay);
+
+  function onState(s) {
+    state.conn.state = s.state;
+    state.stateLog.push({ state: s.state, reason: s.reason, code: s.code, at: Date.now() });
+    if (state.stateLog.length > 200) state.stateLog.shift();
+    if (s.state === 'connected') {
+      state.conn.everConnected = true;
+      onConnected();
+    }
+    state.conn.retryAt = s.state === 'disconnected' && s.willReconnect ? Date.now() + (s.delayMs || 0) : 0;
+    renderConnection();
   }
-  function startHeartbeat() {
-    stopHeartbeat();
-    state.hbTimer = setInterval(() => send('session.heartbeat'), HEARTBEAT_MS);
-  }
-  function stopHeartbeat() {
-    clearInterval(state.hbTimer);
-    state.hbTimer = null;
-  }
-  // After a (re)connect: catch up on the open room, re-send what is pending.
-  function resync() {
+  // After every (re)connection: the rooms' latest state. The client itself
+  // catches every room up on messages; unsent messages go out by themselves.
+  function onConnected() {
+    refreshRooms();
     const id = state.current;
     if (id) {
-      send('room.info', { room_id: id });
-      const last = lastSeq(id);
-      if (state.loaded.has(id) && last > 0) send('room.messages', { room_id: id, after_seq: last, limit: 100 });
-      else requestFirstPage(id);
-    }
-    for (const [cid, p] of state.pending) {
-      send('message.send', { room_id: p.room_id, content: p.content, client_msg_id: cid, extra_fields: p.extra });
+      state.client.roomInfo(id).catch(quiet);
+      if (!state.loaded.has(id)) loadFirstPage(id);
     }
   }
-  function lastSeq(roomId) {
-    let max = 0;
-    for (const m of (state.messages.get(roomId) || new Map()).values()) if (m.seq > max) max = m.seq;
-    return max;
+  function refreshRooms() {
+    if (state.client) state.client.listRooms().catch(quiet);
   }
 
-  // ------------------------------------------------------------------
-  // Incoming frames
-  // ------------------------------------------------------------------
-  function handle(msg) {
-    if (msg && Object.prototype.hasOwnProperty.call(msg, 'error')) {
-      const e = msg.error;
-      if (typeof e === 'string') toast(e === 'invalid event type' ? 'The server does not know that action.' : e, { error: true });
-      else toast(detailText(e && e.detail), { error: true, code: e && e.code });
-      state.expectCreate = false;
-      state.expectJoin = null;
-      return;
+  // The connection as the user sees it: the dot and line under the name,
+  // and a banner while the page is cut off after having been connected.
+  function renderConnection() {
+    const s = state.conn.state;
+    let kind = '';
+    let text = 'Connecting…';
+    if (s === 'connected') {
+      kind = 'online';
+      text = 'Online';
+    } else if (s === 'disconnected') {
+      kind = 'offline';
+      const left = Math.ceil((state.conn.retryAt - Date.now()) / 1000);
+      text = state.conn.retryAt ? (left > 0 ? `Offline: retrying in ${left} s` : 'Offline: retrying…') : 'Offline';
+    } else if (state.conn.everConnected) {
+      text = 'Reconnecting…';
     }
-    if (!msg || !msg.eventType) return; // {"status":"success"} of a heartbeat
-    const d = msg.data;
-    switch (msg.eventType) {
-      case 'chat.notifications': onNotifications(d); break;
-      case 'roomlist.dispatch': onRoomList(d); break;
-      case 'roominfo.dispatch': setDetail(d); break;
-      case 'roommessages.dispatch': onRoomMessages(d); break;
-      case 'message.dispatch': onMessage(d); break;
-      case 'messagedelivered.dispatch': [].concat(d || []).forEach(updateMessage); break;
-      case 'readreceipt.dispatch': [].concat(d || []).forEach(updateMessage); break;
-      case 'reaction.dispatch': if (d && d.message) updateMessage(d.message); break;
-      case 'messagetyping.dispatch': onTyping(d); break;
-      case 'messagemodification.dispatch': onModification(d); break;
-      case 'roomcreate.dispatch': onRoomCreate(d); break;
-      case 'roomaddmembers.dispatch': onMembersAdded(d); break;
-      case 'roomremovemembers.dispatch': onMembersRemoved(d); break;
-      case 'roomexit.dispatch': onExit(d); break;
-      case 'roomdelete.dispatch': onRoomDelete(d); break;
-      case 'roomupdate.dispatch': setDetail(d); break;
-      default: break;
+    $('status-dot').className = 'status-dot ' + kind;
+    $('status-text').textContent = text;
+    const banner = $('conn-banner');
+    const cutOff = state.conn.everConnected && s !== 'connected' && !!state.me;
+    banner.hidden = !cutOff;
+    if (cutOff) {
+      const waiting = Array.from(state.pending.values()).length;
+      $('conn-banner-text').textContent = 'Reconnecting…';
+      $('conn-banner-sub').textContent = (s === 'disconnected' ? text.replace(/^Offline: /, '') : 'connecting') +
+        (waiting ? ` · ${waiting} message${waiting === 1 ? '' : 's'} waiting to be sent` : '');
     }
   }
+  setInterval(() => { if (state.conn.state === 'disconnected') renderConnection(); }, 1000);
 
+  // ------------------------------------------------------------------
+  // Incoming: rooms
+  // ------------------------------------------------------------------
   function onNotifications(byRoom) {
     // Pending notifications at connect: acknowledge their messages.
     const msgs = [];
@@ -322,61 +361,117 @@
     for (const item of items || []) {
       seen.add(item.id);
       const old = state.rooms.get(item.id);
-      state.rooms.set(item.id, Object.assign({}, old || {}, item));
+      // unread_count counts every message up to last_message: only newer
+      // messages add to it (listedSeq).
+      const listedSeq = item.last_message ? item.last_message.seq || 0 : 0;
+      state.rooms.set(item.id, Object.assign({}, old || {}, item, { listedSeq }));
       if (item.last_message) acknowledge([item.last_message]);
     }
     for (const id of Array.from(state.rooms.keys())) if (!seen.has(id)) dropRoom(id);
     if (state.current && !state.rooms.has(state.current)) closeRoom();
     renderRoomList();
+    if (state.current) renderHeader();
   }
 
+  function listItemFromDetail(d) {
+    const item = {
+      type: d.type, id: d.id, created_at: d.created_at, updated_at: d.updated_at,
+      name: d.name, description: d.description, creator: d.creator, is_public: d.is_public,
+      last_message: null, unread_count: 0, listedSeq: 0,
+    };
+    if (d.type === 'OneToOneChat') item.peer = (d.participants || []).find((u) => !isMe(u)) || null;
+    return item;
+  }
+  function setDetail(d) {
+    if (!d || !d.id) return;
+    if (!memberList(d).some(isMe) && !state.rooms.has(d.id)) return;
+    state.details.set(d.id, d);
+    const room = state.rooms.get(d.id);
+    if (room) {
+      for (const k of ['name', 'description', 'is_public', 'avatar', 'group_locked', 'updated_at']) {
+        if (k in d) room[k] = d[k];
+      }
+    } else {
+      state.rooms.set(d.id, listItemFromDetail(d));
+    }
+    renderRoomList();
+    if (d.id === state.current) { renderHeader(); renderComposerState(); renderDetails(); }
+  }
+  function onMembersAdded(d) {
+    if (!d || !d.room) return;
+    setDetail(d.room);
+    const names = (d.new_members || []).join(', ');
+    if (names) {
+      addSystemLine(d.room.id, d.added_by === 'self' ? `${names} joined` : `${d.added_by} added ${names}`);
+    }
+  }
+  function onMembersRemoved(d) {
+    if (!d || !d.room) return;
+    setDetail(d.room);
+    const names = (d.removed_members || []).join(', ');
+    if (names) {
+      addSystemLine(d.room.id, d.removed_by === 'self' ? `${names} left` : `${d.removed_by} removed ${names}`);
+    }
+  }
+  function onExit(d) {
+    if (!d || !d.room) return;
+    if (d.message) toast(d.message);
+    dropRoom(d.room.id);
+    renderRoomList();
+  }
+  function onRoomDelete(d) {
+    if (!d || !d.room_id) return;
+    const room = state.rooms.get(d.room_id);
+    if (room) toast(`“${roomTitle(room)}” was deleted.`);
+    dropRoom(d.room_id);
+    renderRoomList();
+  }
+  function dropRoom(id) {
+    state.rooms.delete(id);
+    state.details.delete(id);
+    state.messages.delete(id);
+    state.loaded.delete(id);
+    state.older.delete(id);
+    state.systemLines.delete(id);
+    state.drafts.delete(id);
+    state.sendErrors.delete(id);
+    if (state.current === id) closeRoom();
+  }
+  function addSystemLine(roomId, text) {
+    let list = state.systemLines.get(roomId);
+    if (!list) { list = []; state.systemLines.set(roomId, list); }
+    list.push({ id: 'sys-' + Math.random().toString(36).slice(2), system: true, text, created_at: new Date().toISOString() });
+    if (roomId === state.current) renderMessages();
+  }
+
+  // ------------------------------------------------------------------
+  // Incoming: messages
+  // ------------------------------------------------------------------
   function roomMessages(id) {
     let m = state.messages.get(id);
     if (!m) { m = new Map(); state.messages.set(id, m); }
     return m;
   }
 
-  function onRoomMessages(d) {
-    const data = (d && d.data) || {};
-    const id = data.room_id;
-    if (!id) return;
-    const list = data.messages || [];
-    const map = roomMessages(id);
-    for (const m of list) map.set(m.id, m);
-    const older = state.older.get(id) || {};
-    const has = (k) => Object.prototype.hasOwnProperty.call(d, k);
-    if (has('has_next')) {
-      // page/size: the first page (newest messages).
-      older.hasMore = !!d.has_next;
-      older.page = d.page || 1;
-    } else if (has('before_seq')) {
-      older.hasMore = has('has_more') ? !!d.has_more : list.length >= PAGE_SIZE;
-    } else if (has('after_seq') && d.has_more) {
-      // Catch-up after a reconnect: keep fetching until nothing is left.
-      send('room.messages', { room_id: id, after_seq: lastSeq(id), limit: 100 });
-    }
-    older.pending = false;
-    state.older.set(id, older);
-    state.loaded.add(id);
-    acknowledge(list);
-    if (id === state.current) renderMessages({ keepPosition: older.keepPosition });
-    older.keepPosition = false;
-  }
-
+  // Every message of every room, exactly once and in seq order: live,
+  // caught up after a reconnect, or filling a gap (the client's 'message').
   function onMessage(m) {
     if (!m || !m.room) return;
     const id = m.room.id;
-    if (m.client_msg_id && state.pending.has(m.client_msg_id)) state.pending.delete(m.client_msg_id);
-    const isNew = !roomMessages(id).has(m.id);
-    roomMessages(id).set(m.id, m);
+    if (m.client_msg_id) dropPending(m.client_msg_id);
+    const map = roomMessages(id);
+    const isNew = !map.has(m.id);
+    map.set(m.id, m);
     const room = state.rooms.get(id);
     if (room) {
-      room.last_message = m;
-      if (isNew && !isMine(m) && !(id === state.current && !document.hidden)) {
+      if (!room.last_message || (m.seq || 0) >= (room.last_message.seq || 0)) room.last_message = m;
+      const counted = (m.seq || 0) <= (room.listedSeq || 0);
+      if (isNew && !counted && !isMine(m) && !(id === state.current && !document.hidden)) {
         room.unread_count = (room.unread_count || 0) + 1;
       }
+      room.listedSeq = Math.max(room.listedSeq || 0, m.seq || 0);
     } else {
-      send('room.list');
+      refreshRooms();
     }
     if (!isMine(m)) {
       acknowledge([m]);
@@ -409,7 +504,7 @@
         for (const mid of ids) if (map.delete(mid)) touched = rid;
       }
       for (const room of state.rooms.values()) {
-        if (room.last_message && ids.has(room.last_message.id)) { send('room.list'); break; }
+        if (room.last_message && ids.has(room.last_message.id)) { refreshRooms(); break; }
       }
       if (state.compose && state.compose.message && ids.has(state.compose.message.id)) setCompose(null);
       if (touched && touched === state.current) renderMessages();
@@ -434,84 +529,147 @@
     renderTyping();
   }
 
-  function listItemFromDetail(d) {
-    const item = {
-      type: d.type, id: d.id, created_at: d.created_at, updated_at: d.updated_at,
-      name: d.name, description: d.description, creator: d.creator, is_public: d.is_public,
-      last_message: null, unread_count: 0,
+  // History pages: the newest page when a room is first opened, then older
+  // ones by seq on demand. The client delivers everything newer by itself.
+  function applyPage(id, page, kind) {
+    const list = (page && page.data && page.data.messages) || [];
+    const map = roomMessages(id);
+    for (const m of list) if (!map.has(m.id)) map.set(m.id, m);
+    const older = state.older.get(id) || {};
+    if (kind === 'first') {
+      older.hasMore = !!page.has_next;
+      older.page = page.page || 1;
+    } else {
+      older.hasMore = 'has_more' in page ? !!page.has_more : list.length >= PAGE_SIZE;
+    }
+    older.pending = false;
+    state.older.set(id, older);
+    state.loaded.add(id);
+    acknowledge(list);
+    if (id === state.current) renderMessages({ keepPosition: kind === 'older', stickToBottom: kind === 'first' });
+  }
+  function loadFirstPage(id) {
+    const o = { pending: true, hasMore: false };
+    state.older.set(id, o);
+    state.client.roomMessages(id, { paginate: { page: 1, size: PAGE_SIZE } })
+      .then((page) => { if (state.rooms.has(id)) applyPage(id, page, 'first'); })
+      .catch((err) => { o.pending = false; quiet(err); });
+  }
+  function requestOlder(id) {
+    const o = state.older.get(id) || {};
+    if (o.pending) return;
+    let oldest = null;
+    for (const m of (state.messages.get(id) || new Map()).values()) {
+      if (typeof m.seq === 'number' && (oldest === null || m.seq < oldest)) oldest = m.seq;
+    }
+    o.pending = true;
+    state.older.set(id, o);
+    renderMessages({ keepPosition: true });
+    const q = oldest !== null ? { before_seq: oldest, limit: PAGE_SIZE } : { paginate: { page: (o.page || 1) + 1, size: PAGE_SIZE } };
+    state.client.roomMessages(id, q)
+      .then((page) => applyPage(id, page, oldest !== null ? 'older' : 'first'))
+      .catch((err) => { o.pending = false; report(err); if (id === state.current) renderMessages(); });
+  }
+
+  // ------------------------------------------------------------------
+  // Sending
+  // ------------------------------------------------------------------
+  function newClientID() {
+    if (crypto.randomUUID) return 'c-' + crypto.randomUUID();
+    return 'c-' + Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+  function addPending(cid, roomId, text, parent, forwarded) {
+    if (state.pending.has(cid)) return;
+    const view = {
+      id: 'pending-' + cid, pending: true, room: { id: roomId }, sender: state.me, content: textToHTML(text),
+      created_at: new Date().toISOString(), reactions: [], read_receipts: [], delivered_to: [],
+      parent_message: parent || null, is_forwarded: !!forwarded,
     };
-    if (d.type === 'OneToOneChat') item.peer = (d.participants || []).find((u) => !isMe(u)) || null;
-    return item;
+    state.pending.set(cid, { roomId, text, parent, view });
   }
-  function setDetail(d) {
-    if (!d || !d.id) return;
-    state.details.set(d.id, d);
-    const room = state.rooms.get(d.id);
-    if (room) {
-      for (const k of ['name', 'description', 'is_public', 'avatar', 'group_locked', 'updated_at']) {
-        if (k in d) room[k] = d[k];
-      }
-    } else if (memberList(d).some(isMe)) {
-      state.rooms.set(d.id, listItemFromDetail(d));
+  function dropPending(cid) {
+    const p = state.pending.get(cid);
+    if (!p) return null;
+    state.pending.delete(cid);
+    if (p.roomId === state.current) renderMessages();
+    renderConnection();
+    return p;
+  }
+  // sendText hands a message to the client: it shows as sending (🕓) until
+  // its own message.dispatch comes back; offline, it waits in the outbox.
+  function sendText(roomId, text, opts = {}) {
+    const cid = newClientID();
+    addPending(cid, roomId, text, opts.parent, opts.forwardedFromId);
+    state.sendErrors.delete(roomId);
+    const options = { clientMsgId: cid };
+    if (opts.parent) options.parentMessageId = opts.parent.id;
+    if (opts.forwardedFromId) options.forwardedFromId = opts.forwardedFromId;
+    state.client.sendMessage(roomId, textToHTML(text), options).catch((err) => {
+      // A refusal (ServerError) arrives as 'sendFailed' too; an outbox
+      // that is full only here.
+      if (!(err instanceof ServerError) && !(err instanceof ClientClosedError)) onSendFailed(cid, roomId, err);
+    });
+    if (roomId === state.current) { renderMessages({ stickToBottom: true }); renderSendError(); }
+    renderConnection();
+  }
+  function onSent(cid) {
+    dropPending(cid);
+  }
+  // A message the server refused (too long, rate limited, no permission):
+  // nothing was stored. Its text goes back into the room's message box, with
+  // the reason above it.
+  function onSendFailed(cid, roomId, err) {
+    const p = dropPending(cid);
+    const why = `Not sent: ${describe(err)}`;
+    state.sendErrors.set(roomId, why);
+    if (p && p.text) restoreText(roomId, p.text, p.parent);
+    if (roomId === state.current) renderSendError();
+    else toast(why, { error: true, code: err instanceof ServerError ? err.code : undefined });
+  }
+  function restoreText(roomId, text, parent) {
+    if (roomId === state.current) {
+      const input = $('composer-input');
+      const now = input.value;
+      if (!now.includes(text)) input.value = now.trim() ? text + '\n' + now : text;
+      if (parent && !state.compose) setCompose({ mode: 'reply', message: parent });
+      autoGrow();
+      input.focus();
+    } else {
+      const draft = state.drafts.get(roomId) || '';
+      if (!draft.includes(text)) state.drafts.set(roomId, draft.trim() ? text + '\n' + draft : text);
     }
-    renderRoomList();
-    if (d.id === state.current) { renderHeader(); renderComposerState(); renderDetails(); }
   }
-  function onRoomCreate(d) {
-    setDetail(d);
-    if (state.expectCreate && memberList(d).some(isMe)) {
-      state.expectCreate = false;
-      openRoom(d.id);
+  function renderSendError() {
+    const box = $('composer-error');
+    const why = state.current && state.sendErrors.get(state.current);
+    box.hidden = !why;
+    $('composer-error-text').textContent = why || '';
+  }
+
+  function submitComposer() {
+    const input = $('composer-input');
+    const text = input.value.replace(/\s+$/, '');
+    if (!state.current || !text.trim()) return;
+    const roomId = state.current;
+    const c = state.compose;
+    if (c && c.mode === 'edit') {
+      const message = c.message;
+      state.client.editMessage(message.id, textToHTML(text)).catch((err) => {
+        report(err);
+        // Keep the text: back into the box, still editing.
+        if (state.current === roomId && !input.value.trim()) {
+          setCompose({ mode: 'edit', message });
+          input.value = text;
+          autoGrow();
+        }
+      });
+    } else {
+      sendText(roomId, text, { parent: c && c.mode === 'reply' ? c.message : null });
     }
-  }
-  function onMembersAdded(d) {
-    if (!d || !d.room) return;
-    setDetail(d.room);
-    const names = (d.new_members || []).join(', ');
-    if (names) {
-      addSystemLine(d.room.id, d.added_by === 'self' ? `${names} joined` : `${d.added_by} added ${names}`);
-    }
-    if (state.expectJoin === d.room.id) {
-      state.expectJoin = null;
-      send('room.list');
-      openRoom(d.room.id);
-    }
-  }
-  function onMembersRemoved(d) {
-    if (!d || !d.room) return;
-    setDetail(d.room);
-    const names = (d.removed_members || []).join(', ');
-    if (names) {
-      addSystemLine(d.room.id, d.removed_by === 'self' ? `${names} left` : `${d.removed_by} removed ${names}`);
-    }
-  }
-  function onExit(d) {
-    if (!d || !d.room) return;
-    if (d.message) toast(d.message);
-    dropRoom(d.room.id);
-    renderRoomList();
-  }
-  function onRoomDelete(d) {
-    if (!d || !d.room_id) return;
-    const room = state.rooms.get(d.room_id);
-    if (room) toast(`“${roomTitle(room)}” was deleted.`);
-    dropRoom(d.room_id);
-    renderRoomList();
-  }
-  function dropRoom(id) {
-    state.rooms.delete(id);
-    state.details.delete(id);
-    state.messages.delete(id);
-    state.loaded.delete(id);
-    state.older.delete(id);
-    state.systemLines.delete(id);
-    if (state.current === id) closeRoom();
-  }
-  function addSystemLine(roomId, text) {
-    let list = state.systemLines.get(roomId);
-    if (!list) { list = []; state.systemLines.set(roomId, list); }
-    list.push({ id: 'sys-' + Math.random().toString(36).slice(2), system: true, text, created_at: new Date().toISOString() });
-    if (roomId === state.current) renderMessages();
+    input.value = '';
+    state.lastTypingSent = 0; // the next keystroke announces typing again
+    autoGrow();
+    setCompose(null);
   }
 
   // ------------------------------------------------------------------
@@ -530,7 +688,9 @@
       if ((m.delivered_to || []).includes(state.me.username)) continue;
       ids.push(m.id);
     }
-    if (ids.length) send('message.acknowledged', { message_id: ids });
+    if (ids.length && state.client) {
+      state.client.acknowledge(ids).catch((err) => { ids.forEach((id) => state.acked.delete(id)); quiet(err); });
+    }
   }
 
   // Read receipts: messages from others that are on screen in the open room
@@ -549,7 +709,7 @@
     state.readTimer = setTimeout(flushRead, 250);
   }
   function flushRead() {
-    if (document.hidden || !state.current || !state.readQueue.size) return;
+    if (document.hidden || !state.current || !state.readQueue.size || !state.client) return;
     const map = state.messages.get(state.current) || new Map();
     const ids = [];
     for (const id of state.readQueue) {
@@ -557,8 +717,9 @@
       if (m && !isMine(m) && !readByMe(m) && !state.readSent.has(id)) ids.push(id);
     }
     state.readQueue.clear();
-    if (!ids.length || !send('message.read', { message_id: ids })) return;
+    if (!ids.length) return;
     ids.forEach((id) => state.readSent.add(id));
+    state.client.markRead(ids).catch((err) => { ids.forEach((id) => state.readSent.delete(id)); quiet(err); });
     const room = state.rooms.get(state.current);
     if (room) {
       room.unread_count = Math.max(0, (room.unread_count || 0) - ids.length);
@@ -580,10 +741,13 @@
     if (!d) return [];
     return d.admins || d.moderators || [];
   }
+  function peerOf(room) {
+    return room.peer || memberList(state.details.get(room.id)).find((u) => !isMe(u));
+  }
   function roomTitle(room) {
     if (!room) return '';
     if (room.type === 'OneToOneChat') {
-      const peer = room.peer || (memberList(state.details.get(room.id)).find((u) => !isMe(u)));
+      const peer = peerOf(room);
       return peer ? userName(peer) : 'Direct message';
     }
     return room.name || 'Untitled';
@@ -592,7 +756,7 @@
     const title = roomTitle(room);
     let key = room.id;
     if (room.type === 'OneToOneChat') {
-      const peer = room.peer || memberList(state.details.get(room.id)).find((u) => !isMe(u));
+      const peer = peerOf(room);
       if (peer) key = peer.id; // the same colour as the peer's messages
     }
     const a = avatar(title, key, cls + (room.type === 'Channel' ? '.channel' : ''));
@@ -603,61 +767,60 @@
     return new Date((room.last_message && room.last_message.created_at) || room.created_at || 0).getTime();
   }
   function role(d) {
-    const me = state.me;
     const isMember = memberList(d).some(isMe);
     const isCreator = !!(d && d.creator && isMe(d.creator));
     const isAdmin = adminList(d).some(isMe);
-    return { isMember, isCreator, isAdmin, manager: isMember && (isCreator || isAdmin), me };
+    return { isMember, isCreator, isAdmin, manager: isMember && (isCreator || isAdmin) };
   }
   function canSend(roomId) {
     const d = state.details.get(roomId);
-    const room = state.rooms.get(roomId);
-    const type = (d || room || {}).type;
     if (!d) return true;
     const r = role(d);
-    if (type === 'Channel') return r.manager;
-    if (type === 'GroupChat' && d.group_locked) return r.manager;
+    if (d.type === 'Channel') return r.manager;
+    if (d.type === 'GroupChat' && d.group_locked) return r.manager;
     return true;
   }
-  function requestFirstPage(id) {
-    state.older.set(id, { pending: false, hasMore: false });
-    send('room.messages', { room_id: id, paginate: { page: 1, size: PAGE_SIZE } });
-  }
-  function requestOlder(id) {
-    const o = state.older.get(id) || {};
-    if (o.pending) return;
-    let oldest = null;
-    for (const m of (state.messages.get(id) || new Map()).values()) {
-      if (typeof m.seq === 'number' && (oldest === null || m.seq < oldest)) oldest = m.seq;
+  function directRoomWith(userId) {
+    for (const room of state.rooms.values()) {
+      if (room.type !== 'OneToOneChat') continue;
+      const peer = peerOf(room);
+      if (peer && Number(peer.id) === Number(userId)) return room;
     }
-    o.pending = true;
-    o.keepPosition = true;
-    state.older.set(id, o);
-    if (oldest !== null) send('room.messages', { room_id: id, before_seq: oldest, limit: PAGE_SIZE });
-    else send('room.messages', { room_id: id, paginate: { page: (o.page || 1) + 1, size: PAGE_SIZE } });
+    return null;
   }
 
   function openRoom(id) {
     if (!state.rooms.has(id) && !state.details.has(id)) return;
+    const input = $('composer-input');
     if (state.current !== id) {
+      if (state.current) {
+        if (input.value.trim()) state.drafts.set(state.current, input.value);
+        else state.drafts.delete(state.current);
+      }
       state.current = id;
       setCompose(null);
-      $('composer-input').value = '';
-      autoGrow();
+      input.value = state.drafts.get(id) || '';
+      state.drafts.delete(id);
     }
     $('empty-state').hidden = true;
     $('room-view').hidden = false;
     $('app').classList.add('room-open');
-    send('room.info', { room_id: id });
-    if (!state.loaded.has(id)) requestFirstPage(id);
+    // Measured only now that the box is on screen (a hidden box measures 0).
+    autoGrow();
+    state.client.roomInfo(id).catch(quiet);
+    if (!state.loaded.has(id) && !(state.older.get(id) || {}).pending) loadFirstPage(id);
     renderRoomList();
     renderHeader();
     renderComposerState();
+    renderSendError();
     renderMessages({ stickToBottom: true });
     renderDetails();
-    $('composer-input').focus();
+    input.focus();
   }
   function closeRoom() {
+    const input = $('composer-input');
+    if (state.current && input.value.trim()) state.drafts.set(state.current, input.value);
+    input.value = '';
     state.current = null;
     setCompose(null);
     $('room-view').hidden = true;
@@ -686,9 +849,10 @@
     const rooms = Array.from(state.rooms.values())
       .filter((r) => !q || roomTitle(r).toLowerCase().includes(q))
       .sort((a, b) => activity(b) - activity(a));
-    ul.replaceChildren(...rooms.map((room) => {
+    fill(ul, rooms.map((room) => {
       const unread = room.id === state.current && !document.hidden ? 0 : room.unread_count || 0;
       const tag = room.type === 'Channel' ? 'Channel' : room.type === 'GroupChat' ? 'Group' : '';
+      const draft = room.id !== state.current && state.drafts.get(room.id);
       return h('li.room-item' + (room.id === state.current ? '.active' : '') + (unread ? '.unread' : ''), {
         dataset: { id: room.id, testid: 'room-item' }, role: 'button', tabindex: '0',
         onclick: () => openRoom(room.id),
@@ -698,7 +862,8 @@
       h('div.room-item-main',
         h('div.room-item-top', h('span.room-item-name', roomTitle(room)), h('span.room-item-time', shortTime(room.last_message ? room.last_message.created_at : room.created_at))),
         h('div.room-item-bottom',
-          h('span.room-item-preview', tag ? h('span.type-tag', tag + ' · ') : null, previewOf(room)),
+          h('span.room-item-preview', draft ? h('span.draft-tag', 'Draft: ') : tag ? h('span.type-tag', tag + ' · ') : null,
+            draft ? draft.replace(/\s+/g, ' ') : previewOf(room)),
           unread ? h('span.badge', { 'aria-label': unread + ' unread' }, unread > 99 ? '99+' : String(unread)) : null)));
     }));
     $('room-list-empty').hidden = state.rooms.size > 0;
@@ -723,7 +888,7 @@
     const room = state.rooms.get(state.current) || d;
     if (!room) return '';
     if (room.type === 'OneToOneChat') {
-      const peer = room.peer || memberList(d).find((u) => !isMe(u));
+      const peer = peerOf(room);
       return peer ? `@${peer.username} · id ${peer.id}` : 'Direct message';
     }
     const n = memberList(d).length;
@@ -752,10 +917,10 @@
 
   function sortedItems(id) {
     const items = Array.from((state.messages.get(id) || new Map()).values());
-    for (const p of state.pending.values()) if (p.room_id === id && !p.sent) items.push(p.view);
+    for (const p of state.pending.values()) if (p.roomId === id) items.push(p.view);
     for (const s of state.systemLines.get(id) || []) items.push(s);
     const t = (x) => new Date(x.created_at).getTime();
-    return items.sort((a, b) => (t(a) - t(b)) || ((a.seq || 0) - (b.seq || 0)));
+    return items.sort((a, b) => (!!a.pending - !!b.pending) || (t(a) - t(b)) || ((a.seq || 0) - (b.seq || 0)));
   }
 
   function ticksOf(m) {
@@ -881,54 +1046,12 @@
   // ------------------------------------------------------------------
   function react(m, emoji) {
     const mine = (m.reactions || []).find((r) => isMe(r.user));
-    if (mine && mine.reaction_content === emoji) send('message.react', { type: 'remove', message_id: m.id });
-    else send('message.react', { type: 'add', message_id: m.id, reaction_content: emoji });
+    const done = mine && mine.reaction_content === emoji ? state.client.removeReaction(m.id) : state.client.react(m.id, emoji);
+    done.catch(report);
   }
   function deleteMessage(m) {
     confirmDialog('Delete message?', 'It is deleted for everyone in this chat.', 'Delete', () =>
-      send('message.modify', { action: 'delete', message_id: [m.id] }));
-  }
-  function newClientID() {
-    if (crypto.randomUUID) return crypto.randomUUID();
-    return 'c' + Date.now().toString(36) + Math.random().toString(36).slice(2);
-  }
-  function sendText(roomId, text, extra) {
-    const content = textToHTML(text);
-    const cid = newClientID();
-    const now = new Date().toISOString();
-    const view = {
-      id: 'pending-' + cid, pending: true, room: { id: roomId }, sender: state.me, content,
-      created_at: now, reactions: [], read_receipts: [], delivered_to: [], is_forwarded: !!(extra && extra.forwarded_from_id),
-    };
-    const p = { room_id: roomId, content, extra: extra || undefined, view };
-    state.pending.set(cid, p);
-    send('message.send', { room_id: roomId, content, client_msg_id: cid, extra_fields: extra || undefined });
-    if (roomId === state.current) renderMessages({ stickToBottom: true });
-    // A send that is refused (an error envelope) leaves the pending bubble:
-    // drop it if no echo arrives in a while and we are connected.
-    setTimeout(() => {
-      if (state.pending.has(cid) && state.ws && state.ws.readyState === WebSocket.OPEN) {
-        state.pending.delete(cid);
-        if (roomId === state.current) renderMessages();
-      }
-    }, 15000);
-  }
-  function submitComposer() {
-    const input = $('composer-input');
-    const text = input.value.replace(/\s+$/, '');
-    if (!state.current || !text.trim()) return;
-    const c = state.compose;
-    if (c && c.mode === 'edit') {
-      send('message.modify', { action: 'update', message_id: c.message.id, extra_fields: { content: textToHTML(text) } });
-    } else if (c && c.mode === 'reply') {
-      sendText(state.current, text, { parent_message_id: c.message.id });
-    } else {
-      sendText(state.current, text);
-    }
-    input.value = '';
-    state.lastTypingSent = 0; // the next keystroke announces typing again
-    autoGrow();
-    setCompose(null);
+      state.client.deleteMessages([m.id]).catch(report));
   }
   function setCompose(c) {
     state.compose = c;
@@ -942,24 +1065,110 @@
     autoGrow();
     input.focus();
   }
+  // autoGrow fits the message box to its text, from one line up to 160 px.
+  // A box that is not on screen measures 0: it keeps its CSS height then.
   function autoGrow() {
     const input = $('composer-input');
+    if (!input.offsetParent) return;
     input.style.height = 'auto';
-    input.style.height = Math.min(input.scrollHeight + 2, 160) + 'px';
+    const natural = input.scrollHeight + (input.offsetHeight - input.clientHeight);
+    input.style.height = Math.min(natural, 160) + 'px';
   }
   function typed() {
     autoGrow();
-    if (!state.current || !canSend(state.current)) return;
+    if (state.current && state.sendErrors.has(state.current) && !$('composer-input').value.trim()) {
+      state.sendErrors.delete(state.current);
+      renderSendError();
+    }
+    if (!state.current || !canSend(state.current) || state.conn.state !== 'connected') return;
     const now = Date.now();
     if (now - state.lastTypingSent > TYPING_SEND_MS && $('composer-input').value.trim()) {
       state.lastTypingSent = now;
-      send('message.typing', { room_id: state.current });
+      state.client.typing(state.current).catch(quiet);
     }
   }
   function parseIDs(text) {
     const ids = String(text || '').split(/[\s,;]+/).filter(Boolean).map(Number);
     if (ids.some((n) => !Number.isInteger(n) || n <= 0)) return null;
     return Array.from(new Set(ids));
+  }
+
+  // ------------------------------------------------------------------
+  // Finding people (user.search)
+  // ------------------------------------------------------------------
+  // peoplePicker is a search box that finds users by name with user.search
+  // (docs/protocol.md#user-search); a user id typed as a number is offered
+  // too. multiple: picked users collect as chips (selected() returns their
+  // ids); otherwise onPick(user) is called at once.
+  function peoplePicker({ id, label, placeholder, multiple, onPick, exclude }) {
+    const chosen = new Map();
+    const input = h('input', { id, placeholder, autocomplete: 'off', spellcheck: 'false', 'aria-label': label });
+    const chips = h('div.chips');
+    const results = h('ul.people-results', { role: 'listbox', 'aria-label': 'People found' });
+    let seq = 0;
+    let timer = null;
+    let shown = [];
+    function excluded(u) {
+      return isMe(u) || chosen.has(Number(u.id)) || (exclude && exclude(u));
+    }
+    function drawChips() {
+      fill(chips, Array.from(chosen.values()).map((u) => h('span.chip', { dataset: { id: String(u.id) } },
+        avatar(userName(u), u.id, '.xs'), userName(u),
+        h('button', { type: 'button', 'aria-label': `Remove ${userName(u)}`, onclick: () => { chosen.delete(Number(u.id)); drawChips(); input.focus(); } }, '✕'))));
+    }
+    function pick(u) {
+      if (multiple) {
+        chosen.set(Number(u.id), u);
+        drawChips();
+        input.value = '';
+        fill(results);
+        shown = [];
+        input.focus();
+      } else {
+        onPick(u);
+      }
+    }
+    function draw(list, note) {
+      shown = list;
+      fill(results, list.map((u) => h('li', {
+        role: 'option', dataset: { id: String(u.id), testid: 'person' },
+        onmousedown: (e) => e.preventDefault(),
+        onclick: () => pick(u),
+      }, avatar(userName(u), u.id, '.sm'),
+      h('div.person-main', h('div.person-name', u.byId ? `User id ${u.id}` : userName(u)),
+        h('div.person-sub', u.byId ? 'by id' : `@${u.username} · id ${u.id}`)))),
+      note ? h('li.people-note', note) : null);
+    }
+    async function search() {
+      const q = input.value.trim();
+      const mine = ++seq;
+      if (!q) { draw([]); return; }
+      const byId = /^\d+$/.test(q) && Number(q) > 0 ? [{ id: Number(q), username: '', byId: true }] : [];
+      try {
+        const users = await state.client.searchUsers(q, SEARCH_LIMIT);
+        if (mine !== seq) return;
+        const found = byId.filter((u) => !excluded(u) && !users.some((x) => Number(x.id) === u.id)).concat(users.filter((u) => !excluded(u)));
+        draw(found, found.length ? null : 'No one found. Try the beginning of a name or username.');
+      } catch (err) {
+        if (mine !== seq) return;
+        draw(byId.filter((u) => !excluded(u)), describe(err));
+      }
+    }
+    input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(search, 150); });
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        if (shown.length) pick(shown[0]);
+      } else if (e.key === 'Backspace' && multiple && !input.value && chosen.size) {
+        chosen.delete(Array.from(chosen.keys()).pop());
+        drawChips();
+      }
+    });
+    // A div, not a label: a label around the chips' buttons would press
+    // the first of them when its text is clicked.
+    const box = h('div.people-box', { onclick: (e) => { if (e.target === box) input.focus(); } }, chips, input);
+    const node = h('div.people-picker', h('div.field', h('label', { for: id }, label), box), results);
+    return { node, input, selected: () => Array.from(chosen.keys()) };
   }
 
   // ------------------------------------------------------------------
@@ -986,58 +1195,74 @@
   function newChatDialog() {
     modal((box, close) => {
       let type = 'OneToOneChat';
+      let busy = false;
       const tabs = h('div.tabs');
       const body = h('div');
-      const form = h('form', { onsubmit: (e) => { e.preventDefault(); submit(); } }, tabs, body,
-        h('p.login-error', { id: 'new-chat-error' }),
-        h('div.actions', h('button.btn', { type: 'button', onclick: close }, 'Cancel'), h('button.btn.primary', { type: 'submit', id: 'new-chat-submit' }, 'Create')));
-      const tab = (t, label) => h('button', { type: 'button', dataset: { type: t }, onclick: () => { type = t; draw(); } }, label);
+      const error = h('p.login-error', { id: 'new-chat-error', role: 'alert' });
+      const submitBtn = h('button.btn.primary', { type: 'submit', id: 'new-chat-submit' }, 'Create');
+      const actions = h('div.actions', h('button.btn', { type: 'button', onclick: close }, 'Cancel'), submitBtn);
+      const form = h('form', { onsubmit: (e) => { e.preventDefault(); submit(); } }, tabs, body, error, actions);
+      const tab = (t, text) => h('button', { type: 'button', dataset: { type: t }, onclick: () => { type = t; draw(); } }, text);
       tabs.append(tab('OneToOneChat', 'Direct'), tab('GroupChat', 'Group'), tab('Channel', 'Channel'));
+      let picker = null;
+      function create(data) {
+        if (busy) return;
+        busy = true;
+        submitBtn.disabled = true;
+        error.textContent = '';
+        state.client.createRoom(data).then((d) => {
+          setDetail(d);
+          close();
+          openRoom(d.id);
+        }, (err) => {
+          error.textContent = describe(err);
+        }).finally(() => { busy = false; submitBtn.disabled = false; });
+      }
+      function startDirect(u) {
+        const existing = directRoomWith(u.id);
+        if (existing) { close(); openRoom(existing.id); return; }
+        create({ type: 'OneToOneChat', participants: [Number(u.id)] });
+      }
       function draw() {
         tabs.querySelectorAll('button').forEach((b) => b.classList.toggle('active', b.dataset.type === type));
+        error.textContent = '';
         if (type === 'OneToOneChat') {
-          body.replaceChildren(
-            h('label.field', h('span', 'User id of the person to chat with'), h('input', { id: 'new-peer', inputmode: 'numeric', placeholder: 'e.g. 2', required: true })),
-            h('p.muted', { style: 'font-size:13px' }, `Your own id is ${state.me.id}: share it so others can message you.`));
+          picker = peoplePicker({ id: 'new-peer', label: 'Find someone by name', placeholder: 'Start typing a name or username', onPick: startDirect });
+          fill(body, picker.node,
+            h('p.muted.hint', `Others find you as @${state.me.username} (user id ${state.me.id}).`));
+          submitBtn.hidden = true;
         } else {
-          body.replaceChildren(
+          picker = peoplePicker({ id: 'new-members', label: type === 'Channel' ? 'Subscribers (optional)' : 'Members (optional)', placeholder: 'Add people by name', multiple: true });
+          fill(body,
             h('label.field', h('span', 'Name'), h('input', { id: 'new-name', maxlength: '64', required: true, placeholder: type === 'Channel' ? 'e.g. announcements' : 'e.g. Weekend trip' })),
             h('label.field', h('span', 'Description (optional)'), h('input', { id: 'new-desc' })),
-            h('label.field', h('span', `${type === 'Channel' ? 'Subscribers' : 'Members'}: user ids (optional)`), h('input', { id: 'new-members', placeholder: 'e.g. 2, 3, 5' })),
+            picker.node,
             type === 'Channel' ? h('label.check', h('input', { type: 'checkbox', id: 'new-public', checked: true }), 'Public: anyone with the id can join') : null);
+          submitBtn.hidden = false;
         }
         const f = body.querySelector('input');
         if (f) f.focus();
       }
       function submit() {
-        const err = box.querySelector('#new-chat-error');
-        let data;
-        if (type === 'OneToOneChat') {
-          const ids = parseIDs(box.querySelector('#new-peer').value);
-          if (!ids || ids.length !== 1) { err.textContent = 'Enter one user id (a positive number).'; return; }
-          if (ids[0] === Number(state.me.id)) { err.textContent = 'That is your own id.'; return; }
-          data = { type, participants: ids };
+        if (type === 'OneToOneChat') return;
+        const name = box.querySelector('#new-name').value.trim();
+        if (!name) { error.textContent = 'A name is required.'; return; }
+        const members = picker.selected();
+        const data = { type, name };
+        const desc = box.querySelector('#new-desc').value.trim();
+        if (desc) data.description = desc;
+        if (type === 'Channel') {
+          const isPublic = box.querySelector('#new-public').checked;
+          data.subscribers = members;
+          data.is_public = isPublic;
+          data.extra_fields = { is_public: isPublic };
         } else {
-          const name = box.querySelector('#new-name').value.trim();
-          const members = parseIDs(box.querySelector('#new-members').value);
-          if (!name) { err.textContent = 'A name is required.'; return; }
-          if (!members) { err.textContent = 'Member ids are positive numbers, separated by commas.'; return; }
-          data = { type, name, description: box.querySelector('#new-desc').value.trim() || undefined };
-          if (type === 'Channel') {
-            const isPublic = box.querySelector('#new-public').checked;
-            data.subscribers = members;
-            data.is_public = isPublic;
-            data.extra_fields = { is_public: isPublic };
-          } else {
-            data.participants = members;
-          }
+          data.participants = members;
         }
-        state.expectCreate = true;
-        if (!send('room.create', data)) { err.textContent = 'Not connected.'; return; }
-        close();
+        create(data);
       }
-      draw();
       box.append(h('h3', 'New chat'), form);
+      draw();
     });
   }
   function joinDialog() {
@@ -1048,9 +1273,11 @@
           e.preventDefault();
           const id = input.value.trim();
           if (!id) return;
-          state.expectJoin = id;
-          send('room.join', { room_id: id });
           close();
+          state.client.joinRoom(id).then(() => {
+            refreshRooms();
+            openRoom(id);
+          }, report);
         } }, h('label.field', h('span', 'Channel id'), input),
         h('div.actions', h('button.btn', { type: 'button', onclick: close }, 'Cancel'), h('button.btn.primary', { type: 'submit', id: 'join-submit' }, 'Join'))));
     });
@@ -1063,7 +1290,7 @@
           dataset: { id: room.id },
           onclick: () => {
             close();
-            sendText(room.id, plainText(m.content) || '…', { forwarded_from_id: m.id });
+            sendText(room.id, plainText(m.content) || '…', { forwardedFromId: m.id });
             toast(`Forwarded to ${roomTitle(room)}`);
           },
         }, roomAvatar(room, '.sm'), h('span', roomTitle(room))))),
@@ -1084,16 +1311,19 @@
     const body = $('details-body');
     const d = state.details.get(state.current);
     const room = state.rooms.get(state.current);
-    if (!d || !room) { body.replaceChildren(h('p.muted', 'Loading…')); return; }
+    if (!d || !room) { fill(body, h('p.muted', 'Loading…')); return; }
+    // Keep what the user is typing in the panel's fields across a redraw.
+    const active = document.activeElement && body.contains(document.activeElement) ? document.activeElement.id : null;
     const r = role(d);
     const admins = new Set(adminList(d).map((u) => Number(u.id)));
     const creatorId = d.creator ? Number(d.creator.id) : null;
     const roleName = d.type === 'Channel' ? 'moderator' : 'admin';
-    const roleAction = d.type === 'Channel' ? 'moderator' : 'admin';
     const kind = d.type === 'Channel' ? (d.is_public ? 'Public channel' : 'Private channel') : d.type === 'GroupChat' ? 'Group' : 'Direct message';
+    const act = (p) => p.catch(report);
 
     const members = memberList(d).slice().sort((a, b) =>
       (Number(b.id) === creatorId) - (Number(a.id) === creatorId) || admins.has(Number(b.id)) - admins.has(Number(a.id)) || a.username.localeCompare(b.username));
+    const memberIds = new Set(members.map((u) => Number(u.id)));
     const memberRows = members.map((u) => {
       const uid = Number(u.id);
       const isCreator = uid === creatorId;
@@ -1101,9 +1331,9 @@
       const actions = [];
       if (r.manager && d.type !== 'OneToOneChat' && !isMe(u) && !isCreator) {
         actions.push(isAdmin
-          ? h('button.btn', { dataset: { action: 'remove-role' }, title: `Remove ${roleName}`, onclick: () => send('room.modify', { room_id: d.id, action: `remove_${roleAction}`, data: { users: [uid] } }) }, `− ${roleName}`)
-          : h('button.btn', { dataset: { action: 'add-role' }, title: `Make ${roleName}`, onclick: () => send('room.modify', { room_id: d.id, action: `add_${roleAction}`, data: { users: [uid] } }) }, `+ ${roleName}`));
-        actions.push(h('button.btn.danger', { dataset: { action: 'remove-member' }, title: 'Remove from chat', onclick: () => send('room.remove_members', { room_id: d.id, members: [uid] }) }, 'Remove'));
+          ? h('button.btn', { dataset: { action: 'remove-role' }, title: `Remove ${roleName}`, onclick: () => act(state.client.modifyRoom(d.id, `remove_${roleName}`, { users: [uid] })) }, `− ${roleName}`)
+          : h('button.btn', { dataset: { action: 'add-role' }, title: `Make ${roleName}`, onclick: () => act(state.client.modifyRoom(d.id, `add_${roleName}`, { users: [uid] })) }, `+ ${roleName}`));
+        actions.push(h('button.btn.danger', { dataset: { action: 'remove-member' }, title: 'Remove from chat', onclick: () => act(state.client.removeMembers(d.id, [uid])) }, 'Remove'));
       }
       return h('div.member', { dataset: { id: String(uid), testid: 'member' } },
         avatar(userName(u), u.id, '.sm'),
@@ -1118,14 +1348,13 @@
 
     let addRow = null;
     if (r.manager && d.type !== 'OneToOneChat') {
-      const input = h('input.inline-input', { id: 'add-members-input', placeholder: 'User ids, e.g. 4, 7' });
+      const picker = peoplePicker({ id: 'add-members-input', label: 'Find people', placeholder: 'Add people by name', multiple: true, exclude: (u) => memberIds.has(Number(u.id)) });
       addRow = h('form.add-row', { onsubmit: (e) => {
         e.preventDefault();
-        const ids = parseIDs(input.value);
-        if (!ids || !ids.length) { toast('Enter user ids (positive numbers).', { error: true }); return; }
-        send('room.add_members', { room_id: d.id, members: ids });
-        input.value = '';
-      } }, input, h('button.btn.primary.small', { type: 'submit' }, 'Add'));
+        const ids = picker.selected();
+        if (!ids.length) { toast('Pick someone first: type a name.', { error: true }); return; }
+        act(state.client.addMembers(d.id, ids));
+      } }, picker.node, h('button.btn.primary.small', { type: 'submit', id: 'add-members-submit' }, 'Add'));
     }
 
     let settings = null;
@@ -1144,7 +1373,7 @@
         if (ds && ds !== (d.description || '')) data.description = ds;
         if (flag.checked !== !!d[flagKey]) data[flagKey] = flag.checked;
         if (!Object.keys(data).length) { toast('Nothing changed.'); return; }
-        send('room.modify', { room_id: d.id, action: 'update', data });
+        act(state.client.modifyRoom(d.id, 'update', data));
       } },
       h('label.field', h('span', 'Name'), name),
       h('label.field', h('span', 'Description'), desc),
@@ -1154,24 +1383,24 @@
 
     const danger = [];
     if (d.type !== 'OneToOneChat') {
-      danger.push(h('button.btn.danger.wide', { id: 'leave-btn', onclick: () => confirmDialog('Leave this chat?', `You will stop receiving messages from “${roomTitle(room)}”.`, 'Leave', () => send('room.leave', { room_id: d.id })) }, d.type === 'Channel' ? 'Leave channel' : 'Leave group'));
+      danger.push(h('button.btn.danger.wide', { id: 'leave-btn', onclick: () => confirmDialog('Leave this chat?', `You will stop receiving messages from “${roomTitle(room)}”.`, 'Leave', () => act(state.client.leaveRoom(d.id))) }, d.type === 'Channel' ? 'Leave channel' : 'Leave group'));
     }
     if (d.type === 'OneToOneChat' || r.isCreator) {
-      danger.push(h('button.btn.danger.wide', { id: 'delete-room-btn', onclick: () => confirmDialog('Delete this chat?', 'Every message is deleted, for everyone.', 'Delete', () => send('room.modify', { room_id: d.id, action: 'delete' })) }, 'Delete chat'));
+      danger.push(h('button.btn.danger.wide', { id: 'delete-room-btn', onclick: () => confirmDialog('Delete this chat?', 'Every message is deleted, for everyone.', 'Delete', () => act(state.client.deleteRoom(d.id))) }, 'Delete chat'));
     }
 
-    body.replaceChildren(...[
+    fill(body,
       h('div.details-hero', roomAvatar(room, '.lg'), h('h3', roomTitle(room)), h('div.muted', kind),
         d.description ? h('p.details-desc', d.description) : null),
       d.type === 'Channel' ? h('div.details-section', h('h4', 'Channel id'),
         h('div.id-box', h('code', { id: 'room-id-code' }, d.id),
           h('button.btn.small', { onclick: () => { navigator.clipboard?.writeText(d.id).then(() => toast('Channel id copied.'), () => {}); } }, 'Copy')),
-        h('p.muted', { style: 'font-size:12px;margin:6px 0 0' }, d.is_public ? 'Anyone with this id can join.' : 'Private: only moderators can add people.')) : null,
+        h('p.muted.small-note', d.is_public ? 'Anyone with this id can join.' : 'Private: only moderators can add people.')) : null,
       h('div.details-section', h('h4', `${d.type === 'Channel' ? 'Subscribers' : 'Members'} · ${members.length}`), memberRows),
       addRow ? h('div.details-section', h('h4', 'Add people'), addRow) : null,
       settings ? h('div.details-section', h('h4', 'Settings'), settings) : null,
-      danger.length ? h('div.details-section.details-danger', danger) : null,
-    ].filter(Boolean));
+      danger.length ? h('div.details-section.details-danger', danger) : null);
+    if (active && $(active)) $(active).focus();
   }
 
   // ------------------------------------------------------------------
@@ -1195,21 +1424,23 @@
     $('me-avatar').replaceWith(av);
     $('me-name').textContent = `${userName(state.me)} · #${state.me.id}`;
     $('me-name').title = `@${state.me.username}, user id ${state.me.id}`;
-    $('empty-id').textContent = `You are @${state.me.username}, user id ${state.me.id}.`;
-    state.signingOut = false;
+    $('empty-id').textContent = `You are @${state.me.username}: others find you by that name.`;
+    state.conn = { state: 'idle', everConnected: false, retryAt: 0 };
+    renderConnection();
     renderRoomList();
-    connect();
+    startClient();
   }
   function signOut(reason) {
-    state.signingOut = true;
-    clearTimeout(state.retryTimer);
-    stopHeartbeat();
-    if (state.ws) { const ws = state.ws; state.ws = null; ws.close(1000, 'sign out'); }
+    const client = state.client;
+    state.client = null;
+    if (client) client.close();
     sessionStorage.removeItem('chatmux.cred');
-    for (const k of ['rooms', 'details', 'messages', 'systemLines', 'older', 'typing', 'pending']) state[k].clear();
+    for (const k of ['rooms', 'details', 'messages', 'systemLines', 'older', 'typing', 'pending', 'drafts', 'sendErrors']) state[k].clear();
     state.loaded.clear(); state.acked.clear(); state.readSent.clear();
-    state.current = null; state.me = null; state.cred = null; state.everConnected = false;
     closeRoom();
+    state.current = null; state.me = null; state.cred = null;
+    state.conn = { state: 'idle', everConnected: false, retryAt: 0 };
+    renderConnection();
     $('app').hidden = true;
     showLogin(reason);
   }
@@ -1243,6 +1474,7 @@
   $('details-close').addEventListener('click', () => setDetailsOpen(false));
   $('back-btn').addEventListener('click', closeRoom);
   $('compose-bar-cancel').addEventListener('click', () => { if (state.compose && state.compose.mode === 'edit') $('composer-input').value = ''; setCompose(null); autoGrow(); });
+  $('composer-error-close').addEventListener('click', () => { state.sendErrors.delete(state.current); renderSendError(); });
   $('composer').addEventListener('submit', (e) => { e.preventDefault(); submitComposer(); });
   $('composer-input').addEventListener('input', typed);
   $('composer-input').addEventListener('keydown', (e) => {
@@ -1254,20 +1486,25 @@
     const o = state.older.get(state.current);
     if (box.scrollTop < 40 && o && o.hasMore && !o.pending) requestOlder(state.current);
   });
+  window.addEventListener('resize', autoGrow);
   setInterval(() => { if (state.rooms.size) renderRoomList(); }, 60000); // relative times
 
-  (async function start() {
-    try {
-      const res = await fetch('config.json', { cache: 'no-store' });
-      if (res.ok) state.cfg = Object.assign(state.cfg, await res.json());
-    } catch { /* keep the defaults */ }
-    const saved = sessionStorage.getItem('chatmux.cred');
-    if (saved) {
-      try { await signIn(JSON.parse(saved)); return; } catch { sessionStorage.removeItem('chatmux.cred'); }
-    }
-    showLogin();
-  })();
-
   // For the browser test and for debugging from the console.
-  window.chatmux = { state, send };
+  window.chatmux = {
+    state,
+    get client() { return state.client; },
+    // dropConnection closes the WebSocket as a network failure would: the
+    // client reconnects with backoff and catches up.
+    dropConnection() { if (liveSocket) liveSocket.close(); },
+  };
+
+  try {
+    const res = await fetch('config.json', { cache: 'no-store' });
+    if (res.ok) state.cfg = Object.assign(state.cfg, await res.json());
+  } catch { /* keep the defaults */ }
+  const saved = sessionStorage.getItem('chatmux.cred');
+  if (saved) {
+    try { await signIn(JSON.parse(saved)); return; } catch { sessionStorage.removeItem('chatmux.cred'); }
+  }
+  showLogin();
 })();
