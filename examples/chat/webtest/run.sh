@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Browser test of the example chat page (examples/chat): builds the server,
+# Browser tests of the example chat page (examples/chat): builds the server,
 # starts it in development mode on a free loopback port (in-memory store,
 # in-process broker), runs chat.test.mjs with Node and headless Chromium,
-# stops the server, and exits non-zero when anything failed.
+# then offline.test.mjs, which starts a server of its own on PostgreSQL,
+# kills it and starts it again; stops the server, and exits non-zero when
+# anything failed.
 #
 #   bash examples/chat/webtest/run.sh
 #
-# Needs Go, Node (18+) with npm, and Debian's Chromium at /usr/bin/chromium
-# (or $CHROMIUM); as root on Debian it installs Chromium when missing.
-# SCREENSHOT_DIR=dir keeps PNGs of both users' pages.
+# Needs Go, Node (20+) with npm, and Debian's Chromium at /usr/bin/chromium
+# (or $CHROMIUM); as root on Debian it installs Chromium when missing. The
+# offline test uses TEST_DATABASE_URL (default, as in the Makefile:
+# postgres://postgres@127.0.0.1:5432/test?sslmode=disable) and psql; it is
+# skipped when PostgreSQL cannot be reached, unless CHATMUX_REQUIRE_SERVICES=1.
+# SCREENSHOT_DIR=dir keeps PNGs of the pages.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -66,7 +71,8 @@ if [ -z "$url" ]; then
 fi
 log "server at $url"
 
-(cd "$here" && BASE_URL="$url" node --test --test-reporter=spec chat.test.mjs)
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
+(cd "$here" && BASE_URL="$url" CHAT_BIN="$tmp/chat" node --test --test-concurrency=1 --test-reporter=spec chat.test.mjs offline.test.mjs)
 status=$?
 
 kill -TERM "$pid" 2>/dev/null
