@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { chromium } from 'playwright-core';
 
 export const SHOTS = process.env.SCREENSHOT_DIR || '';
@@ -94,4 +96,60 @@ export async function createRoom(user, type, { name, members = [] }) {
 /** connStates is what the page's connection went through, in order. */
 export function connStates(page) {
   return page.evaluate(() => window.chatmux.state.stateLog.map((s) => s.state));
+}
+
+/** freePort returns a port on 127.0.0.1 that was free a moment ago. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * startServer runs the example server's binary on 127.0.0.1:port in
+ * development mode with env (DATABASE_URL: PostgreSQL; none: in memory) and
+ * extra flags, and resolves once /healthz answers 200.
+ */
+export async function startServer(bin, port, env = {}, args = []) {
+  const proc = spawn(bin, ['-addr', `127.0.0.1:${port}`, '-log-level', 'warn', ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  proc.stderr.on('data', (b) => { log = (log + b).slice(-4000); });
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  const srv = {
+    pid: proc.pid,
+    base: `http://127.0.0.1:${port}/`,
+    log: () => log,
+    /** kill ends the process at once (SIGKILL, by PID): no close frames, no draining. */
+    async kill() {
+      process.kill(proc.pid, 'SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`the server exited (${proc.exitCode}): ${log}`);
+    try {
+      const res = await fetch(`${srv.base}healthz`);
+      if (res.ok) return srv;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`the server did not answer /healthz within 30 s: ${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -12,11 +12,10 @@
 // reached, it is skipped; with CHATMUX_REQUIRE_SERVICES=1 it fails instead.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
-import { launch, signIn as openAs, shot, roomItem, bubble, sendMessage, startDirect } from './lib.mjs';
+import { launch, signIn as openAs, shot, roomItem, bubble, sendMessage, startDirect, freePort, startServer } from './lib.mjs';
 
 const execFileP = promisify(execFile);
 const BIN = process.env.CHAT_BIN || '';
@@ -36,58 +35,7 @@ function skipOrFail(t, why) {
   t.skip(why);
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 const psql = (url, sql) => execFileP('psql', [url, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql], { timeout: 30000 });
-
-/** startServer runs the example server on 127.0.0.1:port and resolves once /healthz answers 200. */
-async function startServer(port, databaseURL) {
-  const proc = spawn(BIN, ['-addr', `127.0.0.1:${port}`, '-log-level', 'warn'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: databaseURL },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  proc.stderr.on('data', (b) => { log = (log + b).slice(-4000); });
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  const srv = {
-    pid: proc.pid,
-    base: `http://127.0.0.1:${port}/`,
-    log: () => log,
-    /** kill ends the process at once (SIGKILL, by PID): no close frames, no draining. */
-    async kill() {
-      process.kill(proc.pid, 'SIGKILL');
-      await exited;
-    },
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      await exited;
-    },
-  };
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`the server exited (${proc.exitCode}): ${log}`);
-    try {
-      const res = await fetch(`${srv.base}healthz`);
-      if (res.ok) return srv;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`the server did not answer /healthz within 30 s: ${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('the server goes away and comes back: the pages show it and lose nothing', async (t) => {
   if (!BIN) return skipOrFail(t, 'CHAT_BIN is not set (run.sh sets it)');
@@ -102,7 +50,7 @@ test('the server goes away and comes back: the pages show it and lose nothing', 
   const dbURL = DB + (DB.includes('?') ? '&' : '?') + `search_path=${schema}`;
 
   const port = await freePort();
-  let srv = await startServer(port, dbURL);
+  let srv = await startServer(BIN, port, { DATABASE_URL: dbURL });
   t.after(() => srv.stop());
   browser = await launch();
   const errors = [];
@@ -131,7 +79,7 @@ test('the server goes away and comes back: the pages show it and lose nothing', 
   await shot(alice, '08-alice-server-away.png');
 
   // The server comes back on the same port, with the same database.
-  srv = await startServer(port, dbURL);
+  srv = await startServer(BIN, port, { DATABASE_URL: dbURL });
   assert.notEqual(srv.pid, pid, 'a new server process');
   for (const u of [alice, bob]) {
     await u.page.waitForSelector('#status-dot.online', { timeout: BACK_TIMEOUT });

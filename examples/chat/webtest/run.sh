@@ -2,9 +2,9 @@
 # Browser tests of the example chat page (examples/chat): builds the server,
 # starts it in development mode on a free loopback port (in-memory store,
 # in-process broker), runs chat.test.mjs with Node and headless Chromium,
-# then offline.test.mjs, which starts a server of its own on PostgreSQL,
-# kills it and starts it again; stops the server, and exits non-zero when
-# anything failed.
+# then the tests that start servers of their own (offline.test.mjs: on
+# PostgreSQL, killed and started again; limits.test.mjs: a tight send
+# limit); stops the server, and exits non-zero when anything failed.
 #
 #   bash examples/chat/webtest/run.sh
 #
@@ -72,7 +72,7 @@ fi
 log "server at $url"
 
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
-(cd "$here" && BASE_URL="$url" CHAT_BIN="$tmp/chat" node --test --test-concurrency=1 --test-reporter=spec chat.test.mjs offline.test.mjs)
+(cd "$here" && BASE_URL="$url" CHAT_BIN="$tmp/chat" node --test --test-concurrency=1 --test-reporter=spec chat.test.mjs offline.test.mjs limits.test.mjs)
 status=$?
 
 kill -TERM "$pid" 2>/dev/null
