@@ -52,10 +52,12 @@ export function freePort() {
  * startServer runs the example server on 127.0.0.1:port with the given
  * environment (DATABASE_URL for PostgreSQL, REDIS_URL for Redis; none: the
  * in-memory store and broker) and extra flags, and resolves once /healthz
- * answers 200.
+ * answers 200. The per-user send limit is off (args may set one): these
+ * tests measure delivery, and a client back from a cut sends its whole
+ * outbox at once, past the default 100 messages.
  */
 export async function startServer(bin, port, env = {}, args = []) {
-  const proc = spawn(bin, ['-addr', `127.0.0.1:${port}`, '-log-level', 'error', '-shutdown-timeout', '2s', ...args], {
+  const proc = spawn(bin, ['-addr', `127.0.0.1:${port}`, '-log-level', 'error', '-shutdown-timeout', '2s', '-send-limit', 'off', ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
