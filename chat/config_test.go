@@ -41,7 +41,7 @@ func TestDefaults(t *testing.T) {
 	chat.New(chat.Config{Store: e0()}).Register(r)
 	want := []string{"$connect", "$disconnect", "message.acknowledged", "message.modify", "message.react", "message.read",
 		"message.send", "message.typing", "room.add_members", "room.create", "room.info", "room.join", "room.leave",
-		"room.list", "room.messages", "room.modify", "room.remove_members", "session.heartbeat"}
+		"room.list", "room.messages", "room.modify", "room.remove_members", "session.heartbeat", "user.search"}
 	eq(t, r.Routes(), want, "routes")
 }
 
