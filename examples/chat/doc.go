@@ -34,7 +34,7 @@
 // # Routes
 //
 //	/messaging/   the WebSocket endpoint (see docs/protocol.md)
-//	/             the web page (embedded; no build step, no CDN)
+//	/             the web page (embedded, no CDN; built on clients/js)
 //	/config.json  what the page needs: {"auth": "dev"|"jwt", "path": "/messaging/"}
 //	/me           the user of ?user= or ?token= (the page learns its own id), or 401
 //	/healthz      {"store":"ok","broker":"ok"}: 200, or 503 when one is unavailable

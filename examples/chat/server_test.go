@@ -386,7 +386,8 @@ func TestHTTPRoutes(t *testing.T) {
 		contains string
 	}{
 		{"/", 200, "text/html", `<script src="app.js">`},
-		{"/app.js", 200, "javascript", "session.heartbeat"},
+		{"/app.js", 200, "javascript", "chatmux-client/index.js"},
+		{"/chatmux-client/index.js", 200, "javascript", "ChatClient"},
 		{"/app.css", 200, "text/css", ".bubble"},
 		{"/config.json", 200, "application/json", `"auth":"dev"`},
 		{"/healthz", 200, "application/json", `"store":"ok"`},
