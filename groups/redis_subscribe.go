@@ -15,9 +15,10 @@ const (
 	// names.
 	subscribeChunk = 1024
 	// minBackoff and maxBackoff bound the wait between two attempts to
-	// open a pub/sub session.
+	// open a pub/sub session. maxBackoff bounds how long a node stays
+	// unavailable after Redis is back.
 	minBackoff = 50 * time.Millisecond
-	maxBackoff = 2 * time.Second
+	maxBackoff = time.Second
 )
 
 // subscriptions is the state of the node's pub/sub connection and of each
@@ -30,8 +31,15 @@ const (
 // in order, so the PONG confirms every SUBSCRIBE sent before its PING.
 //
 // Each pub/sub connection is a session. A new session forgets what was
-// sent, marks every wanted group dirty again, and comes up when the PONG of
-// its first flush confirms that every wanted channel is subscribed.
+// sent and marks every wanted group dirty again. It comes up at a PONG that
+// leaves no wanted channel unconfirmed, the PONG of its first flush or a
+// later one: groups joined while it was coming up are confirmed too.
+//
+// The node is available while a session is up. It becomes unavailable
+// (down) when a session ends, or when the first one fails before coming
+// up, and available again when a later session comes up; each change is
+// queued, under mu, for the callbacks of OnAvailability, so they see the
+// changes in the order they happened.
 type subscriptions struct {
 	// wake (capacity 1) tells the session goroutine that groups are dirty.
 	wake chan struct{}
@@ -39,6 +47,11 @@ type subscriptions struct {
 	// pub/sub connection, for the health check. It is atomic, not guarded
 	// by mu.
 	lastRead atomic.Int64
+	// unavailable mirrors down for Publish, which reads it without mu.
+	unavailable atomic.Bool
+	// notify (capacity 1) tells the notifier goroutine that events are
+	// queued.
+	notify chan struct{}
 
 	// mu guards every field below, and the subState of every group.
 	mu      sync.Mutex
@@ -47,9 +60,18 @@ type subscriptions struct {
 	pending []barrier           // pings sent and not answered, in order
 	changed chan struct{}       // closed and replaced when a state changes
 	session uint64              // the current session's number
-	upSeq   uint64              // the ping whose pong brings the session up
-	up      bool                // the session has confirmed every subscription
+	upSeq   uint64              // the first flush's ping: the session is not up before its pong
+	up      bool                // the session is up: no wanted channel was unconfirmed at a pong
+	down    bool                // unavailable: a session ended (or the first failed) since one was up
 	pingSeq uint64              // the last ping sent
+
+	// listeners are the callbacks of OnAvailability, in registration
+	// order; the slice is replaced, never modified, so that events can
+	// share it.
+	listeners []func(available bool)
+	// events are the availability changes not yet handed to listeners,
+	// in order.
+	events []availabilityEvent
 }
 
 // subState is the state of one group's channel.
@@ -70,6 +92,7 @@ type barrier struct {
 func newSubscriptions() subscriptions {
 	return subscriptions{
 		wake:    make(chan struct{}, 1),
+		notify:  make(chan struct{}, 1),
 		groups:  map[string]*subState{},
 		dirty:   map[string]struct{}{},
 		changed: make(chan struct{}),
@@ -77,8 +100,9 @@ func newSubscriptions() subscriptions {
 }
 
 // Join implements Broker. It returns when the node's subscription to the
-// group's channel is confirmed by Redis, or at once while Redis is
-// unreachable (the subscription is made when it comes back). When the
+// group's channel is confirmed by Redis, or at once while the node is
+// unavailable (it has reported false to OnAvailability): the subscription
+// is then made, and confirmed, before the node reports true. When the
 // confirmation does not come within JoinTimeout, or before ctx ends, the
 // join is undone and the error returned.
 func (r *Redis) Join(ctx context.Context, group string, m Member) error {
@@ -92,7 +116,7 @@ func (r *Redis) Join(ctx context.Context, group string, m Member) error {
 	if first || st == nil {
 		st = r.updateWantLocked(group)
 	}
-	if st == nil || st.confirmed || !s.up {
+	if st == nil || st.confirmed || s.down {
 		s.mu.Unlock()
 		return nil
 	}
@@ -113,9 +137,10 @@ func (r *Redis) Join(ctx context.Context, group string, m Member) error {
 		}
 		s.mu.Lock()
 		st = s.groups[group]
-		if st == nil || st.confirmed || !s.up {
-			// Confirmed, left meanwhile, or Redis went away (the
-			// subscription is made again when it is back).
+		if st == nil || st.confirmed || s.down {
+			// Confirmed, left meanwhile, or the node became
+			// unavailable (the subscription is confirmed before it
+			// reports true).
 			s.mu.Unlock()
 			return nil
 		}
@@ -166,8 +191,10 @@ func (r *Redis) updateWantLocked(group string) *subState {
 	return st
 }
 
-// Up reports whether the node's pub/sub connection is established and has
-// confirmed every subscription.
+// Up reports whether the node is available: its pub/sub connection is
+// established and no subscription it held was unconfirmed when it came up
+// (see OnAvailability). It is false from the moment the node knows that
+// the connection is lost, and before the first connection is up.
 func (r *Redis) Up() bool {
 	r.subs.mu.Lock()
 	defer r.subs.mu.Unlock()
@@ -262,8 +289,7 @@ func (r *Redis) runSession() (wasUp bool, err error) {
 	defer func() {
 		s.mu.Lock()
 		wasUp = s.up
-		s.up = false
-		s.changedLocked()
+		r.lostLocked()
 		s.mu.Unlock()
 		_ = ps.Close()
 		<-readErr
@@ -407,11 +433,56 @@ func (r *Redis) pong(session, seq uint64) {
 		}
 	}
 	s.pending = s.pending[i:]
-	if !s.up && s.upSeq != 0 && seq >= s.upSeq {
-		s.up = true
-		changed = true
+	if !s.up && s.upSeq != 0 && seq >= s.upSeq && s.allConfirmedLocked() {
+		r.upLocked()
+		return // upLocked wakes the waiters
 	}
 	if changed {
 		s.changedLocked()
 	}
+}
+
+// allConfirmedLocked reports whether every wanted channel is confirmed. A
+// wanted channel that is not is either dirty (not sent yet) or waits for a
+// barrier still pending, so only those are looked at. s.mu is held.
+func (s *subscriptions) allConfirmedLocked() bool {
+	for g := range s.dirty {
+		if st := s.groups[g]; st != nil && st.want && !st.confirmed {
+			return false
+		}
+	}
+	for _, b := range s.pending {
+		for _, g := range b.groups {
+			if st := s.groups[g]; st != nil && st.want && !st.confirmed && st.barrier == b.seq {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// upLocked brings the session up and, when the node was unavailable,
+// makes it available again. r.subs.mu is held.
+func (r *Redis) upLocked() {
+	s := &r.subs
+	s.up = true
+	if s.down {
+		s.down = false
+		s.unavailable.Store(false)
+		r.queueAvailabilityLocked(true)
+	}
+	s.changedLocked()
+}
+
+// lostLocked ends the session: the node is unavailable until a new one
+// comes up. r.subs.mu is held.
+func (r *Redis) lostLocked() {
+	s := &r.subs
+	s.up = false
+	if !s.down {
+		s.down = true
+		s.unavailable.Store(true)
+		r.queueAvailabilityLocked(false)
+	}
+	s.changedLocked()
 }
