@@ -185,8 +185,8 @@ var ErrUnavailable = errors.New("groups: redis unavailable")
 // and the callbacks registered with OnAvailability hear false, then true,
 // so that a server can tell its connections what they may have missed.
 // While it is unavailable, Join does not wait for a confirmation
-// (the subscription is confirmed before the node reports true) and
-// Publish gives up after DownPublishTimeout.
+// until a new connection is made (the subscription is confirmed before the
+// node reports true) and Publish gives up after DownPublishTimeout.
 //
 // # Wire format
 //

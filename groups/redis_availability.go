@@ -25,13 +25,14 @@ var _ Availability = (*Redis)(nil)
 // stayed silent for HealthCheckTimeout, or, when the node has never been
 // up, its first attempt to connect failed. From then on, messages that
 // other nodes publish may be missed by this node, Join returns without
-// waiting, and Publish gives up after DownPublishTimeout. f(true) comes
-// once a new connection is up and every channel wanted at that moment is
-// confirmed: those of every group with local members, including the
-// groups joined while the node was unavailable. A message that another
-// node publishes after f(true) was called reaches every local member of
-// its group (unless the connection is lost again, which another f(false)
-// reports).
+// waiting for a confirmation (until a new connection is made) and Publish
+// gives up after DownPublishTimeout. f(true) comes once a new connection
+// is up and the subscription of every group with local members is
+// confirmed, the groups joined while the node was unavailable included (a
+// Join still in progress at that moment returns once its own subscription
+// is confirmed). A message that another node publishes after f(true) was
+// called reaches every local member of its group (unless the connection
+// is lost again, which another f(false) reports).
 //
 // Calls alternate, starting with false: false, true, false... A node that
 // starts with Redis up reports nothing until it loses it; a loss while the

@@ -31,15 +31,23 @@ const (
 // in order, so the PONG confirms every SUBSCRIBE sent before its PING.
 //
 // Each pub/sub connection is a session. A new session forgets what was
-// sent and marks every wanted group dirty again. It comes up at a PONG that
-// leaves no wanted channel unconfirmed, the PONG of its first flush or a
-// later one: groups joined while it was coming up are confirmed too.
+// sent and marks every wanted group dirty again; once its connection is
+// made, its first flush takes every dirty group, and the session comes up
+// when the PONG of that flush confirms them.
 //
 // The node is available while a session is up. It becomes unavailable
 // (down) when a session ends, or when the first one fails before coming
 // up, and available again when a later session comes up; each change is
 // queued, under mu, for the callbacks of OnAvailability, so they see the
 // changes in the order they happened.
+//
+// Join waits for its group's confirmation, except while the node is down
+// and the current session has not taken its first flush (connected is
+// false): then it returns at once, and its group, dirty, is in that first
+// flush, confirmed before the session comes up. Once the flush is taken,
+// a Join waits for its own confirmation (one round trip), so no group
+// joined without a confirmation is left out of the first flush, and the
+// session comes up at its pong however many joins follow.
 type subscriptions struct {
 	// wake (capacity 1) tells the session goroutine that groups are dirty.
 	wake chan struct{}
@@ -54,16 +62,17 @@ type subscriptions struct {
 	notify chan struct{}
 
 	// mu guards every field below, and the subState of every group.
-	mu      sync.Mutex
-	groups  map[string]*subState
-	dirty   map[string]struct{} // groups whose want differs from what was sent
-	pending []barrier           // pings sent and not answered, in order
-	changed chan struct{}       // closed and replaced when a state changes
-	session uint64              // the current session's number
-	upSeq   uint64              // the first flush's ping: the session is not up before its pong
-	up      bool                // the session is up: no wanted channel was unconfirmed at a pong
-	down    bool                // unavailable: a session ended (or the first failed) since one was up
-	pingSeq uint64              // the last ping sent
+	mu        sync.Mutex
+	groups    map[string]*subState
+	dirty     map[string]struct{} // groups whose want differs from what was sent
+	pending   []barrier           // pings sent and not answered, in order
+	changed   chan struct{}       // closed and replaced when a state changes
+	session   uint64              // the current session's number
+	upSeq     uint64              // the first flush's ping: the session is not up before its pong
+	up        bool                // the session is up: its first flush is confirmed
+	down      bool                // unavailable: a session ended (or the first failed) since one was up
+	connected bool                // the current session has made its connection and taken its first flush
+	pingSeq   uint64              // the last ping sent
 
 	// listeners are the callbacks of OnAvailability, in registration
 	// order; the slice is replaced, never modified, so that events can
@@ -101,10 +110,13 @@ func newSubscriptions() subscriptions {
 
 // Join implements Broker. It returns when the node's subscription to the
 // group's channel is confirmed by Redis, or at once while the node is
-// unavailable (it has reported false to OnAvailability): the subscription
-// is then made, and confirmed, before the node reports true. When the
-// confirmation does not come within JoinTimeout, or before ctx ends, the
-// join is undone and the error returned.
+// unavailable (it has reported false to OnAvailability) and has no new
+// connection yet: the subscription is then made, and confirmed, before the
+// node reports true. Either way, a message that another node publishes
+// after Join returned and after the node reported true (if it had reported
+// false) reaches the member. When the confirmation does not come within
+// JoinTimeout, or before ctx ends, the join is undone and the error
+// returned.
 func (r *Redis) Join(ctx context.Context, group string, m Member) error {
 	if r.closed.Load() {
 		return ErrClosed
@@ -116,7 +128,7 @@ func (r *Redis) Join(ctx context.Context, group string, m Member) error {
 	if first || st == nil {
 		st = r.updateWantLocked(group)
 	}
-	if st == nil || st.confirmed || s.down {
+	if st == nil || st.confirmed || s.joinEarlyLocked() {
 		s.mu.Unlock()
 		return nil
 	}
@@ -137,10 +149,10 @@ func (r *Redis) Join(ctx context.Context, group string, m Member) error {
 		}
 		s.mu.Lock()
 		st = s.groups[group]
-		if st == nil || st.confirmed || s.down {
-			// Confirmed, left meanwhile, or the node became
-			// unavailable (the subscription is confirmed before it
-			// reports true).
+		if st == nil || st.confirmed || s.joinEarlyLocked() {
+			// Confirmed, left meanwhile, or the connection was lost
+			// (the subscription is confirmed before the node reports
+			// true).
 			s.mu.Unlock()
 			return nil
 		}
@@ -153,6 +165,11 @@ func (r *Redis) Join(ctx context.Context, group string, m Member) error {
 	}
 	return fmt.Errorf("failed to subscribe to %s: %w", group, err)
 }
+
+// joinEarlyLocked reports whether Join returns without waiting for its
+// confirmation: the node is down and its next session has not taken its
+// first flush, which will subscribe to the group. s.mu is held.
+func (s *subscriptions) joinEarlyLocked() bool { return s.down && !s.connected }
 
 // Leave implements Broker. The node unsubscribes (in the background) when
 // the group has no local member left.
@@ -256,6 +273,7 @@ func (r *Redis) run() {
 func (s *subscriptions) startSessionLocked() (session uint64) {
 	s.session++
 	s.up = false
+	s.connected = false
 	s.upSeq = 0
 	s.pending = nil
 	for g, st := range s.groups {
@@ -280,9 +298,18 @@ func (r *Redis) runSession() (wasUp bool, err error) {
 	session := s.startSessionLocked()
 	s.mu.Unlock()
 
+	// Connect: the node's own channel is the first subscription.
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.PublishTimeout)
-	ps := r.client.Subscribe(ctx, r.nodeChan)
+	ps := r.client.Subscribe(ctx)
+	err = ps.Subscribe(ctx, r.nodeChan)
 	cancel()
+	if err != nil {
+		s.mu.Lock()
+		r.lostLocked()
+		s.mu.Unlock()
+		_ = ps.Close()
+		return false, fmt.Errorf("failed to connect: %w", err)
+	}
 	s.lastRead.Store(time.Now().UnixNano())
 	readErr := make(chan error, 1)
 	go func() { readErr <- r.read(ps, session) }()
@@ -353,6 +380,7 @@ func (s *subscriptions) takeChangesLocked(force bool) (adds, removes []string, p
 		s.pending = append(s.pending, barrier{seq: ping, groups: adds})
 		if force {
 			s.upSeq = ping
+			s.connected = true
 		}
 	}
 	return adds, removes, ping
@@ -433,32 +461,13 @@ func (r *Redis) pong(session, seq uint64) {
 		}
 	}
 	s.pending = s.pending[i:]
-	if !s.up && s.upSeq != 0 && seq >= s.upSeq && s.allConfirmedLocked() {
+	if !s.up && s.upSeq != 0 && seq >= s.upSeq {
 		r.upLocked()
 		return // upLocked wakes the waiters
 	}
 	if changed {
 		s.changedLocked()
 	}
-}
-
-// allConfirmedLocked reports whether every wanted channel is confirmed. A
-// wanted channel that is not is either dirty (not sent yet) or waits for a
-// barrier still pending, so only those are looked at. s.mu is held.
-func (s *subscriptions) allConfirmedLocked() bool {
-	for g := range s.dirty {
-		if st := s.groups[g]; st != nil && st.want && !st.confirmed {
-			return false
-		}
-	}
-	for _, b := range s.pending {
-		for _, g := range b.groups {
-			if st := s.groups[g]; st != nil && st.want && !st.confirmed && st.barrier == b.seq {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // upLocked brings the session up and, when the node was unavailable,
@@ -479,6 +488,7 @@ func (r *Redis) upLocked() {
 func (r *Redis) lostLocked() {
 	s := &r.subs
 	s.up = false
+	s.connected = false
 	if !s.down {
 		s.down = true
 		s.unavailable.Store(true)
