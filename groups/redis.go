@@ -15,12 +15,12 @@ import (
 
 // The Redis broker lives in several files, one per concern:
 //
-//	redis.go            the public type, its options and its life cycle
-//	redis_codec.go      what goes over the wire: channel names, the publication format
-//	redis_subscribe.go  the pub/sub session and the subscription state machine (Join, Leave)
-//	redis_receive.go    reading the pub/sub connection and delivering to local members
-//	redis_publish.go    the publish pipeline (Publish)
-//	redis_ack.go        the acknowledgement of control messages between nodes
+//	redis.go               the public type, its options and its life cycle
+//	redis_codec.go         what goes over the wire: channel names, the publication format
+//	redis_subscribe.go     the pub/sub session and the subscription state machine (Join, Leave)
+//	redis_receive.go       reading the pub/sub connection and delivering to local members
+//	redis_publish.go       the publish pipeline (Publish)
+//	redis_ack.go           the acknowledgement of control messages between nodes
 //	redis_availability.go  reporting the loss and the return of Redis (OnAvailability)
 
 // RedisOptions configures a Redis broker. The zero value of each field means

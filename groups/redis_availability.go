@@ -20,25 +20,29 @@ type availabilityEvent struct {
 
 var _ Availability = (*Redis)(nil)
 
-// OnAvailability implements Availability. f(false) comes as soon as the
-// node knows that its pub/sub connection is lost: Redis closed it, or it
+// OnAvailability implements Availability.
+//
+// f(false) comes as soon as the node knows that its pub/sub connection is
+// lost: it failed (Redis closed it, a read or a write on it failed), it
 // stayed silent for HealthCheckTimeout, or, when the node has never been
 // up, its first attempt to connect failed. From then on, messages that
 // other nodes publish may be missed by this node, Join returns without
 // waiting for a confirmation (until a new connection is made) and Publish
-// gives up after DownPublishTimeout. f(true) comes once a new connection
-// is up and the subscription of every group with local members is
-// confirmed, the groups joined while the node was unavailable included (a
-// Join still in progress at that moment returns once its own subscription
-// is confirmed). A message that another node publishes after f(true) was
-// called reaches every local member of its group (unless the connection
-// is lost again, which another f(false) reports).
+// gives up after DownPublishTimeout.
+//
+// f(true) comes once a new connection is up and the subscription of every
+// group with local members is confirmed, the groups joined while the node
+// was unavailable included (a Join still in progress at that moment
+// returns once its own subscription is confirmed). A message that another
+// node publishes after f(true) was called reaches every local member of
+// its group whose Join has returned, unless the connection is lost again,
+// which another f(false) reports.
 //
 // Calls alternate, starting with false: false, true, false... A node that
 // starts with Redis up reports nothing until it loses it; a loss while the
 // node is coming back (before true) is no new call, the node stays
 // unavailable. When f is registered while the node is unavailable, its
-// first call is f(false), at once.
+// first call is f(false), made at once.
 //
 // The calls to every registered callback are serialised (never two at a
 // time, whichever the callback), in order, from a goroutine of the
