@@ -35,12 +35,10 @@ type RedisOptions struct {
 	// connection and retries (default 2s). Publish returns an error after
 	// it, never hangs.
 	PublishTimeout time.Duration
-	// DownPublishTimeout bounds one PUBLISH instead of PublishTimeout
-	// while the node knows that its pub/sub connection is lost (it has
-	// reported false to OnAvailability, and not yet true), so that
-	// Publish fails fast when Redis is away (default 200ms, at most
-	// PublishTimeout). The PUBLISH is still tried: when only the node's
-	// pub/sub connection was lost, the other nodes still get the message.
+	// DownPublishTimeout bounds Publish instead of PublishTimeout while
+	// the node knows that its pub/sub connection is lost (it has reported
+	// false to OnAvailability, and not yet true), so that it fails fast
+	// (default 200ms, at most PublishTimeout). See Publish.
 	DownPublishTimeout time.Duration
 	// JoinTimeout bounds how long Join waits for Redis to confirm the
 	// node's subscription to the group's channel (default 2s). A Join that
@@ -176,7 +174,7 @@ var ErrUnavailable = errors.New("groups: redis unavailable")
 // already (its doc says what the other nodes may have got). The pub/sub
 // connection is pinged every HealthCheckInterval; when it stays silent for
 // HealthCheckTimeout, or fails, it is closed and a new one subscribes to
-// every group with local members (retrying with backoff, at most a second
+// every group with local members (retrying with backoff, at most 500ms
 // apart, until Redis answers). Messages that other nodes publish meanwhile
 // are lost to this node: Redis pub/sub delivers at most once.
 //
@@ -186,7 +184,7 @@ var ErrUnavailable = errors.New("groups: redis unavailable")
 // so that a server can tell its connections what they may have missed.
 // While it is unavailable, Join does not wait for a confirmation
 // until a new connection is made (the subscription is confirmed before the
-// node reports true) and Publish gives up after DownPublishTimeout.
+// node reports true), and Publish fails fast (see Publish).
 //
 // # Wire format
 //

@@ -28,7 +28,7 @@ var _ Availability = (*Redis)(nil)
 // up, its first attempt to connect failed. From then on, messages that
 // other nodes publish may be missed by this node, Join returns without
 // waiting for a confirmation (until a new connection is made) and Publish
-// gives up after DownPublishTimeout.
+// fails fast (see Publish).
 //
 // f(true) comes once a new connection is up and the subscription of every
 // group with local members is confirmed, the groups joined while the node

@@ -43,10 +43,20 @@ type pubReq struct {
 
 // Publish implements Broker: it delivers m to the local members of group,
 // in the caller's goroutine, then publishes it to Redis for the other
-// nodes, at most PublishTimeout, or at most DownPublishTimeout while the
-// node knows that its pub/sub connection is lost (see OnAvailability). A
-// KindJoin or KindLeave message then waits, at most ControlTimeout, until
-// every node that received it has applied it.
+// nodes, at most PublishTimeout. A KindJoin or KindLeave message then
+// waits, at most ControlTimeout, until every node that received it has
+// applied it.
+//
+// While the node knows that its pub/sub connection is lost (it has
+// reported false to OnAvailability, and not yet true), Publish fails fast,
+// at most DownPublishTimeout. While the node's attempts to reconnect fail,
+// it does not try Redis: it asks for a new attempt (made at once, at least
+// 50ms after the previous one) and publishes only if that attempt
+// connects; otherwise it returns an error wrapping ErrUnavailable. When
+// Redis answers (only the pub/sub connection was lost, or Redis is back),
+// the PUBLISH is made, so the other nodes get the message. Not dialing a
+// Redis that refuses connections also keeps go-redis's pool from giving up
+// on dialing for a while after PoolSize failed dials.
 //
 // When Publish returns an error, this is what has been delivered:
 //
@@ -55,6 +65,8 @@ type pubReq struct {
 //   - Any other error: every local member of group had m delivered (its
 //     Deliver called) before Publish returned; the local members are
 //     always served, Redis or not.
+//   - An error wrapping ErrUnavailable because no attempt to reconnect
+//     succeeded: no other node got m (it was not sent).
 //   - An error wrapping ErrUnavailable (Redis did not answer within the
 //     bound), ctx's error (ctx ended first) or ErrClosed (Close was called
 //     meanwhile), from the PUBLISH: the other nodes may or may not have
@@ -74,6 +86,10 @@ func (r *Redis) Publish(ctx context.Context, group string, m *Message) error {
 		return ErrClosed
 	}
 	r.hub.Deliver(group, m)
+	down := r.subs.unavailable.Load()
+	if down && r.subs.unreachable.Load() && !r.awaitReconnect(ctx) {
+		return fmt.Errorf("failed to publish to redis: %w: cannot connect", ErrUnavailable)
+	}
 	seq := r.pubSeq.Add(1)
 	control := m.Kind != KindData
 	payload := encodePublication(m, r.id, seq, control)
@@ -82,7 +98,7 @@ func (r *Redis) Publish(ctx context.Context, group string, m *Message) error {
 		w = r.acks.add(seq)
 		defer r.acks.remove(seq)
 	}
-	n, err := r.publish(ctx, r.groupPrefix+group, payload, r.subs.unavailable.Load())
+	n, err := r.publish(ctx, r.groupPrefix+group, payload, down)
 	if err != nil {
 		if ctx.Err() == nil {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)

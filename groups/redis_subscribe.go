@@ -16,9 +16,10 @@ const (
 	subscribeChunk = 1024
 	// minBackoff and maxBackoff bound the wait between two attempts to
 	// open a pub/sub session. maxBackoff bounds how long a node stays
-	// unavailable after Redis is back.
+	// unavailable after Redis is back; a Publish meanwhile asks for an
+	// attempt at once, minBackoff after the previous one.
 	minBackoff = 50 * time.Millisecond
-	maxBackoff = time.Second
+	maxBackoff = 500 * time.Millisecond
 )
 
 // subscriptions is the state of the node's pub/sub connection and of each
@@ -57,6 +58,13 @@ type subscriptions struct {
 	lastRead atomic.Int64
 	// unavailable mirrors down for Publish, which reads it without mu.
 	unavailable atomic.Bool
+	// unreachable is set when an attempt to connect fails and cleared when
+	// one succeeds: Publish does not try Redis meanwhile, it waits for the
+	// outcome of a new attempt. Written under mu, read without it.
+	unreachable atomic.Bool
+	// kick (capacity 1) asks the session goroutine, waiting to reconnect,
+	// for an attempt now (at least minBackoff after the previous one).
+	kick chan struct{}
 	// notify (capacity 1) tells the notifier goroutine that events are
 	// queued.
 	notify chan struct{}
@@ -72,6 +80,7 @@ type subscriptions struct {
 	up        bool                // the session is up: its first flush is confirmed
 	down      bool                // unavailable: a session ended (or the first failed) since one was up
 	connected bool                // the current session has made its connection and taken its first flush
+	failed    uint64              // the last session whose attempt to connect failed
 	pingSeq   uint64              // the last ping sent
 
 	// listeners are the callbacks of OnAvailability, in registration
@@ -102,6 +111,7 @@ func newSubscriptions() subscriptions {
 	return subscriptions{
 		wake:    make(chan struct{}, 1),
 		notify:  make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
 		groups:  map[string]*subState{},
 		dirty:   map[string]struct{}{},
 		changed: make(chan struct{}),
@@ -257,13 +267,70 @@ func (r *Redis) run() {
 			backoff = minBackoff
 		}
 		r.log.Warn("chatmux: redis pub/sub connection lost, reconnecting", "err", err, "retry_in", backoff)
-		select {
-		case <-r.done:
+		if !r.pause(backoff) {
 			return
-		case <-time.After(backoff):
 		}
 		if !wasUp {
 			backoff = min(2*backoff, maxBackoff)
+		}
+	}
+}
+
+// pause waits d before the next attempt to connect, or only minBackoff
+// when a Publish asks for an attempt. It reports false when the broker is
+// closed meanwhile.
+func (r *Redis) pause(d time.Duration) bool {
+	t := time.NewTimer(min(d, minBackoff))
+	defer t.Stop()
+	select {
+	case <-r.done:
+		return false
+	case <-t.C:
+	}
+	if d <= minBackoff {
+		return true
+	}
+	t.Reset(d - minBackoff)
+	select {
+	case <-r.done:
+		return false
+	case <-t.C:
+	case <-r.subs.kick:
+	}
+	return true
+}
+
+// awaitReconnect is called by Publish while the node's last attempt to
+// connect failed: it asks the session goroutine for an attempt now and
+// waits for one that started after the call to succeed (Redis is
+// reachable: the PUBLISH is worth making) or fail, at most
+// DownPublishTimeout. It reports whether Redis is reachable.
+func (r *Redis) awaitReconnect(ctx context.Context) bool {
+	s := &r.subs
+	s.mu.Lock()
+	after := s.session // an attempt in flight may have started before Redis came back
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	timer := time.NewTimer(r.opts.DownPublishTimeout)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		reachable, failed, ch := !s.unreachable.Load(), s.failed > after, s.changed
+		s.mu.Unlock()
+		if reachable || failed {
+			return reachable
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-r.done:
+			return false
 		}
 	}
 }
@@ -305,11 +372,19 @@ func (r *Redis) runSession() (wasUp bool, err error) {
 	cancel()
 	if err != nil {
 		s.mu.Lock()
-		r.lostLocked()
+		s.unreachable.Store(true)
+		s.failed = session
+		r.lostLocked() // wakes awaitReconnect
 		s.mu.Unlock()
 		_ = ps.Close()
 		return false, fmt.Errorf("failed to connect: %w", err)
 	}
+	s.mu.Lock()
+	if s.unreachable.Load() {
+		s.unreachable.Store(false)
+		s.changedLocked() // wakes awaitReconnect
+	}
+	s.mu.Unlock()
 	s.lastRead.Store(time.Now().UnixNano())
 	readErr := make(chan error, 1)
 	go func() { readErr <- r.read(ps, session) }()
