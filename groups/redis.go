@@ -17,7 +17,8 @@ import (
 //
 //	redis.go               the public type, its options and its life cycle
 //	redis_codec.go         what goes over the wire: channel names, the publication format
-//	redis_subscribe.go     the pub/sub session and the subscription state machine (Join, Leave)
+//	redis_subscribe.go     the subscription state machine (Join, Leave)
+//	redis_session.go       the pub/sub connection: connecting, health check, reconnecting
 //	redis_receive.go       reading the pub/sub connection and delivering to local members
 //	redis_publish.go       the publish pipeline (Publish)
 //	redis_ack.go           the acknowledgement of control messages between nodes
