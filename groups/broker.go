@@ -48,6 +48,15 @@ type Broker interface {
 	Close() error
 }
 
+// Availability is implemented by brokers that can lose contact with the other nodes (Redis).
+type Availability interface {
+	// OnAvailability registers f. The broker calls f(false) as soon as it knows it has lost its
+	// connection (messages from other nodes may be missed from then on) and f(true) once it is
+	// back AND every subscription it holds is confirmed again. Calls are serialised, never
+	// concurrent, in order, and come from a goroutine of the broker; f must not block for long.
+	OnAvailability(f func(available bool))
+}
+
 // Room returns the name of a room's group: "group-<id>".
 func Room(id string) string { return "group-" + id }
 

@@ -5,7 +5,9 @@
 // in-process broker (NewMemory) serves one node; a distributed broker (such
 // as the Redis one) forwards publications between nodes and hands them to
 // its node's local members through a Hub, the sharded local index of
-// members that every broker shares.
+// members that every broker shares. A broker that can lose contact with the
+// other nodes implements Availability: it reports when messages from them
+// may be missed, and when it is back with every subscription confirmed.
 //
 // Messages are of two kinds: data (an encoded frame that every member
 // queues as is: one encoding for any number of recipients) and control

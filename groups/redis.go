@@ -15,12 +15,14 @@ import (
 
 // The Redis broker lives in several files, one per concern:
 //
-//	redis.go            the public type, its options and its life cycle
-//	redis_codec.go      what goes over the wire: channel names, the publication format
-//	redis_subscribe.go  the pub/sub session and the subscription state machine (Join, Leave)
-//	redis_receive.go    reading the pub/sub connection and delivering to local members
-//	redis_publish.go    the publish pipeline (Publish)
-//	redis_ack.go        the acknowledgement of control messages between nodes
+//	redis.go               the public type, its options and its life cycle
+//	redis_codec.go         what goes over the wire: channel names, the publication format
+//	redis_subscribe.go     the subscription state machine (Join, Leave)
+//	redis_session.go       the pub/sub connection: connecting, health check, reconnecting
+//	redis_receive.go       reading the pub/sub connection and delivering to local members
+//	redis_publish.go       the publish pipeline (Publish)
+//	redis_ack.go           the acknowledgement of control messages between nodes
+//	redis_availability.go  reporting the loss and the return of Redis (OnAvailability)
 
 // RedisOptions configures a Redis broker. The zero value of each field means
 // its default.
@@ -34,6 +36,11 @@ type RedisOptions struct {
 	// connection and retries (default 2s). Publish returns an error after
 	// it, never hangs.
 	PublishTimeout time.Duration
+	// DownPublishTimeout bounds Publish instead of PublishTimeout while
+	// the node knows that its pub/sub connection is lost (it has reported
+	// false to OnAvailability, and not yet true), so that it fails fast
+	// (default 200ms, at most PublishTimeout). See Publish.
+	DownPublishTimeout time.Duration
 	// JoinTimeout bounds how long Join waits for Redis to confirm the
 	// node's subscription to the group's channel (default 2s). A Join that
 	// times out is undone and returns an error.
@@ -52,6 +59,14 @@ type RedisOptions struct {
 	HealthCheckTimeout time.Duration
 	// Logger receives the broker's logs (default slog.Default()).
 	Logger *slog.Logger
+	// ConnectInBackground makes NewRedis return at once instead of
+	// waiting for Redis: a node can start while Redis is away. It then
+	// reports false to OnAvailability when its first attempt to connect
+	// fails (at once to a callback registered after that), and true when
+	// it is connected; meanwhile Join returns without waiting and Publish
+	// fails fast, as on any loss. While the first attempt is in flight,
+	// Join waits for its confirmation as usual (at most JoinTimeout).
+	ConnectInBackground bool
 }
 
 func (o RedisOptions) withDefaults() RedisOptions {
@@ -61,6 +76,10 @@ func (o RedisOptions) withDefaults() RedisOptions {
 	if o.PublishTimeout <= 0 {
 		o.PublishTimeout = 2 * time.Second
 	}
+	if o.DownPublishTimeout <= 0 {
+		o.DownPublishTimeout = 200 * time.Millisecond
+	}
+	o.DownPublishTimeout = min(o.DownPublishTimeout, o.PublishTimeout)
 	if o.JoinTimeout <= 0 {
 		o.JoinTimeout = 2 * time.Second
 	}
@@ -153,13 +172,20 @@ var ErrUnavailable = errors.New("groups: redis unavailable")
 //
 // Publish returns an error wrapping ErrUnavailable after at most
 // PublishTimeout when Redis does not answer; local members have been served
-// already. The pub/sub connection is pinged every HealthCheckInterval; when
-// it stays silent for HealthCheckTimeout, or fails, it is closed and a new
-// one subscribes to every group with local members (retrying with backoff
-// until Redis answers). While it is down, Join does not wait for a
-// confirmation (the subscription is made when Redis is back), and
-// messages that other nodes publish meanwhile are lost to this node: Redis
-// pub/sub delivers at most once.
+// already (its doc says what the other nodes may have got). The pub/sub
+// connection is pinged every HealthCheckInterval; when it stays silent for
+// HealthCheckTimeout, or fails, it is closed and a new one subscribes to
+// every group with local members (retrying with backoff, at most 500ms
+// apart, until Redis answers). Messages that other nodes publish meanwhile
+// are lost to this node: Redis pub/sub delivers at most once.
+//
+// The node says so: from the moment it knows that the connection is lost
+// until the new one has confirmed every subscription, it is unavailable,
+// and the callbacks registered with OnAvailability hear false, then true,
+// so that a server can tell its connections what they may have missed.
+// While it is unavailable, Join does not wait for a confirmation
+// until a new connection is made (the subscription is confirmed before the
+// node reports true), and Publish fails fast (see Publish).
 //
 // # Wire format
 //
@@ -197,8 +223,9 @@ var _ Broker = (*Redis)(nil)
 
 // NewRedis returns a broker over Redis pub/sub. It waits (at most
 // PublishTimeout) for its pub/sub connection to be ready and returns an
-// error wrapping ErrUnavailable when Redis does not answer. The caller
-// keeps ownership of client: Close does not close it.
+// error wrapping ErrUnavailable when Redis does not answer, unless
+// ConnectInBackground is set. The caller keeps ownership of client: Close
+// does not close it.
 func NewRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	if client == nil {
 		return nil, errors.New("groups: NewRedis needs a client")
@@ -223,10 +250,14 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 		pubq:        publishQueue{wake: make(chan struct{}, 1)},
 		acks:        ackWaits{bySeq: map[uint64]*ackWait{}},
 	}
-	r.wg.Add(3)
+	r.wg.Add(4)
 	go r.run()
 	go r.dispatch()
 	go r.publisher()
+	go r.notifier()
+	if opts.ConnectInBackground {
+		return r, nil
+	}
 	if err := r.waitUp(opts.PublishTimeout); err != nil {
 		_ = r.Close()
 		return nil, err

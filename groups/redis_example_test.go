@@ -29,3 +29,25 @@ func ExampleNewRedisURL() {
 	http.Handle("/messaging/", srv)
 	log.Fatal(http.ListenAndServe(":8080", nil))
 }
+
+// A broker that can lose contact with the other nodes says so: a server
+// checks for Availability and, between false and true, knows that its
+// connections may have missed messages published on other nodes.
+func ExampleRedis_OnAvailability() {
+	broker, err := groups.NewRedisURL("redis://127.0.0.1:6379/0", groups.RedisOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer broker.Close()
+
+	var b groups.Broker = broker
+	if a, ok := b.(groups.Availability); ok {
+		a.OnAvailability(func(available bool) {
+			if !available {
+				log.Print("broker lost: messages from other nodes may be missed from now on")
+				return
+			}
+			log.Print("broker back, every subscription confirmed: tell the connections to catch up")
+		})
+	}
+}

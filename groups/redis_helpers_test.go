@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -196,19 +197,26 @@ func (r *recorder) waitFor(d time.Duration, s string) bool {
 func dataMsg(s string) *Message { return &Message{Kind: KindData, Data: []byte(s)} }
 
 // proxy is a TCP proxy to Redis that a test can freeze (existing
-// connections stop forwarding, silently) or take down (connections are
-// closed and new ones refused). It counts the SUBSCRIBE commands that go
-// through it.
+// connections stop forwarding, silently), hold (new connections are
+// accepted but frozen from the start) or take down (connections are closed
+// and new ones refused). It counts the connections it accepts and the
+// SUBSCRIBE commands that go through it, and can delay what it forwards.
 type proxy struct {
 	ln     net.Listener
 	target string
 	// subscribes counts the SUBSCRIBE commands sent to Redis.
 	subscribes atomic.Int64
+	// accepted counts the client connections accepted.
+	accepted atomic.Int64
+	// delay, when set before the proxy is used, delays every chunk it
+	// forwards, both ways: a link with that latency.
+	delay time.Duration
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
 	gen     int // generation of new connections
 	frozen  int // connections of a generation below this are frozen
+	hold    bool
 	down    bool
 	wg      sync.WaitGroup
 	closed  bool
@@ -244,6 +252,7 @@ func (p *proxy) accept() {
 			continue
 		}
 		p.mu.Unlock()
+		p.accepted.Add(1)
 		u, err := net.DialTimeout("tcp", p.target, 2*time.Second)
 		if err != nil {
 			_ = c.Close()
@@ -252,6 +261,9 @@ func (p *proxy) accept() {
 		p.mu.Lock()
 		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
 		gen := p.gen
+		if p.hold {
+			gen = -1 // below any p.frozen: frozen from the start
+		}
 		p.mu.Unlock()
 		p.wg.Add(2)
 		go p.pipe(c, u, gen, false)
@@ -287,6 +299,9 @@ func (p *proxy) pipe(dst, src net.Conn, gen int, toRedis bool) {
 				<-p.release
 				return
 			}
+			if p.delay > 0 {
+				time.Sleep(p.delay) // the link's latency
+			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -303,6 +318,13 @@ func (p *proxy) freeze() {
 	p.mu.Lock()
 	p.gen++
 	p.frozen = p.gen
+	p.mu.Unlock()
+}
+
+// setHold makes new connections frozen from the start (hold) or not.
+func (p *proxy) setHold(hold bool) {
+	p.mu.Lock()
+	p.hold = hold
 	p.mu.Unlock()
 }
 
@@ -336,4 +358,213 @@ func (p *proxy) close() {
 		_ = c.Close()
 	}
 	p.wg.Wait()
+}
+
+// privateRedis is a redis-server of a test's own, on a free loopback port,
+// that the test may kill and restart (by its PID, never the machine's
+// Redis).
+type privateRedis struct {
+	tb   testing.TB
+	bin  string
+	port string
+	dir  string
+	addr string
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
+}
+
+// startPrivateRedis starts a redis-server found on PATH, or skips the test
+// when there is none (fails under CHATMUX_REQUIRE_SERVICES=1). It is
+// killed when the test ends.
+func startPrivateRedis(tb testing.TB) *privateRedis {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if testenv.Required() {
+			tb.Fatalf("redis-server is not on PATH but CHATMUX_REQUIRE_SERVICES=1: this test kills and restarts a Redis of its own")
+		}
+		tb.Skip("redis-server not on PATH: skipping a test that kills and restarts a Redis of its own (install redis-server, e.g. apt-get install redis-server)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	p := &privateRedis{tb: tb, bin: bin, port: port, dir: tb.TempDir(), addr: addr}
+	tb.Cleanup(p.kill)
+	p.start()
+	return p
+}
+
+// start starts the server (again) on its port and waits until it answers
+// PING. It returns when the process was started.
+func (p *privateRedis) start() (started time.Time) {
+	p.tb.Helper()
+	cmd := exec.Command(p.bin,
+		"--port", p.port, "--bind", "127.0.0.1", "--dir", p.dir,
+		"--save", "", "--appendonly", "no", "--protected-mode", "no")
+	if err := cmd.Start(); err != nil {
+		p.tb.Fatalf("start redis-server: %v", err)
+	}
+	started = time.Now()
+	p.cmd, p.exited = cmd, make(chan struct{})
+	exited := p.exited
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !p.answers() {
+		select {
+		case <-exited:
+			p.tb.Fatalf("redis-server on port %s exited at start", p.port)
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.tb.Fatalf("redis-server on port %s did not answer within 10s", p.port)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+	return started
+}
+
+// answers reports whether the server answers a PING.
+func (p *privateRedis) answers() bool {
+	c, err := net.DialTimeout("tcp", p.addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return false
+	}
+	buf := make([]byte, 7)
+	n, _ := io.ReadFull(c, buf)
+	return string(buf[:n]) == "+PONG\r\n"
+}
+
+// kill kills the server (SIGKILL, by its PID) and waits until it has
+// exited. Killing a server that is not running does nothing.
+func (p *privateRedis) kill() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+	p.cmd = nil
+}
+
+// newPrivateNode starts a broker on a client of its own to addr.
+func newPrivateNode(tb testing.TB, name, addr string, opts RedisOptions) *redisNode {
+	tb.Helper()
+	if opts.Logger == nil {
+		opts.Logger = quietLogger
+	}
+	client := redis.NewClient(&redis.Options{Addr: addr, ClientName: name})
+	b, err := NewRedis(client, opts)
+	if err != nil {
+		_ = client.Close()
+		tb.Fatalf("NewRedis(%s): %v", name, err)
+	}
+	tb.Cleanup(func() {
+		_ = b.Close()
+		_ = client.Close()
+	})
+	return &redisNode{name: name, client: client, broker: b}
+}
+
+// availabilityLog records the calls of one or more OnAvailability
+// callbacks of a broker, and whether two ever ran at once.
+type availabilityLog struct {
+	running  atomic.Int32
+	overlaps atomic.Int32
+
+	mu    sync.Mutex
+	calls []availabilityCall
+	ch    chan struct{}
+}
+
+type availabilityCall struct {
+	available bool
+	at        time.Time
+	callback  int // which of the log's callbacks
+}
+
+func newAvailabilityLog() *availabilityLog {
+	return &availabilityLog{ch: make(chan struct{}, 1)}
+}
+
+// callback returns the i-th callback of the log; also, when set, it runs
+// then.
+func (l *availabilityLog) callback(i int, then func(available bool)) func(bool) {
+	return func(available bool) {
+		if l.running.Add(1) > 1 {
+			l.overlaps.Add(1)
+		}
+		defer l.running.Add(-1)
+		at := time.Now()
+		if then != nil {
+			then(available)
+		}
+		l.mu.Lock()
+		l.calls = append(l.calls, availabilityCall{available: available, at: at, callback: i})
+		l.mu.Unlock()
+		select {
+		case l.ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// of returns the calls of callback i.
+func (l *availabilityLog) of(i int) []availabilityCall {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []availabilityCall
+	for _, c := range l.calls {
+		if c.callback == i {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// wait waits until callback i has had n calls, and returns the n-th, or
+// fails the test.
+func (l *availabilityLog) wait(tb testing.TB, i, n int, d time.Duration) availabilityCall {
+	tb.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		if got := l.of(i); len(got) >= n {
+			return got[n-1]
+		}
+		select {
+		case <-l.ch:
+		case <-deadline.C:
+			tb.Fatalf("callback %d: %d calls after %v, want %d: %v", i, len(l.of(i)), d, n, l.of(i))
+		}
+	}
+}
+
+// checkAlternates checks that callback i was called n times, false first,
+// then alternating.
+func (l *availabilityLog) checkAlternates(tb testing.TB, i, n int) {
+	tb.Helper()
+	got := l.of(i)
+	if len(got) != n {
+		tb.Fatalf("callback %d: %d calls, want %d", i, len(got), n)
+	}
+	for k, c := range got {
+		if want := k%2 == 1; c.available != want {
+			tb.Fatalf("callback %d: call %d = %v, want %v (calls alternate, false first)", i, k, c.available, want)
+		}
+	}
+	if n := l.overlaps.Load(); n != 0 {
+		tb.Fatalf("%d callback calls overlapped another", n)
+	}
 }

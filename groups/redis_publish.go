@@ -42,14 +42,54 @@ type pubReq struct {
 }
 
 // Publish implements Broker: it delivers m to the local members of group,
-// then publishes it to Redis (at most PublishTimeout). A KindJoin or
-// KindLeave message then waits, at most ControlTimeout, until every node
-// that received it has applied it.
+// in the caller's goroutine, then publishes it to Redis for the other
+// nodes, at most PublishTimeout. A KindJoin or KindLeave message then
+// waits, at most ControlTimeout, until every node that received it has
+// applied it.
+//
+// While the node knows that its pub/sub connection is lost (it has
+// reported false to OnAvailability, and not yet true), Publish fails fast,
+// at most DownPublishTimeout. While the node's attempts to reconnect fail,
+// it does not try Redis: it asks for a new attempt (made at once, at least
+// 50ms after the previous one) and publishes only if that attempt
+// connects; otherwise it returns an error wrapping ErrUnavailable. When
+// Redis answers (only the pub/sub connection was lost, or Redis is back),
+// the PUBLISH is made, so the other nodes get the message. Not dialing a
+// Redis that refuses connections also keeps go-redis's pool from giving up
+// on dialing for a while after PoolSize failed dials.
+//
+// When Publish returns an error, this is what has been delivered:
+//
+//   - ErrClosed when the broker was closed before the call: nothing, to
+//     no one.
+//   - Any other error: every local member of group had m delivered (its
+//     Deliver called) before Publish returned; the local members are
+//     always served, Redis or not.
+//   - An error wrapping ErrUnavailable because no attempt to reconnect
+//     succeeded: no other node got m (it was not sent).
+//   - An error wrapping ErrUnavailable (Redis did not answer within the
+//     bound), ctx's error (ctx ended first) or ErrClosed (Close was called
+//     meanwhile), from the PUBLISH: the other nodes may or may not have
+//     it. The PUBLISH may have failed before reaching Redis (no other node
+//     gets m), or Redis may have executed it without its answer arriving
+//     in time (every node subscribed then gets m). A node that did not get
+//     m because it had lost its own connection reports false, then true,
+//     to its callbacks; a node that was connected does not know that it
+//     missed m.
+//   - ctx's error or ErrClosed from the wait of a KindJoin or KindLeave
+//     message for acknowledgements: Redis has executed the PUBLISH, so
+//     every node subscribed to group got m and applies it; only the
+//     confirmation is missing. (Running out of ControlTimeout is not an
+//     error: it is logged, and Publish returns nil.)
 func (r *Redis) Publish(ctx context.Context, group string, m *Message) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
 	r.hub.Deliver(group, m)
+	down := r.subs.unavailable.Load()
+	if down && r.subs.unreachable.Load() && !r.awaitReconnect(ctx) {
+		return fmt.Errorf("failed to publish to redis: %w: cannot connect", ErrUnavailable)
+	}
 	seq := r.pubSeq.Add(1)
 	control := m.Kind != KindData
 	payload := encodePublication(m, r.id, seq, control)
@@ -58,7 +98,7 @@ func (r *Redis) Publish(ctx context.Context, group string, m *Message) error {
 		w = r.acks.add(seq)
 		defer r.acks.remove(seq)
 	}
-	n, err := r.publish(ctx, r.groupPrefix+group, payload)
+	n, err := r.publish(ctx, r.groupPrefix+group, payload, down)
 	if err != nil {
 		if ctx.Err() == nil {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -72,17 +112,24 @@ func (r *Redis) Publish(ctx context.Context, group string, m *Message) error {
 }
 
 // publish hands a PUBLISH to the publisher goroutine and waits for its
-// answer, at most PublishTimeout. It returns the number of subscribers
-// that received the message.
-func (r *Redis) publish(ctx context.Context, channel string, payload []byte) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
+// answer, at most PublishTimeout, or DownPublishTimeout when the node is
+// down. It returns the number of subscribers that received the message.
+func (r *Redis) publish(ctx context.Context, channel string, payload []byte, down bool) (int64, error) {
+	bound := r.opts.PublishTimeout
+	if down {
+		bound = r.opts.DownPublishTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	q := &r.pubq
 	q.mu.Lock()
-	if !q.busy && len(q.queue) == 0 {
+	if !down && !q.busy && len(q.queue) == 0 {
 		// Nothing queued nor in flight: publish from this goroutine,
 		// saving two goroutine switches; whoever queues meanwhile waits
-		// for it, so the order holds.
+		// for it, so the order holds. Not while the node is down: a
+		// connection that stopped answering could hold this goroutine
+		// for the client's ReadTimeout, beyond the bound, whereas a
+		// queued request is given up at the bound.
 		q.busy = true
 		q.mu.Unlock()
 		n, err := r.client.Publish(ctx, channel, payload).Result()

@@ -63,8 +63,19 @@ func (q *inbox) recycle(batch []inbound) {
 
 // read reads the pub/sub connection of a session until it fails or is
 // closed.
+//
+// Its context is cancelled from the start. When a read fails, go-redis's
+// PubSub reconnects at once, in the reader's goroutine, with the reader's
+// context, before it returns the error: with Redis unreachable, that
+// attempt could take the client's DialTimeout (and its handshake the
+// ReadTimeout), delaying the moment the node knows that the connection is
+// lost. A cancelled context makes it fail at once; the session goroutine
+// makes the next connection itself. The context does not bound the reads
+// (go-redis sets read deadlines from a context's deadline, and this one
+// has none).
 func (r *Redis) read(ps *redis.PubSub, session uint64) error {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
 	for {
 		v, err := ps.ReceiveTimeout(ctx, 0)
 		if err != nil {

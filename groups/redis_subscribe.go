@@ -10,15 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-const (
-	// subscribeChunk is the most channels one SUBSCRIBE or UNSUBSCRIBE
-	// names.
-	subscribeChunk = 1024
-	// minBackoff and maxBackoff bound the wait between two attempts to
-	// open a pub/sub session.
-	minBackoff = 50 * time.Millisecond
-	maxBackoff = 2 * time.Second
-)
+// subscribeChunk is the most channels one SUBSCRIBE or UNSUBSCRIBE names.
+const subscribeChunk = 1024
 
 // subscriptions is the state of the node's pub/sub connection and of each
 // group's channel on it.
@@ -30,8 +23,23 @@ const (
 // in order, so the PONG confirms every SUBSCRIBE sent before its PING.
 //
 // Each pub/sub connection is a session. A new session forgets what was
-// sent, marks every wanted group dirty again, and comes up when the PONG of
-// its first flush confirms that every wanted channel is subscribed.
+// sent and marks every wanted group dirty again; once its connection is
+// made, its first flush takes every dirty group, and the session comes up
+// when the PONG of that flush confirms them.
+//
+// The node is available while a session is up. It becomes unavailable
+// (down) when a session ends, or when the first one fails before coming
+// up, and available again when a later session comes up; each change is
+// queued, under mu, for the callbacks of OnAvailability, so they see the
+// changes in the order they happened.
+//
+// Join waits for its group's confirmation, except while the node is down
+// and the current session has not taken its first flush (connected is
+// false): then it returns at once, and its group, dirty, is in that first
+// flush, confirmed before the session comes up. Once the flush is taken,
+// a Join waits for its own confirmation (one round trip), so no group
+// joined without a confirmation is left out of the first flush, and the
+// session comes up at its pong however many joins follow.
 type subscriptions struct {
 	// wake (capacity 1) tells the session goroutine that groups are dirty.
 	wake chan struct{}
@@ -39,17 +47,40 @@ type subscriptions struct {
 	// pub/sub connection, for the health check. It is atomic, not guarded
 	// by mu.
 	lastRead atomic.Int64
+	// unavailable mirrors down for Publish, which reads it without mu.
+	unavailable atomic.Bool
+	// unreachable is set when an attempt to connect fails and cleared when
+	// one succeeds: Publish does not try Redis meanwhile, it waits for the
+	// outcome of a new attempt. Written under mu, read without it.
+	unreachable atomic.Bool
+	// kick (capacity 1) asks the session goroutine, waiting to reconnect,
+	// for an attempt now (at least minBackoff after the previous one).
+	kick chan struct{}
+	// notify (capacity 1) tells the notifier goroutine that events are
+	// queued.
+	notify chan struct{}
 
 	// mu guards every field below, and the subState of every group.
-	mu      sync.Mutex
-	groups  map[string]*subState
-	dirty   map[string]struct{} // groups whose want differs from what was sent
-	pending []barrier           // pings sent and not answered, in order
-	changed chan struct{}       // closed and replaced when a state changes
-	session uint64              // the current session's number
-	upSeq   uint64              // the ping whose pong brings the session up
-	up      bool                // the session has confirmed every subscription
-	pingSeq uint64              // the last ping sent
+	mu        sync.Mutex
+	groups    map[string]*subState
+	dirty     map[string]struct{} // groups whose want differs from what was sent
+	pending   []barrier           // pings sent and not answered, in order
+	changed   chan struct{}       // closed and replaced when a state changes
+	session   uint64              // the current session's number
+	upSeq     uint64              // the first flush's ping: the session is not up before its pong
+	up        bool                // the session is up: its first flush is confirmed
+	down      bool                // unavailable: a session ended (or the first failed) since one was up
+	connected bool                // the current session has made its connection and taken its first flush
+	failed    uint64              // the last session whose attempt to connect failed
+	pingSeq   uint64              // the last ping sent
+
+	// listeners are the callbacks of OnAvailability, in registration
+	// order; the slice is replaced, never modified, so that events can
+	// share it.
+	listeners []func(available bool)
+	// events are the availability changes not yet handed to listeners,
+	// in order.
+	events []availabilityEvent
 }
 
 // subState is the state of one group's channel.
@@ -70,6 +101,8 @@ type barrier struct {
 func newSubscriptions() subscriptions {
 	return subscriptions{
 		wake:    make(chan struct{}, 1),
+		notify:  make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
 		groups:  map[string]*subState{},
 		dirty:   map[string]struct{}{},
 		changed: make(chan struct{}),
@@ -77,10 +110,14 @@ func newSubscriptions() subscriptions {
 }
 
 // Join implements Broker. It returns when the node's subscription to the
-// group's channel is confirmed by Redis, or at once while Redis is
-// unreachable (the subscription is made when it comes back). When the
-// confirmation does not come within JoinTimeout, or before ctx ends, the
-// join is undone and the error returned.
+// group's channel is confirmed by Redis, or at once while the node is
+// unavailable (it has reported false to OnAvailability) and has no new
+// connection yet: the subscription is then made, and confirmed, before the
+// node reports true. Either way, a message that another node publishes
+// after Join returned and after the node reported true (if it had reported
+// false) reaches the member. When the confirmation does not come within
+// JoinTimeout, or before ctx ends, the join is undone and the error
+// returned.
 func (r *Redis) Join(ctx context.Context, group string, m Member) error {
 	if r.closed.Load() {
 		return ErrClosed
@@ -92,7 +129,7 @@ func (r *Redis) Join(ctx context.Context, group string, m Member) error {
 	if first || st == nil {
 		st = r.updateWantLocked(group)
 	}
-	if st == nil || st.confirmed || !s.up {
+	if st == nil || st.confirmed || s.joinEarlyLocked() {
 		s.mu.Unlock()
 		return nil
 	}
@@ -113,9 +150,10 @@ func (r *Redis) Join(ctx context.Context, group string, m Member) error {
 		}
 		s.mu.Lock()
 		st = s.groups[group]
-		if st == nil || st.confirmed || !s.up {
-			// Confirmed, left meanwhile, or Redis went away (the
-			// subscription is made again when it is back).
+		if st == nil || st.confirmed || s.joinEarlyLocked() {
+			// Confirmed, left meanwhile, or the connection was lost
+			// (the subscription is confirmed before the node reports
+			// true).
 			s.mu.Unlock()
 			return nil
 		}
@@ -128,6 +166,11 @@ func (r *Redis) Join(ctx context.Context, group string, m Member) error {
 	}
 	return fmt.Errorf("failed to subscribe to %s: %w", group, err)
 }
+
+// joinEarlyLocked reports whether Join returns without waiting for its
+// confirmation: the node is down and its next session has not taken its
+// first flush, which will subscribe to the group. s.mu is held.
+func (s *subscriptions) joinEarlyLocked() bool { return s.down && !s.connected }
 
 // Leave implements Broker. The node unsubscribes (in the background) when
 // the group has no local member left.
@@ -166,8 +209,10 @@ func (r *Redis) updateWantLocked(group string) *subState {
 	return st
 }
 
-// Up reports whether the node's pub/sub connection is established and has
-// confirmed every subscription.
+// Up reports whether the node is available: its pub/sub connection is
+// established and no subscription it held was unconfirmed when it came up
+// (see OnAvailability). It is false from the moment the node knows that
+// the connection is lost, and before the first connection is up.
 func (r *Redis) Up() bool {
 	r.subs.mu.Lock()
 	defer r.subs.mu.Unlock()
@@ -200,103 +245,6 @@ func (s *subscriptions) changedLocked() {
 	s.changed = make(chan struct{})
 }
 
-// run owns the pub/sub connection: one session after another until Close.
-func (r *Redis) run() {
-	defer r.wg.Done()
-	backoff := minBackoff
-	for {
-		wasUp, err := r.runSession()
-		if r.closed.Load() {
-			return
-		}
-		if wasUp {
-			backoff = minBackoff
-		}
-		r.log.Warn("chatmux: redis pub/sub connection lost, reconnecting", "err", err, "retry_in", backoff)
-		select {
-		case <-r.done:
-			return
-		case <-time.After(backoff):
-		}
-		if !wasUp {
-			backoff = min(2*backoff, maxBackoff)
-		}
-	}
-}
-
-// startSessionLocked begins a new session: nothing is sent on it yet, so
-// every wanted group is dirty and every other one forgotten. s.mu is held.
-func (s *subscriptions) startSessionLocked() (session uint64) {
-	s.session++
-	s.up = false
-	s.upSeq = 0
-	s.pending = nil
-	for g, st := range s.groups {
-		st.sent, st.confirmed = false, false
-		if st.want {
-			s.dirty[g] = struct{}{}
-		} else {
-			delete(s.groups, g)
-			delete(s.dirty, g)
-		}
-	}
-	s.changedLocked()
-	return s.session
-}
-
-// runSession opens a pub/sub connection, subscribes to every wanted group,
-// and serves subscription changes and health checks until the connection
-// fails. It reports whether the session came up.
-func (r *Redis) runSession() (wasUp bool, err error) {
-	s := &r.subs
-	s.mu.Lock()
-	session := s.startSessionLocked()
-	s.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.PublishTimeout)
-	ps := r.client.Subscribe(ctx, r.nodeChan)
-	cancel()
-	s.lastRead.Store(time.Now().UnixNano())
-	readErr := make(chan error, 1)
-	go func() { readErr <- r.read(ps, session) }()
-	defer func() {
-		s.mu.Lock()
-		wasUp = s.up
-		s.up = false
-		s.changedLocked()
-		s.mu.Unlock()
-		_ = ps.Close()
-		<-readErr
-	}()
-
-	if err := r.flush(ps, true); err != nil {
-		return false, err
-	}
-
-	tick := time.NewTicker(r.opts.HealthCheckInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.done:
-			return false, ErrClosed
-		case err := <-readErr:
-			readErr <- err // for the deferred wait
-			return false, err
-		case <-s.wake:
-			if err := r.flush(ps, false); err != nil {
-				return false, err
-			}
-		case now := <-tick.C:
-			if silent := now.Sub(time.Unix(0, s.lastRead.Load())); silent > r.opts.HealthCheckTimeout {
-				return false, fmt.Errorf("pub/sub connection silent for %v", silent.Round(time.Millisecond))
-			}
-			if err := r.ping(ps); err != nil {
-				return false, err
-			}
-		}
-	}
-}
-
 // takeChangesLocked collects the dirty groups: the channels to subscribe
 // to and those to unsubscribe from. When there is something to subscribe
 // to, or force is set, it also numbers the ping that will confirm it (0
@@ -327,6 +275,7 @@ func (s *subscriptions) takeChangesLocked(force bool) (adds, removes []string, p
 		s.pending = append(s.pending, barrier{seq: ping, groups: adds})
 		if force {
 			s.upSeq = ping
+			s.connected = true
 		}
 	}
 	return adds, removes, ping
@@ -373,20 +322,6 @@ func (r *Redis) command(ctx context.Context, fn func(context.Context, ...string)
 	return nil
 }
 
-// ping sends a health-check ping.
-func (r *Redis) ping(ps *redis.PubSub) error {
-	r.subs.mu.Lock()
-	r.subs.pingSeq++
-	seq := r.subs.pingSeq
-	r.subs.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.PublishTimeout)
-	defer cancel()
-	if err := ps.Ping(ctx, encodeSeq(seq)); err != nil {
-		return fmt.Errorf("failed to ping: %w", err)
-	}
-	return nil
-}
-
 // pong confirms the subscriptions sent on session before ping seq.
 func (r *Redis) pong(session, seq uint64) {
 	s := &r.subs
@@ -408,8 +343,8 @@ func (r *Redis) pong(session, seq uint64) {
 	}
 	s.pending = s.pending[i:]
 	if !s.up && s.upSeq != 0 && seq >= s.upSeq {
-		s.up = true
-		changed = true
+		r.upLocked()
+		return // upLocked wakes the waiters
 	}
 	if changed {
 		s.changedLocked()
