@@ -3,6 +3,7 @@ package chat
 import (
 	"log/slog"
 
+	"github.com/google/uuid"
 	"github.com/microcosm-cc/bluemonday"
 
 	"github.com/chatmux/chatmux/store"
@@ -41,6 +42,13 @@ type Config struct {
 	// message.modify update accept. Their values are stored in the
 	// message's Extra and shown as top-level fields of the Message object.
 	ExtraMessageFields []string
+	// NodeID names this node (this process) in the store: every session
+	// it opens carries it, and a NodeKeeper with the same id keeps the
+	// node's heartbeat, so that the sessions of a node that died are
+	// expired by the others (default: a random UUID per Service). It
+	// must be unique among the nodes that share a store, and at most
+	// store.MaxNodeIDLen characters.
+	NodeID string
 	// Logger receives what the service does not report to a client: a
 	// dispatch that could not be published, or a membership change that
 	// could not reach every connection, after the change was stored
@@ -102,6 +110,9 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = uuid.NewString()
+	}
 	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, policy: newPolicy(), extra: map[string]bool{}}
 	for _, k := range cfg.ExtraMessageFields {
 		if reservedMessageKeys[k] {
@@ -117,3 +128,6 @@ func (s *Service) Config() Config { return s.cfg }
 
 // Store returns the service's store.
 func (s *Service) Store() store.Store { return s.st }
+
+// NodeID returns the id of this node's sessions (Config.NodeID).
+func (s *Service) NodeID() string { return s.cfg.NodeID }

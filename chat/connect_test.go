@@ -147,10 +147,10 @@ type sessionStore struct {
 	closed  map[int64]bool
 }
 
-func (s *sessionStore) CreateSession(ctx context.Context, userID int64, connID string) (store.Session, error) {
-	sess, err := s.Store.CreateSession(ctx, userID, connID)
+func (s *sessionStore) CreateSession(ctx context.Context, ns store.NewSession) (store.Session, error) {
+	sess, err := s.Store.CreateSession(ctx, ns)
 	s.mu.Lock()
-	s.created[sess.ID] = connID
+	s.created[sess.ID] = ns.ConnID
 	s.mu.Unlock()
 	return sess, err
 }

@@ -28,7 +28,7 @@ func (s *Service) Connect(c *chatmux.Context) error {
 		FirstName: u.FirstName, LastName: u.LastName}); err != nil {
 		return StoreError(err)
 	}
-	sess, err := s.st.CreateSession(ctx, u.ID, c.Conn().ID())
+	sess, err := s.st.CreateSession(ctx, store.NewSession{UserID: u.ID, ConnID: c.Conn().ID(), NodeID: s.cfg.NodeID})
 	if err != nil {
 		return StoreError(err)
 	}
