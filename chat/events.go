@@ -52,8 +52,9 @@ const (
 )
 
 // Events returns the default event map, the Go form of the package's
-// EVENT_MAPPER: the 16 events and chatmux.EventConnect /
-// chatmux.EventDisconnect, each mapped to its handler. The map is a fresh
+// EVENT_MAPPER: the 16 events and the reserved events $connect, $disconnect
+// and $resync (chatmux.EventConnect, chatmux.EventDisconnect and the
+// server's resync event), each mapped to its handler. The map is a fresh
 // copy: delete, replace or add entries, then register it with
 // RegisterEvents. Every handler checks its own permissions, so it can be
 // wrapped by more middleware but never needs any.
@@ -61,6 +62,7 @@ func (s *Service) Events() map[string]chatmux.Handler {
 	return map[string]chatmux.Handler{
 		chatmux.EventConnect:     s.Connect,
 		chatmux.EventDisconnect:  s.Disconnect,
+		eventResync:              s.Resync,
 		EventMessageSend:         s.SendMessage,
 		EventMessageAcknowledged: s.AcknowledgeMessages,
 		EventMessageRead:         s.ReadMessages,
