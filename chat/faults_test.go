@@ -440,3 +440,45 @@ func TestNodeKeeper(t *testing.T) {
 		}
 	})
 }
+
+// racingStore runs hook once, right after the first UserRoomIDs it
+// answers: a membership change that commits, and whose move reaches the
+// connection, between the resync's read and its fix of the groups.
+type racingStore struct {
+	store.Store
+	once sync.Once
+	hook func()
+}
+
+func (r *racingStore) UserRoomIDs(ctx context.Context, userID int64) ([]uuid.UUID, error) {
+	ids, err := r.Store.UserRoomIDs(ctx, userID)
+	if r.hook != nil {
+		r.once.Do(r.hook)
+	}
+	return ids, err
+}
+
+// TestResyncRace: a removal that lands between the resync's read of the
+// rooms and its fix of the groups is not undone: the fix is checked by a
+// second read, and the removed member ends outside the room.
+func TestResyncRace(t *testing.T) {
+	rs := &racingStore{}
+	e := resyncEnv(t, func(t *testing.T) store.Store { rs.Store = memoryStore(t); return rs }, nil)
+	e.users(2)
+	group := e.room(store.Group, 1, 2)
+	owner, member := e.dial(1), e.dial(2)
+	rs.hook = func() {
+		if _, err := e.st.RemoveMembers(bg, store.RemoveMembers{RoomID: group, ActorID: 1, UserIDs: []int64{2}}); err != nil {
+			t.Error(err)
+		}
+		if err := e.srv.LeaveUser(bg, 2, chat.RoomGroup(group)); err != nil {
+			t.Error(err)
+		}
+	}
+	if d := member.resync(); len(d.Rooms) != 0 {
+		t.Fatalf("rooms after a removal during resync: %+v", d.Rooms)
+	}
+	owner.send(chat.EventMessageSend, map[string]any{"room_id": group.String(), "content": "after"})
+	owner.expect(chat.DispatchMessage)
+	member.quiet()
+}

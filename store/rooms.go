@@ -43,7 +43,8 @@ type RoomStore interface {
 	// activity, newest first, where a room's activity is its last visible
 	// message's time, or its creation time when it has none.
 	ListRooms(ctx context.Context, userID int64) ([]RoomListItem, error)
-	// UserRoomIDs returns the ids of every room userID belongs to (connect).
+	// UserRoomIDs returns the ids of every room userID belongs to, ordered
+	// by room id (connect, resync).
 	UserRoomIDs(ctx context.Context, userID int64) ([]uuid.UUID, error)
 	// UserRoomSeqs returns every room userID belongs to with the seq of
 	// the room's latest message (deleted ones included; 0 when none),
