@@ -2,7 +2,10 @@ package chat
 
 import (
 	"log/slog"
+	"sync/atomic"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/microcosm-cc/bluemonday"
 
 	"github.com/chatmux/chatmux/store"
@@ -41,6 +44,20 @@ type Config struct {
 	// message.modify update accept. Their values are stored in the
 	// message's Extra and shown as top-level fields of the Message object.
 	ExtraMessageFields []string
+	// StoreTimeout bounds every store call of a handler, $connect and
+	// $disconnect included: a call that has not returned by then is
+	// answered 4013 "Service temporarily unavailable, try again." (the
+	// connection stays open; at $connect the server closes with 1013),
+	// as is a store that cannot be reached (docs/protocol.md#faults).
+	// Default 5 s; negative: no bound.
+	StoreTimeout time.Duration
+	// NodeID names this node (this process) in the store: every session
+	// it opens carries it, and a NodeKeeper with the same id keeps the
+	// node's heartbeat, so that the sessions of a node that died are
+	// expired by the others (default: a random UUID per Service). It
+	// must be unique among the nodes that share a store, and at most
+	// store.MaxNodeIDLen characters.
+	NodeID string
 	// Logger receives what the service does not report to a client: a
 	// dispatch that could not be published, or a membership change that
 	// could not reach every connection, after the change was stored
@@ -60,6 +77,7 @@ const (
 // on, and the default limits. Set Store before calling New.
 func DefaultConfig() Config {
 	return Config{
+		StoreTimeout:          DefaultStoreTimeout,
 		SoftDelete:            false,
 		Notifications:         true,
 		MaxGroupParticipants:  DefaultMaxGroupParticipants,
@@ -78,6 +96,8 @@ type Service struct {
 	log    *slog.Logger
 	policy *bluemonday.Policy
 	extra  map[string]bool
+
+	publishFailures atomic.Uint64
 }
 
 // New returns a Service. It panics when cfg.Store is nil (a start-up
@@ -102,7 +122,13 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger, policy: newPolicy(), extra: map[string]bool{}}
+	if cfg.NodeID == "" {
+		cfg.NodeID = uuid.NewString()
+	}
+	if cfg.StoreTimeout == 0 {
+		cfg.StoreTimeout = DefaultStoreTimeout
+	}
+	s := &Service{cfg: cfg, st: &boundedStore{st: cfg.Store, d: cfg.StoreTimeout}, log: cfg.Logger, policy: newPolicy(), extra: map[string]bool{}}
 	for _, k := range cfg.ExtraMessageFields {
 		if reservedMessageKeys[k] {
 			panic("chat: ExtraMessageFields may not name the built-in field " + k)
@@ -115,5 +141,15 @@ func New(cfg Config) *Service {
 // Config returns the service's configuration, defaults applied.
 func (s *Service) Config() Config { return s.cfg }
 
-// Store returns the service's store.
+// Store returns the service's store with every call bounded by
+// Config.StoreTimeout, as the handlers use it: custom events that use it
+// get the same deadlines (and StoreError turns a timeout into 4013).
 func (s *Service) Store() store.Store { return s.st }
+
+// PublishFailures returns how many dispatches and membership moves could
+// not be published after their change was stored, since New (each is also
+// logged to Config.Logger). A host exports it as a metric.
+func (s *Service) PublishFailures() uint64 { return s.publishFailures.Load() }
+
+// NodeID returns the id of this node's sessions (Config.NodeID).
+func (s *Service) NodeID() string { return s.cfg.NodeID }

@@ -39,7 +39,7 @@ func TestDefaults(t *testing.T) {
 	}
 	r := chatmux.NewRouter()
 	chat.New(chat.Config{Store: e0()}).Register(r)
-	want := []string{"$connect", "$disconnect", "message.acknowledged", "message.modify", "message.react", "message.read",
+	want := []string{"$connect", "$disconnect", "$resync", "message.acknowledged", "message.modify", "message.react", "message.read",
 		"message.send", "message.typing", "room.add_members", "room.create", "room.info", "room.join", "room.leave",
 		"room.list", "room.messages", "room.modify", "room.remove_members", "session.heartbeat", "user.search"}
 	eq(t, r.Routes(), want, "routes")
@@ -139,6 +139,9 @@ func TestLogger(t *testing.T) {
 	for _, c := range []*client{c1, c2} {
 		eq(t, path(t, c.expect(chat.DispatchMessage).obj(t), "content"), "stored", "local delivery")
 	}
+	// The sender also gets its answer by Reply (a duplicate here, where
+	// the broker served this node before it failed).
+	eq(t, path(t, c1.expect(chat.DispatchMessage).obj(t), "seq"), 1, "the sender's answer")
 	c1.quiet() // events of a connection are handled in order: the send has returned
 	if !logs.find(slog.LevelWarn, "failed to publish", map[string]string{"event": chat.EventMessageSend,
 		"dispatch": chat.DispatchMessage, "group": chat.RoomGroup(group)}) {
@@ -151,6 +154,7 @@ func TestLogger(t *testing.T) {
 	c1.send(chat.EventRoomAddMembers, map[string]any{"room_id": group.String(), "members": []int{3}})
 	c1.expect(chat.DispatchRoomAddMembers)
 	c2.expect(chat.DispatchRoomAddMembers)
+	c1.expect(chat.DispatchRoomAddMembers) // the requester's answer by Reply
 	c1.quiet()
 	if !logs.find(slog.LevelWarn, "failed to add a user's connections", map[string]string{"event": chat.EventRoomAddMembers,
 		"user_id": "3", "group": chat.RoomGroup(group)}) {
@@ -160,4 +164,7 @@ func TestLogger(t *testing.T) {
 		t.Fatalf("member not added: %+v %v", m, err)
 	}
 	c2.quiet()
+	if n := e.svc.PublishFailures(); n != 3 {
+		t.Fatalf("PublishFailures = %d, want 3 (a dispatch, a move, a dispatch)", n)
+	}
 }

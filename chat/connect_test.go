@@ -2,6 +2,10 @@ package chat_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -9,8 +13,10 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/chat"
 	"github.com/chatmux/chatmux/store"
+	"github.com/chatmux/chatmux/store/memory"
 )
 
 func TestConnect(t *testing.T) {
@@ -147,10 +153,10 @@ type sessionStore struct {
 	closed  map[int64]bool
 }
 
-func (s *sessionStore) CreateSession(ctx context.Context, userID int64, connID string) (store.Session, error) {
-	sess, err := s.Store.CreateSession(ctx, userID, connID)
+func (s *sessionStore) CreateSession(ctx context.Context, ns store.NewSession) (store.Session, error) {
+	sess, err := s.Store.CreateSession(ctx, ns)
 	s.mu.Lock()
-	s.created[sess.ID] = connID
+	s.created[sess.ID] = ns.ConnID
 	s.mu.Unlock()
 	return sess, err
 }
@@ -193,4 +199,112 @@ func TestSessions(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	})
+}
+
+// TestSessionsDeletedOnClose: a connection's session exists while it is
+// open and is gone once it has closed; the user keeps a last-seen time.
+func TestSessionsDeletedOnClose(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore factory) {
+		e := newEnv(t, newStore, func(c *chat.Config) { c.NodeID = "node-1" })
+		e.users(3)
+		var open []*client
+		for i := range 9 {
+			open = append(open, e.dial(int64(i%3+1)))
+		}
+		for uid := int64(1); uid <= 3; uid++ {
+			s, err := e.st.UserSessions(bg, uid)
+			if err != nil || len(s) != 3 || s[0].NodeID != "node-1" {
+				t.Fatalf("user %d's sessions while connected = %+v %v", uid, s, err)
+			}
+		}
+		for _, c := range open {
+			c.close()
+		}
+		deadline := time.Now().Add(waitTimeout)
+		for uid := int64(1); uid <= 3; uid++ {
+			for {
+				s, err := e.st.UserSessions(bg, uid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(s) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("user %d keeps sessions after closing: %+v", uid, s)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		if seen, err := e.st.LastSeen(bg, []int64{1, 2, 3}); err != nil || len(seen) != 3 {
+			t.Fatalf("LastSeen = %v %v", seen, err)
+		}
+	})
+}
+
+// BenchmarkConnectCycle connects and disconnects one socket per iteration
+// through the server, over the memory store, and reports the sessions left
+// and the heap once every connection has closed: both stay flat however
+// many cycles ran (e.g. -benchtime=80000x).
+func BenchmarkConnectCycle(b *testing.B) {
+	st := memory.New()
+	svc := chat.New(chat.Config{Store: st, Notifications: true})
+	events := chatmux.NewRouter()
+	svc.Register(events)
+	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: testAuth})
+	mux := http.NewServeMux()
+	mux.Handle(wsPath, srv)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	defer srv.Close()
+	const users = 100
+	for i := int64(1); i <= users; i++ {
+		if _, err := st.UpsertUser(bg, store.User{ID: i, Username: "user" + strconv.FormatInt(i, 10)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	base := strings.Replace(hs.URL, "http", "ws", 1) + wsPath
+	before := heap()
+	i := 0
+	for b.Loop() {
+		uid := int64(i%users + 1)
+		i++
+		ctx, cancel := context.WithTimeout(bg, waitTimeout)
+		ws, _, err := websocket.Dial(ctx, base+"?user="+strconv.FormatInt(uid, 10)+"&name=user"+strconv.FormatInt(uid, 10), nil)
+		if err != nil {
+			cancel()
+			b.Fatal(err)
+		}
+		if _, _, err := ws.Read(ctx); err != nil { // chat.notifications: $connect has run
+			cancel()
+			b.Fatal(err)
+		}
+		_ = ws.Close(websocket.StatusNormalClosure, "")
+		cancel()
+	}
+	b.StopTimer()
+	deadline := time.Now().Add(30 * time.Second)
+	for srv.Len() != 0 {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d connections still open", srv.Len())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	left := 0
+	for uid := int64(1); uid <= users; uid++ {
+		s, err := st.UserSessions(bg, uid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		left += len(s)
+	}
+	after := heap()
+	b.ReportMetric(float64(left), "sessions-left")
+	b.ReportMetric(float64(int64(after)-int64(before))/1024, "heap-growth-KiB")
 }

@@ -20,13 +20,21 @@
 // # Connections
 //
 // On $connect the authenticated identity is upserted into the store, a
-// session is opened, the connection joins the group of every room its user
-// belongs to (read from the store, never from a cache) and, when
-// notifications are enabled, chat.notifications is sent to this socket
-// first. $disconnect closes the session. Membership changes at run time
-// move every open connection of the affected users, on every node, with
-// Context.JoinUser and Context.LeaveUser, before anything is broadcast to
-// the room.
+// session is opened for the connection (carrying Config.NodeID), the
+// connection joins the group of every room its user belongs to (read from
+// the store, never from a cache) and, when notifications are enabled,
+// chat.notifications is sent to this socket first. $disconnect closes the
+// session: the store deletes it and keeps when the user was last seen.
+// Membership changes at run time move every open connection of the
+// affected users, on every node, with Context.JoinUser and
+// Context.LeaveUser, before anything is broadcast to the room.
+//
+// After a broker outage the server routes $resync to each connection:
+// Resync re-reads the user's rooms, fixes the connection's groups and sends
+// chat.resync with every room's latest seq (docs/protocol.md#resync).
+//
+// A NodeKeeper per node keeps the node's heartbeat in the store and
+// expires the sessions of nodes that died without closing them.
 //
 // # Permissions
 //
@@ -40,13 +48,22 @@
 // "room.{id}.pins"), and the helpers MessageJSON, RoomDetailJSON,
 // RoomAdmins, Sanitize and StoreError.
 //
-// # Failures after a change is stored
+// # Failures
+//
+// Every store call of a handler runs under Config.StoreTimeout (default
+// 5 s): a call that does not return in time, or a store that cannot be
+// reached, is 4013 "Service temporarily unavailable, try again." and the
+// connection stays open (at $connect the server closes with 1013). A
+// message.send answered 4013 may have been stored: its retry with the same
+// client_msg_id is safe.
 //
 // A dispatch that cannot be published, or a membership change that cannot
 // reach every node, after the event's change was stored, is logged to
-// Config.Logger and not reported to the sender: the broker has served the
-// connections of this node, the sender's included, and clients elsewhere
-// catch up (docs/protocol.md#faults).
+// Config.Logger and counted (PublishFailures), never reported to the sender
+// as an error: the change stands. The sender's connection gets the
+// dispatch by Reply when it is one of its recipients, so that every stored
+// message.send is answered with its message.dispatch; clients elsewhere
+// catch up after their node's chat.resync (docs/protocol.md#faults).
 //
 // # Wire details
 //

@@ -1,10 +1,12 @@
 package chat
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/chatmux/chatmux"
+	"github.com/chatmux/chatmux/groups"
 	"github.com/chatmux/chatmux/store"
 )
 
@@ -12,8 +14,10 @@ import (
 // store.ErrNotFound is 4004 "Resource not found.", store.ErrConflict 4005
 // "Database constraint violated.", a *store.ValidationError 4003 with its
 // detail (a list for the domain invariants such as the cap message, a field
-// map when it names a field), a cancelled context and anything else 4006.
-// An *chatmux.Error passes through unchanged; nil stays nil.
+// map when it names a field), store.ErrUnavailable and a deadline exceeded
+// (Config.StoreTimeout) 4013 "Service temporarily unavailable, try
+// again.", a cancelled context and anything else 4006. An *chatmux.Error
+// passes through unchanged; nil stays nil.
 func StoreError(err error) error {
 	if err == nil {
 		return nil
@@ -24,6 +28,8 @@ func StoreError(err error) error {
 	}
 	var ve *store.ValidationError
 	switch {
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return unavailable(err)
 	case errors.As(err, &ve):
 		if ve.Field == "" || errors.Is(err, store.ErrCapExceeded) || errors.Is(err, store.ErrDuplicateOneToOne) ||
 			errors.Is(err, store.ErrOneToOneParticipants) || errors.Is(err, store.ErrWrongRoomType) {
@@ -46,6 +52,30 @@ func StoreError(err error) error {
 		return &chatmux.Error{Code: chatmux.CodeValidation, Detail: []string{"Invalid input."}, Err: err}
 	}
 	// A cancelled context (the connection closed) and anything else.
+	return chatmux.Internal(err)
+}
+
+// Error code 4013 (docs/protocol.md#error-codes): a dependency (the store,
+// the broker) is unavailable or too slow; the client retries with backoff.
+// These are a local stand-in for chatmux.CodeUnavailable,
+// chatmux.DetailUnavailable and chatmux.Unavailable, to be replaced by them.
+const (
+	codeUnavailable   = 4013
+	detailUnavailable = "Service temporarily unavailable, try again."
+)
+
+// unavailable returns the 4013 error, keeping cause for the log.
+func unavailable(cause error) *chatmux.Error {
+	return &chatmux.Error{Code: codeUnavailable, Detail: detailUnavailable, Err: cause}
+}
+
+// brokerError maps an error of the broker (joining or leaving a group at
+// connect or resync): an unavailable broker or a deadline is 4013, anything
+// else 4006.
+func brokerError(err error) error {
+	if errors.Is(err, groups.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return unavailable(err)
+	}
 	return chatmux.Internal(err)
 }
 

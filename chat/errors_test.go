@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -31,6 +32,9 @@ func TestStoreError(t *testing.T) {
 		{store.Invalid("", "Bad."), 4003, `["Bad."]`},
 		{chatmux.PermissionDenied("no"), 4002, `"no"`},
 		{errors.New("boom"), 4006, `"Internal server error."`},
+		{fmt.Errorf("db: %w", store.ErrUnavailable), 4013, `"Service temporarily unavailable, try again."`},
+		{fmt.Errorf("query: %w", context.DeadlineExceeded), 4013, `"Service temporarily unavailable, try again."`},
+		{context.Canceled, 4006, `"Internal server error."`},
 	} {
 		e := chatmux.AsError(chat.StoreError(v.err))
 		b, _ := jsonMarshal(e.Detail)

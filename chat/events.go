@@ -61,8 +61,9 @@ const (
 )
 
 // Events returns the default event map, the Go form of the package's
-// EVENT_MAPPER: the 16 events, chatmux.EventConnect /
-// chatmux.EventDisconnect and the chatmux addition EventUserSearch, each
+// EVENT_MAPPER: the 16 events, the reserved events $connect, $disconnect
+// and $resync (chatmux.EventConnect, chatmux.EventDisconnect and the
+// server's resync event) and the chatmux addition EventUserSearch, each
 // mapped to its handler. The map is a fresh
 // copy: delete, replace or add entries, then register it with
 // RegisterEvents. Every handler checks its own permissions, so it can be
@@ -71,6 +72,7 @@ func (s *Service) Events() map[string]chatmux.Handler {
 	return map[string]chatmux.Handler{
 		chatmux.EventConnect:     s.Connect,
 		chatmux.EventDisconnect:  s.Disconnect,
+		eventResync:              s.Resync,
 		EventMessageSend:         s.SendMessage,
 		EventMessageAcknowledged: s.AcknowledgeMessages,
 		EventMessageRead:         s.ReadMessages,

@@ -3,6 +3,7 @@ package chat
 import (
 	"encoding/json"
 	"fmt"
+	neturl "net/url"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -177,7 +178,11 @@ func (s *Service) referencedMessage(c *chatmux.Context, userID int64, key string
 
 // parseMedia reads extra_fields.media: a list of {media_url, media_type,
 // file_size?, mime_type?, caption?, metadata?}. Any invalid item is 4003
-// (docs/protocol.md#diff-media), nothing is stored.
+// (docs/protocol.md#diff-media), nothing is stored. media_url must be an
+// absolute http or https URL with a host (isWebURL), else {"media_url":
+// ["Enter a valid URL."]}: clients render it as a link or an image, and a
+// javascript: or data: URL is not something to relay to a room
+// (docs/protocol.md#attachment).
 func parseMedia(v json.RawMessage) ([]store.NewAttachment, error) {
 	if jsonKind(v) != 'a' {
 		return nil, chatmux.FieldError("media", fmt.Sprintf("Expected a list of items but got type \"%s\".", kindName(v)))
@@ -200,6 +205,9 @@ func parseMedia(v json.RawMessage) ([]store.NewAttachment, error) {
 		}
 		if !ok || url == "" {
 			return nil, chatmux.FieldError("media_url", msgRequired)
+		}
+		if !isWebURL(url) {
+			return nil, chatmux.FieldError("media_url", msgInvalidURL)
 		}
 		a.MediaURL = url
 		mt, _, err := f.str("media_type")
@@ -233,6 +241,14 @@ func parseMedia(v json.RawMessage) ([]store.NewAttachment, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// isWebURL reports whether s is an absolute http or https URL (the scheme
+// in any case) with a host, as net/url parses it (which refuses control
+// characters and spaces in the host).
+func isWebURL(s string) bool {
+	u, err := neturl.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Opaque == ""
 }
 
 // Typing handles message.typing: with the send permission, it broadcasts

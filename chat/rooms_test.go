@@ -334,3 +334,38 @@ func TestJoinLeave(t *testing.T) {
 		c2.quiet()
 	})
 }
+
+// TestRoomTextFields: text a room field cannot hold (a NUL) is reported
+// under the field that holds it, at creation and on update, and nothing
+// changes.
+func TestRoomTextFields(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore factory) {
+		e := newEnv(t, newStore)
+		e.users(1)
+		c := e.dial(1)
+		const bad = `["Invalid text: must be UTF-8 without NUL characters."]`
+		for _, field := range []string{"name", "description"} {
+			data := map[string]any{"type": "GroupChat", "name": "ok", "description": "ok"}
+			data[field] = "a\u0000b"
+			c.send(chat.EventRoomCreate, data)
+			c.expectError(4003, `{"`+field+`":`+bad+`}`)
+		}
+		c.send(chat.EventRoomCreate, map[string]any{"type": "Channel", "name": "ok",
+			"extra_fields": map[string]any{"description": "\u0000"}})
+		c.expectError(4003, `{"description":`+bad+`}`)
+		c.send(chat.EventRoomList, nil)
+		if f := c.expect(chat.DispatchRoomList); f.Raw != `{"eventType":"roomlist.dispatch","data":[]}` {
+			t.Fatalf("rooms created from bad input: %s", f.Raw)
+		}
+
+		room := e.room(store.Group, 1)
+		for _, field := range []string{"name", "description"} {
+			c.send(chat.EventRoomModify, map[string]any{"room_id": room.String(), "action": "update",
+				"data": map[string]any{field: "x\u0000"}})
+			c.expectError(4003, `{"`+field+`":`+bad+`}`)
+		}
+		if r, err := e.st.Room(bg, room); err != nil || r.Description != "" || r.Name != "room-GroupChat" {
+			t.Fatalf("room changed by bad input: %+v %v", r, err)
+		}
+	})
+}

@@ -277,23 +277,35 @@ func TestReplyForwardMedia(t *testing.T) {
 		a1 := atts[1].(map[string]any)
 		eq(t, a1["mime_type"], "image/jpeg", "default mime")
 		eq(t, a1["caption"], nil, "no caption")
-		c1.send(chat.EventMessageSend, fmt.Sprintf(`{"room_id":"%s","extra_fields":{"media":[{"media_url":"u","media_type":"audio"}]}}`, dm))
+		c1.send(chat.EventMessageSend, fmt.Sprintf(`{"room_id":"%s","extra_fields":{"media":[{"media_url":"HTTP://x/u","media_type":"audio"}]}}`, dm))
 		eq(t, both().obj(t)["content"], "", "media without text")
 		after := countMessages(t, e, dm)
 
-		for _, media := range []string{
-			`{"media":[{"media_url":"u","media_type":"hologram"}]}`,
-			`{"media":[{"media_url":"u","media_type":"image","mime_type":"image/tiff"}]}`,
-			`{"media":[{"media_type":"image"}]}`,
-			`{"media":[{"media_url":"u","media_type":"image","file_size":-1}]}`,
-			`{"media":[{"media_url":"u","media_type":"image","file_size":"big"}]}`,
-			`{"media":[{"media_url":"u","media_type":"image","metadata":[1]}]}`,
-			`{"media":{"media_url":"u"}}`,
-			`{"media":["x"]}`,
-			`{"media":[{"media_url":"ok","media_type":"image"},{"media_url":"u","media_type":"bad"}]}`,
+		for _, tc := range []struct{ media, detail string }{
+			{`{"media":[{"media_url":"https://x/u","media_type":"hologram"}]}`, `{"media_type":["\"hologram\" is not a valid choice."]}`},
+			{`{"media":[{"media_url":"https://x/u","media_type":"image","mime_type":"image/tiff"}]}`, ""},
+			{`{"media":[{"media_type":"image"}]}`, `{"media_url":["This field is required."]}`},
+			{`{"media":[{"media_url":"https://x/u","media_type":"image","file_size":-1}]}`, ""},
+			{`{"media":[{"media_url":"https://x/u","media_type":"image","file_size":"big"}]}`, ""},
+			{`{"media":[{"media_url":"https://x/u","media_type":"image","metadata":[1]}]}`, ""},
+			{`{"media":{"media_url":"https://x/u"}}`, ""},
+			{`{"media":["x"]}`, ""},
+			{`{"media":[{"media_url":"https://x/ok","media_type":"image"},{"media_url":"https://x/u","media_type":"bad"}]}`, ""},
+			// media_url: an absolute http(s) URL with a host, nothing else.
+			{`{"media":[{"media_url":"javascript:alert(1)","media_type":"image"}]}`, `{"media_url":["Enter a valid URL."]}`},
+			{`{"media":[{"media_url":"JavaScript://x/%0aalert(1)","media_type":"image"}]}`, `{"media_url":["Enter a valid URL."]}`},
+			{`{"media":[{"media_url":"data:image/png;base64,AAAA","media_type":"image"}]}`, `{"media_url":["Enter a valid URL."]}`},
+			{`{"media":[{"media_url":"/files/a.png","media_type":"image"}]}`, `{"media_url":["Enter a valid URL."]}`},
+			{`{"media":[{"media_url":"//cdn.example.com/a.png","media_type":"image"}]}`, `{"media_url":["Enter a valid URL."]}`},
+			{`{"media":[{"media_url":"ftp://cdn.example.com/a.png","media_type":"image"}]}`, `{"media_url":["Enter a valid URL."]}`},
+			{`{"media":[{"media_url":"https://","media_type":"image"}]}`, `{"media_url":["Enter a valid URL."]}`},
+			{`{"media":[{"media_url":"https:cdn.example.com","media_type":"image"}]}`, `{"media_url":["Enter a valid URL."]}`},
+			{`{"media":[{"media_url":"https://cdn.exa mple.com/a.png","media_type":"image"}]}`, `{"media_url":["Enter a valid URL."]}`},
+			{`{"media":[{"media_url":"https://x/a\u0000","media_type":"image"}]}`, `{"media_url":["Enter a valid URL."]}`},
+			{`{"media":[{"media_url":"u","media_type":"image"}]}`, `{"media_url":["Enter a valid URL."]}`},
 		} {
-			send(media)
-			c1.expectError(4003, "")
+			send(tc.media)
+			c1.expectError(4003, tc.detail)
 		}
 		if got := countMessages(t, e, dm); got != after || after != before+2 {
 			t.Fatalf("invalid media stored messages: %d -> %d -> %d", before, after, got)

@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"errors"
+
 	"github.com/google/uuid"
 
 	"github.com/chatmux/chatmux"
@@ -28,18 +30,16 @@ func (s *Service) Connect(c *chatmux.Context) error {
 		FirstName: u.FirstName, LastName: u.LastName}); err != nil {
 		return StoreError(err)
 	}
-	sess, err := s.st.CreateSession(ctx, u.ID, c.Conn().ID())
-	if err != nil {
-		return StoreError(err)
+	if err := s.openSession(c, u); err != nil {
+		return err
 	}
-	c.Conn().SetValue(connSessionKey, sess.ID)
 	rooms, err := s.st.UserRoomIDs(ctx, u.ID)
 	if err != nil {
 		return StoreError(err)
 	}
 	for _, id := range rooms {
 		if err := c.Join(groups.Room(id.String())); err != nil {
-			return chatmux.Internal(err)
+			return brokerError(err)
 		}
 	}
 	// A removal that committed after the first read may have sent its
@@ -57,7 +57,7 @@ func (s *Service) Connect(c *chatmux.Context) error {
 	for _, id := range rooms {
 		if !still[id] {
 			if err := c.Leave(groups.Room(id.String())); err != nil {
-				return chatmux.Internal(err)
+				return brokerError(err)
 			}
 		}
 	}
@@ -75,8 +75,19 @@ func (s *Service) Connect(c *chatmux.Context) error {
 	return send(c, "chat.notifications", data)
 }
 
-// Disconnect handles $disconnect: it closes the connection's session. The
-// server has already taken the connection out of every group.
+// openSession opens the connection's session, on this node.
+func (s *Service) openSession(c *chatmux.Context, u *chatmux.User) error {
+	sess, err := s.st.CreateSession(c.Context(), store.NewSession{UserID: u.ID, ConnID: c.Conn().ID(), NodeID: s.cfg.NodeID})
+	if err != nil {
+		return StoreError(err)
+	}
+	c.Conn().SetValue(connSessionKey, sess.ID)
+	return nil
+}
+
+// Disconnect handles $disconnect: it closes the connection's session (the
+// store deletes it and records when the user was last seen). The server
+// has already taken the connection out of every group.
 func (s *Service) Disconnect(c *chatmux.Context) error {
 	id, ok := sessionID(c)
 	if !ok {
@@ -99,15 +110,24 @@ func sessionID(c *chatmux.Context) (int64, bool) {
 
 var heartbeatOK = []byte(`{"status":"success"}`)
 
-// Heartbeat handles session.heartbeat: it sets the session's last_seen to
-// now and replies {"status": "success"} to this socket.
+// Heartbeat handles session.heartbeat: it sets the last_seen of the
+// session and of its user to now and replies {"status": "success"} to this
+// socket. A session that no longer exists (expired as its node's, when
+// this node could not reach the store for longer than the nodes' expiry)
+// is opened again.
 func (s *Service) Heartbeat(c *chatmux.Context) error {
-	if _, err := user(c); err != nil {
+	u, err := user(c)
+	if err != nil {
 		return err
 	}
 	if id, ok := sessionID(c); ok {
 		if _, err := s.st.TouchSession(c.Context(), id); err != nil {
-			return StoreError(err)
+			if !errors.Is(err, store.ErrNotFound) {
+				return StoreError(err)
+			}
+			if err := s.openSession(c, u); err != nil {
+				return err
+			}
 		}
 	}
 	return c.ReplyRaw(heartbeatOK)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 	"time"
 
@@ -447,21 +448,35 @@ func (s *Service) notificationsJSON(rooms []store.RoomNotifications) (json.RawMe
 
 // broadcast and sendUser encode a dispatch's data once with marshal and
 // publish it to a group (a room's, a user's). They run after the event's
-// change is stored (or when nothing is stored), and the broker serves the
-// members on this node before it reaches the others, so a publish failure
-// is logged, not returned: the sender's own connections have their
-// dispatch, and clients on other nodes catch up from the store
-// (docs/protocol.md#faults). An encoding failure is a bug: 4006.
+// change is stored (or when nothing is stored), so a publish failure is
+// not the sender's error: it is logged and counted (PublishFailures), and
+// when the sender's connection is one of the group's members it gets the
+// dispatch by Reply, so that its request has its answer (a client drops a
+// message it already has by (room, seq)). Clients elsewhere catch up after
+// their node's chat.resync (docs/protocol.md#faults). An encoding failure
+// is a bug: 4006.
 func (s *Service) broadcast(c *chatmux.Context, group, eventType string, v any) error {
 	b, err := marshal(v)
 	if err != nil {
 		return chatmux.Internal(err)
 	}
 	if err := c.Broadcast(group, eventType, b); err != nil {
+		s.publishFailures.Add(1)
 		s.log.WarnContext(c.Context(), "chat: failed to publish a dispatch", "event", c.Event(),
 			"dispatch", eventType, "group", group, "err", err)
+		if inGroup(c, group) {
+			if err := c.Send(eventType, b); err != nil {
+				s.log.WarnContext(c.Context(), "chat: failed to answer the sender", "event", c.Event(),
+					"dispatch", eventType, "err", err)
+			}
+		}
 	}
 	return nil
+}
+
+// inGroup reports whether the event's connection is a member of group.
+func inGroup(c *chatmux.Context, group string) bool {
+	return c.Conn() != nil && slices.Contains(c.Conn().Groups(), group)
 }
 
 func (s *Service) sendUser(c *chatmux.Context, userID int64, eventType string, v any) error {
@@ -470,11 +485,12 @@ func (s *Service) sendUser(c *chatmux.Context, userID int64, eventType string, v
 
 // joinUser and leaveUser move every connection of a user into or out of a
 // group after a membership change was stored. As with broadcast, a failure
-// is logged, not returned: the connections on this node have moved, and
-// those on other nodes are fixed when their node resynchronises
-// (docs/protocol.md#resync).
+// is logged and counted, not returned: the change is committed, and the
+// connections of nodes that missed the move are fixed when their node
+// resynchronises (docs/protocol.md#resync).
 func (s *Service) joinUser(c *chatmux.Context, userID int64, group string) {
 	if err := c.JoinUser(userID, group); err != nil {
+		s.publishFailures.Add(1)
 		s.log.WarnContext(c.Context(), "chat: failed to add a user's connections to a group", "event", c.Event(),
 			"user_id", userID, "group", group, "err", err)
 	}
@@ -482,6 +498,7 @@ func (s *Service) joinUser(c *chatmux.Context, userID int64, group string) {
 
 func (s *Service) leaveUser(c *chatmux.Context, userID int64, group string) {
 	if err := c.LeaveUser(userID, group); err != nil {
+		s.publishFailures.Add(1)
 		s.log.WarnContext(c.Context(), "chat: failed to remove a user's connections from a group", "event", c.Event(),
 			"user_id", userID, "group", group, "err", err)
 	}

@@ -2,7 +2,7 @@
 // models it reads and writes, and the typed errors it returns.
 //
 // Store embeds one interface per concern, each in the file of its models:
-// UserStore and SessionStore (users.go), RoomStore and MemberStore
+// UserStore, SessionStore and NodeStore (users.go), RoomStore and MemberStore
 // (rooms.go), MessageStore and ReactionStore (messages.go), ReceiptStore
 // and NotificationStore (receipts.go); paging is in page.go, the errors in
 // errors.go, and the input checks both implementations share in
@@ -37,7 +37,14 @@
 // a *ValidationError whose Message is the exact detail string of the
 // protocol where one exists, and which wraps a sentinel (ErrCapExceeded,
 // ErrDuplicateOneToOne, ErrOneToOneParticipants, ErrWrongRoomType, ...) for
-// errors.Is. No error carries raw SQL text meant for a client.
+// errors.Is; a database that cannot be reached or gives up is ErrUnavailable,
+// and a call whose context ended may return the context's error. No error
+// carries raw SQL text meant for a client.
+//
+// What grows is bounded: a session lives only while its connection is open
+// (closing deletes it; a user keeps one last-seen time), and the sessions
+// of a node that died are expired by the other nodes through the node
+// heartbeats of NodeStore.
 //
 // Times are UTC with microsecond precision in both implementations.
 package store

@@ -33,6 +33,13 @@ var (
 	// ErrUnknownUser: an input field names a user id that does not exist
 	// (4003 with a field detail naming the id; see UnknownUserError).
 	ErrUnknownUser = errors.New("store: unknown user")
+	// ErrUnavailable: the store could not be reached or gave up on the
+	// call (a refused or broken connection, a server shutting down, a
+	// cancelled statement). The call may or may not have taken effect;
+	// retrying later is the answer (4013 "Service temporarily unavailable,
+	// try again."). A call whose context ends returns the context's error
+	// instead (context.DeadlineExceeded or context.Canceled).
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // Exact detail strings of the protocol (docs/protocol.md#errors) carried by

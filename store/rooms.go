@@ -43,8 +43,13 @@ type RoomStore interface {
 	// activity, newest first, where a room's activity is its last visible
 	// message's time, or its creation time when it has none.
 	ListRooms(ctx context.Context, userID int64) ([]RoomListItem, error)
-	// UserRoomIDs returns the ids of every room userID belongs to (connect).
+	// UserRoomIDs returns the ids of every room userID belongs to, ordered
+	// by room id (connect, resync).
 	UserRoomIDs(ctx context.Context, userID int64) ([]uuid.UUID, error)
+	// UserRoomSeqs returns every room userID belongs to with the seq of
+	// the room's latest message (deleted ones included; 0 when none),
+	// ordered by room id, in one query (resync, docs/protocol.md#resync).
+	UserRoomSeqs(ctx context.Context, userID int64) ([]RoomSeq, error)
 	// RoomMemberIDs returns the user ids of the room's members, ascending.
 	// A missing room is ErrNotFound.
 	RoomMemberIDs(ctx context.Context, roomID uuid.UUID) ([]int64, error)
@@ -87,6 +92,12 @@ type MemberStore interface {
 	// ErrWrongRoomType. Role-implied permissions are not stored and cannot be
 	// revoked this way.
 	SetPermissions(ctx context.Context, roomID uuid.UUID, userIDs []int64, perms []Permission, on bool) ([]int64, error)
+}
+
+// RoomSeq is a room id with the seq of the room's latest message.
+type RoomSeq struct {
+	RoomID uuid.UUID `db:"room_id"`
+	Seq    int64     `db:"seq"`
 }
 
 // RoomType is the kind of a room, spelled as on the wire.

@@ -13,6 +13,7 @@ import "time"
 type Store interface {
 	UserStore
 	SessionStore
+	NodeStore
 	RoomStore
 	MemberStore
 	MessageStore

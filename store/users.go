@@ -26,19 +26,55 @@ type UserStore interface {
 	SearchUsers(ctx context.Context, prefix string, exceptID int64, limit int) ([]User, error)
 }
 
-// SessionStore keeps one session per connection (connect, heartbeat,
-// disconnect).
+// SessionStore keeps one session per open connection (connect,
+// heartbeat, disconnect) and, per user, when the user was last seen. A
+// session exists only while its connection is open: closing it deletes it,
+// so the store holds as many sessions as there are open connections, and
+// one last-seen time per user (docs/protocol.md#sessions).
 type SessionStore interface {
-	// CreateSession records a new connection of userID with the given
-	// connection id; LastSeen is now. An unknown user is ErrConflict.
-	CreateSession(ctx context.Context, userID int64, connID string) (Session, error)
-	// TouchSession sets LastSeen of an open session to now and returns it
-	// (session.heartbeat). A missing or closed session is ErrNotFound.
+	// CreateSession records a new connection: ns.ConnID of user ns.UserID,
+	// served by node ns.NodeID. The session's LastSeen and the user's last
+	// seen time are now. An unknown user is ErrConflict.
+	CreateSession(ctx context.Context, ns NewSession) (Session, error)
+	// TouchSession sets LastSeen of a session, and the last seen time of
+	// its user, to now and returns that time (session.heartbeat). A
+	// missing session (closed, or expired with its node) is ErrNotFound.
 	TouchSession(ctx context.Context, sessionID int64) (time.Time, error)
-	// CloseSession marks the session closed (disconnect). Closing twice is
-	// not an error; a missing session is ErrNotFound.
+	// CloseSession deletes the session (disconnect) and sets the last seen
+	// time of its user to now. A missing session (closed already, or
+	// expired with its node) is not an error.
 	CloseSession(ctx context.Context, sessionID int64) error
+	// UserSessions returns the open sessions of a user, oldest first.
+	UserSessions(ctx context.Context, userID int64) ([]Session, error)
+	// LastSeen returns when each of the given users was last seen: the
+	// latest connect, heartbeat or disconnect of any of their sessions.
+	// Users never seen, and ids that are not users, are absent.
+	LastSeen(ctx context.Context, userIDs []int64) (map[int64]time.Time, error)
 }
+
+// NodeStore keeps a heartbeat per node (a server process that holds
+// connections), so that the sessions of a node that stopped without
+// closing them (a crash, a SIGKILL) are expired by any node that is still
+// running. Times are the store's own clock (PostgreSQL: the database's), so
+// the nodes' clocks need not agree.
+type NodeStore interface {
+	// TouchNode records that nodeID is alive now.
+	TouchNode(ctx context.Context, nodeID string) error
+	// ExpireNodes deletes the heartbeat of every node not seen for longer
+	// than maxAge, with all the sessions of those nodes, and the sessions
+	// of no known node (NodeID empty, or a node without a heartbeat) whose
+	// own LastSeen is older than maxAge. Each affected user's last seen
+	// time becomes the latest LastSeen of their expired sessions, unless it
+	// is later already. It returns the number of sessions deleted.
+	ExpireNodes(ctx context.Context, maxAge time.Duration) (int, error)
+	// RemoveNode deletes the sessions of nodeID and its heartbeat (a node
+	// that stops cleanly), setting each affected user's last seen time to
+	// now. It returns the number of sessions deleted.
+	RemoveNode(ctx context.Context, nodeID string) (int, error)
+}
+
+// MaxNodeIDLen is the longest node id (Session.NodeID, TouchNode).
+const MaxNodeIDLen = 128
 
 // User is a chat user. The id comes from authentication (or, in development
 // mode, from CreateUserByUsername).
@@ -50,12 +86,23 @@ type User struct {
 	LastName  string `db:"last_name" json:"last_name"`
 }
 
-// Session is one connection of a user.
+// NewSession is the input of CreateSession.
+type NewSession struct {
+	UserID int64
+	// ConnID identifies the connection (chatmux.Conn.ID).
+	ConnID string
+	// NodeID identifies the node that serves the connection (see
+	// NodeStore); at most MaxNodeIDLen characters, may be empty when no
+	// node keeps a heartbeat.
+	NodeID string
+}
+
+// Session is one open connection of a user.
 type Session struct {
-	ID       int64      `db:"id"`
-	UserID   int64      `db:"user_id"`
-	ConnID   string     `db:"conn_id"`
-	LastSeen time.Time  `db:"last_seen"`
-	Created  time.Time  `db:"created_at"`
-	ClosedAt *time.Time `db:"closed_at"`
+	ID       int64     `db:"id"`
+	UserID   int64     `db:"user_id"`
+	ConnID   string    `db:"conn_id"`
+	NodeID   string    `db:"node_id"`
+	LastSeen time.Time `db:"last_seen"`
+	Created  time.Time `db:"created_at"`
 }

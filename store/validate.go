@@ -38,7 +38,44 @@ func ValidateUser(u User) error {
 	if err := ValidateText("username", u.Username); err != nil {
 		return err
 	}
-	return ValidateText("user", u.Email, u.FirstName, u.LastName)
+	return validateFields(textField{"email", u.Email}, textField{"first_name", u.FirstName}, textField{"last_name", u.LastName})
+}
+
+// textField is a named string for validateFields.
+type textField struct{ name, value string }
+
+// validateFields is ValidateText for several fields, each reported under
+// its own name.
+func validateFields(fs ...textField) error {
+	for _, f := range fs {
+		if err := ValidateText(f.name, f.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateNewSession checks the input of CreateSession.
+func ValidateNewSession(ns NewSession) error {
+	if err := ValidateText("conn_id", ns.ConnID); err != nil {
+		return err
+	}
+	if err := ValidateText("node_id", ns.NodeID); err != nil {
+		return err
+	}
+	if utf8.RuneCountInString(ns.NodeID) > MaxNodeIDLen {
+		return Invalid("node_id", "%s", maxLenMsg(MaxNodeIDLen))
+	}
+	return nil
+}
+
+// ValidateNodeID checks the node id of TouchNode: not empty, at most
+// MaxNodeIDLen characters.
+func ValidateNodeID(id string) error {
+	if id == "" {
+		return Invalid("node_id", MsgRequired)
+	}
+	return ValidateNewSession(NewSession{NodeID: id})
 }
 
 // ValidateNewRoom checks r and returns it normalised: defaults applied,
@@ -50,7 +87,7 @@ func ValidateNewRoom(r NewRoom) (NewRoom, error) {
 	if r.CreatorID <= 0 {
 		return r, Invalid("creator", "Invalid user id.")
 	}
-	if err := ValidateText("name", r.Name, r.Description, r.Avatar); err != nil {
+	if err := validateFields(textField{"name", r.Name}, textField{"description", r.Description}, textField{"avatar", r.Avatar}); err != nil {
 		return r, err
 	}
 	var err error
@@ -128,9 +165,12 @@ func ValidateRoomUpdate(t RoomType, up RoomUpdate) (RoomUpdate, error) {
 	case Channel:
 		up.GroupLocked, up.JoinApprovalRequired = nil, nil
 	}
-	for _, p := range []*string{up.Name, up.Description, up.Avatar} {
-		if p != nil {
-			if err := ValidateText("name", *p); err != nil {
+	for _, f := range []struct {
+		name string
+		p    *string
+	}{{"name", up.Name}, {"description", up.Description}, {"avatar", up.Avatar}} {
+		if f.p != nil {
+			if err := ValidateText(f.name, *f.p); err != nil {
 				return up, err
 			}
 		}
@@ -181,7 +221,8 @@ func ValidateNewMessage(m NewMessage) (NewMessage, error) {
 
 // ValidateAttachment checks a and returns it with defaults applied.
 func ValidateAttachment(a NewAttachment) (NewAttachment, error) {
-	if err := ValidateText("media", a.MediaURL, string(a.MediaType), a.MimeType, a.Caption); err != nil {
+	if err := validateFields(textField{"media_url", a.MediaURL}, textField{"media_type", string(a.MediaType)},
+		textField{"mime_type", a.MimeType}, textField{"caption", a.Caption}); err != nil {
 		return a, err
 	}
 	if a.MediaURL == "" {

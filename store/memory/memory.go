@@ -21,6 +21,8 @@ type Store struct {
 	byUsername map[string]int64
 	sessions   map[int64]*store.Session
 	nextSessID int64
+	lastSeen   map[int64]time.Time  // by user
+	nodes      map[string]time.Time // node heartbeats
 
 	rooms     map[uuid.UUID]*room
 	pairs     map[[2]int64]uuid.UUID
@@ -69,6 +71,8 @@ func New() *Store {
 		users:         map[int64]*store.User{},
 		byUsername:    map[string]int64{},
 		sessions:      map[int64]*store.Session{},
+		lastSeen:      map[int64]time.Time{},
+		nodes:         map[string]time.Time{},
 		rooms:         map[uuid.UUID]*room{},
 		pairs:         map[[2]int64]uuid.UUID{},
 		userRooms:     map[int64]map[uuid.UUID]struct{}{},
@@ -213,11 +217,11 @@ func (s *Store) user(id int64) store.User {
 	return store.User{ID: id}
 }
 
-// ---- sessions ----
+// ---- sessions and nodes ----
 
 // CreateSession implements store.Store.
-func (s *Store) CreateSession(ctx context.Context, userID int64, connID string) (store.Session, error) {
-	if err := store.ValidateText("conn_id", connID); err != nil {
+func (s *Store) CreateSession(ctx context.Context, ns store.NewSession) (store.Session, error) {
+	if err := store.ValidateNewSession(ns); err != nil {
 		return store.Session{}, err
 	}
 	if err := ctxErr(ctx); err != nil {
@@ -225,14 +229,25 @@ func (s *Store) CreateSession(ctx context.Context, userID int64, connID string) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.users[userID]; !ok {
+	if _, ok := s.users[ns.UserID]; !ok {
 		return store.Session{}, store.ErrConflict
 	}
 	s.nextSessID++
 	now := store.Now()
-	sess := store.Session{ID: s.nextSessID, UserID: userID, ConnID: connID, LastSeen: now, Created: now}
+	sess := store.Session{ID: s.nextSessID, UserID: ns.UserID, ConnID: ns.ConnID, NodeID: ns.NodeID, LastSeen: now, Created: now}
 	s.sessions[sess.ID] = &sess
+	s.seen(ns.UserID, now)
 	return sess, nil
+}
+
+// seen moves a user's last seen time forward to t. s.mu is held.
+func (s *Store) seen(userID int64, t time.Time) {
+	if _, ok := s.users[userID]; !ok {
+		return
+	}
+	if old, ok := s.lastSeen[userID]; !ok || t.After(old) {
+		s.lastSeen[userID] = t
+	}
 }
 
 // TouchSession implements store.Store.
@@ -243,10 +258,11 @@ func (s *Store) TouchSession(ctx context.Context, sessionID int64) (time.Time, e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess, ok := s.sessions[sessionID]
-	if !ok || sess.ClosedAt != nil {
+	if !ok {
 		return time.Time{}, store.ErrNotFound
 	}
 	sess.LastSeen = store.Now()
+	s.seen(sess.UserID, sess.LastSeen)
 	return sess.LastSeen, nil
 }
 
@@ -257,15 +273,113 @@ func (s *Store) CloseSession(ctx context.Context, sessionID int64) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sess, ok := s.sessions[sessionID]
-	if !ok {
-		return store.ErrNotFound
-	}
-	if sess.ClosedAt == nil {
-		now := store.Now()
-		sess.ClosedAt = &now
+	if sess, ok := s.sessions[sessionID]; ok {
+		delete(s.sessions, sessionID)
+		s.seen(sess.UserID, store.Now())
 	}
 	return nil
+}
+
+// UserSessions implements store.Store.
+func (s *Store) UserSessions(ctx context.Context, userID int64) ([]store.Session, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := []store.Session{}
+	for _, sess := range s.sessions {
+		if sess.UserID == userID {
+			out = append(out, *sess)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Session) int { return cmpInt64(a.ID, b.ID) })
+	return out, nil
+}
+
+// LastSeen implements store.Store.
+func (s *Store) LastSeen(ctx context.Context, userIDs []int64) (map[int64]time.Time, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[int64]time.Time, len(userIDs))
+	for _, id := range userIDs {
+		if t, ok := s.lastSeen[id]; ok {
+			out[id] = t
+		}
+	}
+	return out, nil
+}
+
+// TouchNode implements store.Store.
+func (s *Store) TouchNode(ctx context.Context, nodeID string) error {
+	if err := store.ValidateNodeID(nodeID); err != nil {
+		return err
+	}
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nodes[nodeID] = time.Now()
+	return nil
+}
+
+// ExpireNodes implements store.Store.
+func (s *Store) ExpireNodes(ctx context.Context, maxAge time.Duration) (int, error) {
+	if err := ctxErr(ctx); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	expired := map[string]bool{}
+	for id, seen := range s.nodes {
+		if now.Sub(seen) > maxAge {
+			expired[id] = true
+			delete(s.nodes, id)
+		}
+	}
+	limit := store.Now().Add(-maxAge)
+	n := 0
+	for id, sess := range s.sessions {
+		_, alive := s.nodes[sess.NodeID]
+		switch {
+		case alive:
+			continue
+		case expired[sess.NodeID]:
+		case sess.LastSeen.Before(limit):
+			// A session of no known node, not seen for maxAge.
+		default:
+			continue
+		}
+		delete(s.sessions, id)
+		s.seen(sess.UserID, sess.LastSeen)
+		n++
+	}
+	return n, nil
+}
+
+// RemoveNode implements store.Store.
+func (s *Store) RemoveNode(ctx context.Context, nodeID string) (int, error) {
+	if err := ctxErr(ctx); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.nodes, nodeID)
+	now := store.Now()
+	n := 0
+	for id, sess := range s.sessions {
+		if sess.NodeID == nodeID {
+			delete(s.sessions, id)
+			s.seen(sess.UserID, now)
+			n++
+		}
+	}
+	return n, nil
 }
 
 // ---- rooms ----
@@ -589,6 +703,21 @@ func (s *Store) UserRoomIDs(ctx context.Context, userID int64) ([]uuid.UUID, err
 	if out == nil {
 		out = []uuid.UUID{}
 	}
+	return out, nil
+}
+
+// UserRoomSeqs implements store.Store.
+func (s *Store) UserRoomSeqs(ctx context.Context, userID int64) ([]store.RoomSeq, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]store.RoomSeq, 0, len(s.userRooms[userID]))
+	for id := range s.userRooms[userID] {
+		out = append(out, store.RoomSeq{RoomID: id, Seq: s.rooms[id].r.LastSeq})
+	}
+	slices.SortFunc(out, func(a, b store.RoomSeq) int { return uuidLess(a.RoomID, b.RoomID) })
 	return out, nil
 }
 

@@ -3,15 +3,19 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"io/fs"
 	"math"
+	"net"
 	neturl "net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,8 +51,9 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open connects to the database at url (a lib/pq URL or DSN) and checks the
-// connection. Call Migrate before first use.
+// Open connects to the database at url (a lib/pq URL or DSN) with the
+// default pool (see Options) and checks the connection. Call Migrate
+// before first use.
 //
 // Unless the URL sets jit itself, Open turns PostgreSQL's JIT compilation
 // off for its connections: the store's queries are short OLTP queries, and
@@ -59,15 +64,69 @@ var _ store.Store = (*Store)(nil)
 // store prepares only its hot statements, whose plans do not depend on
 // their values. Callers of New should set both in their DSN.
 func Open(ctx context.Context, url string) (*Store, error) {
+	return OpenOptions(ctx, url, Options{})
+}
+
+// OpenOptions is Open with the pool configured by opts.
+func OpenOptions(ctx context.Context, url string, opts Options) (*Store, error) {
 	db, err := sqlx.Open("postgres", withSessionDefaults(url))
 	if err != nil {
 		return nil, fmt.Errorf("failed to open database: %w", err)
 	}
-	if err := db.PingContext(ctx); err != nil {
+	opts.apply(db)
+	st := &Store{db: db}
+	if err := st.Ping(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("failed to connect to database: %w", err)
 	}
-	return New(db), nil
+	return st, nil
+}
+
+// Options bounds the store's connection pool. The zero value means the
+// defaults.
+type Options struct {
+	// MaxOpenConns is the most connections the store holds to the
+	// database at once, busy or idle (default 16). Calls beyond it wait
+	// for a connection, within their context's deadline. Size it so that
+	// every node's pool fits in the server's max_connections.
+	MaxOpenConns int
+	// MaxIdleConns is the most idle connections kept for reuse (default
+	// MaxOpenConns; at most MaxOpenConns).
+	MaxIdleConns int
+	// ConnMaxIdleTime closes a connection idle for longer (default 5
+	// minutes; negative: never).
+	ConnMaxIdleTime time.Duration
+	// ConnMaxLifetime closes a connection older than this when it is next
+	// released (default 0: no limit).
+	ConnMaxLifetime time.Duration
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxOpenConns    = 16
+	DefaultConnMaxIdleTime = 5 * time.Minute
+)
+
+// apply sets the pool limits of db, defaults applied.
+func (o Options) apply(db *sqlx.DB) {
+	if o.MaxOpenConns <= 0 {
+		o.MaxOpenConns = DefaultMaxOpenConns
+	}
+	if o.MaxIdleConns <= 0 || o.MaxIdleConns > o.MaxOpenConns {
+		o.MaxIdleConns = o.MaxOpenConns
+	}
+	switch {
+	case o.ConnMaxIdleTime == 0:
+		o.ConnMaxIdleTime = DefaultConnMaxIdleTime
+	case o.ConnMaxIdleTime < 0:
+		o.ConnMaxIdleTime = 0
+	}
+	db.SetMaxOpenConns(o.MaxOpenConns)
+	db.SetMaxIdleConns(o.MaxIdleConns)
+	db.SetConnMaxIdleTime(o.ConnMaxIdleTime)
+	if o.ConnMaxLifetime > 0 {
+		db.SetConnMaxLifetime(o.ConnMaxLifetime)
+	}
 }
 
 // sessionDefaults are the run-time parameters Open adds to a URL or DSN
@@ -108,7 +167,35 @@ func withSessionDefaults(dsn string) string {
 }
 
 // New returns a Store over an open database handle (driver "postgres").
-func New(db *sqlx.DB) *Store { return &Store{db: db} }
+// The handle's pool is the caller's to configure, except that a handle
+// without a limit on open connections (database/sql's default) gets the
+// limits of Options{} (16 connections).
+func New(db *sqlx.DB) *Store {
+	if db.Stats().MaxOpenConnections == 0 {
+		Options{}.apply(db)
+	}
+	return &Store{db: db}
+}
+
+// Ping checks that the database answers. It returns when ctx ends even if
+// a connection hangs (a frozen network path): the abandoned check ends with
+// its connection. The error wraps store.ErrUnavailable or ctx's error.
+func (s *Store) Ping(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.db.PingContext(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("failed to ping the database: %w", ctx.Err())
+			}
+			return fmt.Errorf("failed to ping the database: %w", unavailable(err))
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("failed to ping the database: %w", ctx.Err())
+	}
+}
 
 // DB returns the underlying handle.
 func (s *Store) DB() *sqlx.DB { return s.db }
@@ -202,8 +289,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 // mapErr turns driver errors into the store's typed errors: no rows is
 // ErrNotFound; unique, check and foreign-key violations are ErrConflict (or
 // the protocol's validation error where there is one); malformed input is
-// a validation error. The constraint name is kept for logs; no SQL text is
-// meant for a client.
+// a validation error; a database that cannot be reached or that gave up on
+// the statement is store.ErrUnavailable (see unavailable); an ended
+// context stays itself. The constraint name is kept for logs; no SQL text
+// is meant for a client.
 func mapErr(err error) error {
 	if err == nil {
 		return nil
@@ -215,6 +304,9 @@ func mapErr(err error) error {
 	if !errors.As(err, &pe) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return err
+		}
+		if isUnavailable(err) {
+			return unavailable(err)
 		}
 		return fmt.Errorf("store/postgres: %w", err)
 	}
@@ -232,7 +324,40 @@ func mapErr(err error) error {
 	case "22P02", "22P05", "22021", "22023", "22001", "22003":
 		return store.Invalid("", "Invalid input.")
 	}
+	if isUnavailable(err) {
+		return unavailable(err)
+	}
 	return fmt.Errorf("store/postgres: database error %s: %w", pe.Code, err)
+}
+
+// unavailable wraps err with store.ErrUnavailable.
+func unavailable(err error) error {
+	return fmt.Errorf("store/postgres: database unavailable: %w: %w", store.ErrUnavailable, err)
+}
+
+// isUnavailable reports whether err says that the database cannot be
+// reached or gave up on the statement, rather than that the statement is
+// wrong: a network error (refused, reset, timed out), a connection the
+// driver or database/sql found broken, or one of PostgreSQL's errors of
+// class 08 (connection exception), 53 (insufficient resources, e.g. too
+// many connections), 57 (operator intervention: a cancelled statement, a
+// server shutting down or starting up), 55P03 (lock not available) and
+// 25P03 (idle in transaction timeout).
+func isUnavailable(err error) bool {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		code := string(pe.Code)
+		switch {
+		case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "53"), strings.HasPrefix(code, "57"),
+			code == "55P03", code == "25P03":
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 func isConstraint(err error, name string) bool {

@@ -81,48 +81,6 @@ func (s *Store) Users(ctx context.Context, ids []int64) ([]store.User, error) {
 	return out, mapErr(err)
 }
 
-// ---- sessions ----
-
-// CreateSession implements store.Store.
-func (s *Store) CreateSession(ctx context.Context, userID int64, connID string) (store.Session, error) {
-	if err := store.ValidateText("conn_id", connID); err != nil {
-		return store.Session{}, err
-	}
-	now := store.Now()
-	var id int64
-	err := s.db.QueryRowxContext(ctx, `INSERT INTO sessions (user_id, conn_id, last_seen, created_at) VALUES ($1, $2, $3, $3) RETURNING id`,
-		userID, connID, now).Scan(&id)
-	if err != nil {
-		return store.Session{}, mapErr(err)
-	}
-	return store.Session{ID: id, UserID: userID, ConnID: connID, LastSeen: now, Created: now}, nil
-}
-
-// TouchSession implements store.Store.
-func (s *Store) TouchSession(ctx context.Context, sessionID int64) (time.Time, error) {
-	now := store.Now()
-	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET last_seen = $2 WHERE id = $1 AND closed_at IS NULL`, sessionID, now)
-	if err != nil {
-		return time.Time{}, mapErr(err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return time.Time{}, store.ErrNotFound
-	}
-	return now, nil
-}
-
-// CloseSession implements store.Store.
-func (s *Store) CloseSession(ctx context.Context, sessionID int64) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET closed_at = coalesce(closed_at, $2) WHERE id = $1`, sessionID, store.Now())
-	if err != nil {
-		return mapErr(err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
-}
-
 // ---- rooms ----
 
 const roomCols = `r.id, r.type, r.name, r.description, r.avatar, coalesce(r.creator_id, 0) AS creator_id,
@@ -377,6 +335,15 @@ func (s *Store) ListRooms(ctx context.Context, userID int64) ([]store.RoomListIt
 		out[i] = it
 	}
 	return out, nil
+}
+
+// UserRoomSeqs implements store.Store.
+func (s *Store) UserRoomSeqs(ctx context.Context, userID int64) ([]store.RoomSeq, error) {
+	out := []store.RoomSeq{}
+	err := sqlx.SelectContext(ctx, s.db, &out, `
+		SELECT m.room_id, r.last_seq AS seq FROM memberships m JOIN rooms r ON r.id = m.room_id
+		WHERE m.user_id = $1 ORDER BY m.room_id`, userID)
+	return out, mapErr(err)
 }
 
 // UserRoomIDs implements store.Store.

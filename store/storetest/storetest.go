@@ -37,6 +37,9 @@ func Run(t *testing.T, newStore Factory) {
 		{"Users", testUsers},
 		{"SearchUsers", testSearchUsers},
 		{"Sessions", testSessions},
+		{"SessionsBounded", testSessionsBounded},
+		{"Nodes", testNodes},
+		{"UserRoomSeqs", testUserRoomSeqs},
 		{"CreateOneToOne", testCreateOneToOne},
 		{"CreateGroupChannel", testCreateGroupChannel},
 		{"CreateValidation", testCreateValidation},
@@ -264,30 +267,178 @@ func testUsers(t *testing.T, st store.Store) {
 }
 
 func testSessions(t *testing.T, st store.Store) {
-	u := users(t, st, 1)[0]
-	s1, err := st.CreateSession(ctx, u.ID, "conn-1")
+	us := users(t, st, 2)
+	u := us[0]
+	if seen, err := st.LastSeen(ctx, []int64{u.ID, 2, 99}); err != nil || len(seen) != 0 {
+		t.Fatalf("LastSeen before any session = %v %v, want empty", seen, err)
+	}
+	s1, err := st.CreateSession(ctx, store.NewSession{UserID: u.ID, ConnID: "conn-1", NodeID: "node-a"})
 	ok(t, err)
-	s2, err := st.CreateSession(ctx, u.ID, "conn-2")
+	s2, err := st.CreateSession(ctx, store.NewSession{UserID: u.ID, ConnID: "conn-2"})
 	ok(t, err)
-	if s1.ID == s2.ID || s1.ConnID != "conn-1" || s1.UserID != u.ID || s1.ClosedAt != nil {
+	if s1.ID == s2.ID || s1.ConnID != "conn-1" || s1.UserID != u.ID || s1.NodeID != "node-a" || s2.NodeID != "" {
 		t.Fatalf("sessions = %+v %+v", s1, s2)
 	}
 	checkTime(t, "LastSeen", s1.LastSeen)
-	time.Sleep(2 * time.Millisecond)
-	seen, err := st.TouchSession(ctx, s1.ID)
+	checkTime(t, "Created", s1.Created)
+	open, err := st.UserSessions(ctx, u.ID)
 	ok(t, err)
-	if !seen.After(s1.LastSeen) {
-		t.Fatalf("TouchSession = %v, not after %v", seen, s1.LastSeen)
+	if len(open) != 2 || open[0].ID != s1.ID || open[1].ID != s2.ID || open[0].NodeID != "node-a" || open[0].ConnID != "conn-1" {
+		t.Fatalf("UserSessions = %+v", open)
 	}
+	seen, err := st.LastSeen(ctx, []int64{u.ID, 2})
+	ok(t, err)
+	if len(seen) != 1 || seen[u.ID].Before(s1.LastSeen) {
+		t.Fatalf("LastSeen after connect = %v, want user 1 at or after %v", seen, s1.LastSeen)
+	}
+	time.Sleep(2 * time.Millisecond)
+	touched, err := st.TouchSession(ctx, s1.ID)
+	ok(t, err)
+	if !touched.After(s1.LastSeen) {
+		t.Fatalf("TouchSession = %v, not after %v", touched, s1.LastSeen)
+	}
+	checkTime(t, "TouchSession", touched)
+	if seen, _ := st.LastSeen(ctx, []int64{u.ID}); seen[u.ID].Before(touched) {
+		t.Fatalf("LastSeen after heartbeat = %v, want at or after %v", seen[u.ID], touched)
+	}
+
+	// Closing deletes: the session is gone, closing again is not an
+	// error, and the user's last seen time moves on.
+	time.Sleep(2 * time.Millisecond)
 	ok(t, st.CloseSession(ctx, s1.ID))
 	ok(t, st.CloseSession(ctx, s1.ID))
+	ok(t, st.CloseSession(ctx, 1<<40))
 	_, err = st.TouchSession(ctx, s1.ID)
 	wantErr(t, err, store.ErrNotFound)
 	_, err = st.TouchSession(ctx, 1<<40)
 	wantErr(t, err, store.ErrNotFound)
-	wantErr(t, st.CloseSession(ctx, 1<<40), store.ErrNotFound)
+	if seen, _ := st.LastSeen(ctx, []int64{u.ID}); !seen[u.ID].After(touched) {
+		t.Fatalf("LastSeen after close = %v, want after %v", seen[u.ID], touched)
+	}
+	open, err = st.UserSessions(ctx, u.ID)
+	ok(t, err)
+	if len(open) != 1 || open[0].ID != s2.ID {
+		t.Fatalf("UserSessions after close = %+v", open)
+	}
 	_, err = st.TouchSession(ctx, s2.ID)
 	ok(t, err)
+	_, err = st.CreateSession(ctx, store.NewSession{UserID: 99, ConnID: "c"})
+	wantErr(t, err, store.ErrConflict)
+	_, err = st.CreateSession(ctx, store.NewSession{UserID: u.ID, ConnID: "c", NodeID: strings.Repeat("n", store.MaxNodeIDLen+1)})
+	wantValidation(t, err, "node_id", "")
+	if open, _ := st.UserSessions(ctx, 2); len(open) != 0 {
+		t.Fatalf("UserSessions of a user without sessions = %+v", open)
+	}
+}
+
+// testSessionsBounded: sessions do not accumulate. Connecting and
+// disconnecting many times leaves no session behind, only the users'
+// last seen times.
+func testSessionsBounded(t *testing.T, st store.Store) {
+	users(t, st, 3)
+	for i := range 300 {
+		uid := int64(i%3 + 1)
+		s, err := st.CreateSession(ctx, store.NewSession{UserID: uid, ConnID: fmt.Sprint("c", i), NodeID: "n"})
+		ok(t, err)
+		ok(t, st.CloseSession(ctx, s.ID))
+	}
+	for uid := int64(1); uid <= 3; uid++ {
+		if open, err := st.UserSessions(ctx, uid); err != nil || len(open) != 0 {
+			t.Fatalf("user %d keeps sessions: %+v %v", uid, open, err)
+		}
+	}
+	if n, err := st.RemoveNode(ctx, "n"); err != nil || n != 0 {
+		t.Fatalf("RemoveNode of a node without sessions = %d %v", n, err)
+	}
+	if seen, err := st.LastSeen(ctx, []int64{1, 2, 3}); err != nil || len(seen) != 3 {
+		t.Fatalf("LastSeen = %v %v, want 3 users", seen, err)
+	}
+}
+
+// nodeAge is how long testNodes lets a heartbeat age; nodeMaxAge the bound
+// it expires with. The margin between them is what a stalled test process
+// could eat before a live heartbeat looked old.
+const (
+	nodeAge    = 600 * time.Millisecond
+	nodeMaxAge = 300 * time.Millisecond
+)
+
+// testNodes: the sessions of a node whose heartbeat is older than the bound
+// are expired by any node; a live node's sessions stay; a node that stops
+// removes its own.
+func testNodes(t *testing.T, st store.Store) {
+	users(t, st, 3)
+	wantValidation(t, st.TouchNode(ctx, ""), "node_id", store.MsgRequired)
+	ok(t, st.TouchNode(ctx, "dead"))
+	ok(t, st.TouchNode(ctx, "live"))
+	ok(t, st.TouchNode(ctx, "stopping"))
+	sess := func(uid int64, node string) store.Session {
+		t.Helper()
+		s, err := st.CreateSession(ctx, store.NewSession{UserID: uid, ConnID: fmt.Sprint("c-", uid, node), NodeID: node})
+		ok(t, err)
+		return s
+	}
+	dead1, dead2 := sess(1, "dead"), sess(2, "dead")
+	live := sess(1, "live")
+	orphan := sess(3, "") // no node: expires with its own LastSeen
+	stopping := sess(3, "stopping")
+
+	// Nothing is older than an hour.
+	if n, err := st.ExpireNodes(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("ExpireNodes(1h) = %d %v, want 0", n, err)
+	}
+	// "dead" stops beating; "live" and "stopping" go on, and so does the
+	// orphan's connection (a heartbeat of its own).
+	time.Sleep(nodeAge)
+	ok(t, st.TouchNode(ctx, "live"))
+	ok(t, st.TouchNode(ctx, "stopping"))
+	_, err := st.TouchSession(ctx, orphan.ID)
+	ok(t, err)
+	n, err := st.ExpireNodes(ctx, nodeMaxAge)
+	ok(t, err)
+	if n != 2 {
+		t.Fatalf("ExpireNodes = %d, want the 2 sessions of the dead node", n)
+	}
+	for _, s := range []store.Session{dead1, dead2} {
+		_, err := st.TouchSession(ctx, s.ID)
+		wantErr(t, err, store.ErrNotFound)
+	}
+	for _, s := range []store.Session{live, orphan, stopping} {
+		if _, err := st.TouchSession(ctx, s.ID); err != nil {
+			t.Fatalf("session %+v expired: %v", s, err)
+		}
+	}
+	if seen, _ := st.LastSeen(ctx, []int64{2}); seen[2].Before(dead2.LastSeen) {
+		t.Fatalf("LastSeen of an expired session's user = %v, want at or after %v", seen[2], dead2.LastSeen)
+	}
+	// The orphan is not touched again: it expires on its own LastSeen.
+	time.Sleep(nodeAge)
+	ok(t, st.TouchNode(ctx, "live"))
+	ok(t, st.TouchNode(ctx, "stopping"))
+	_, err = st.TouchSession(ctx, live.ID)
+	ok(t, err)
+	n, err = st.ExpireNodes(ctx, nodeMaxAge)
+	ok(t, err)
+	if n != 1 {
+		t.Fatalf("second ExpireNodes = %d, want the orphan session", n)
+	}
+	if _, err := st.TouchSession(ctx, orphan.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("orphan session not expired: %v", err)
+	}
+	// A node that stops removes its sessions; the dead node's name can
+	// come back (a restart) and starts empty.
+	n, err = st.RemoveNode(ctx, "stopping")
+	ok(t, err)
+	if n != 1 {
+		t.Fatalf("RemoveNode = %d, want 1", n)
+	}
+	if _, err := st.TouchSession(ctx, stopping.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session of a removed node: %v", err)
+	}
+	ok(t, st.TouchNode(ctx, "dead"))
+	if open, _ := st.UserSessions(ctx, 1); len(open) != 1 || open[0].ID != live.ID {
+		t.Fatalf("user 1's sessions = %+v, want only the live one", open)
+	}
 }
 
 // ---- rooms ----
@@ -1011,6 +1162,42 @@ func testPagination(t *testing.T, st store.Store) {
 	wantErr(t, err, store.ErrNotFound)
 }
 
+// testUserRoomSeqs: a user's rooms with their latest seq, deleted messages
+// included, 0 for a room without messages, ordered by room id.
+func testUserRoomSeqs(t *testing.T, st store.Store) {
+	users(t, st, 3)
+	a, b, c := group(t, st, 1, 2), channel(t, st, 1), group(t, st, 2, 3)
+	for range 3 {
+		send(t, st, a.ID, 1, "x")
+	}
+	last := send(t, st, a.ID, 2, "y")
+	_, err := st.DeleteMessages(ctx, []uuid.UUID{last.ID}, true)
+	ok(t, err)
+	send(t, st, c.ID, 2, "z")
+	got, err := st.UserRoomSeqs(ctx, 1)
+	ok(t, err)
+	want := []store.RoomSeq{{RoomID: a.ID, Seq: 4}, {RoomID: b.ID, Seq: 0}}
+	slices.SortFunc(want, func(x, y store.RoomSeq) int { return strings.Compare(string(x.RoomID[:]), string(y.RoomID[:])) })
+	if !slices.Equal(got, want) {
+		t.Fatalf("UserRoomSeqs(1) = %+v, want %+v", got, want)
+	}
+	if got, err := st.UserRoomSeqs(ctx, 99); err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("UserRoomSeqs(unknown) = %#v %v, want empty", got, err)
+	}
+	ids, err := st.UserRoomIDs(ctx, 2)
+	ok(t, err)
+	seqs, err := st.UserRoomSeqs(ctx, 2)
+	ok(t, err)
+	if len(seqs) != len(ids) {
+		t.Fatalf("UserRoomSeqs(2) = %+v, UserRoomIDs(2) = %v", seqs, ids)
+	}
+	for i := range ids {
+		if seqs[i].RoomID != ids[i] {
+			t.Fatalf("UserRoomSeqs(2) = %+v, not in the order of UserRoomIDs %v", seqs, ids)
+		}
+	}
+}
+
 func testSeqQueries(t *testing.T, st store.Store) {
 	users(t, st, 1)
 	g := group(t, st, 1)
@@ -1579,7 +1766,7 @@ func testBadText(t *testing.T, st store.Store) {
 		{"username invalid UTF-8", func() error { _, err := st.UpsertUser(ctx, store.User{ID: 9, Username: bad}); return err }},
 		{"email NUL", func() error { _, err := st.UpsertUser(ctx, store.User{ID: 9, Username: "x", Email: nul}); return err }},
 		{"dev username", func() error { _, err := st.CreateUserByUsername(ctx, nul); return err }},
-		{"conn id", func() error { _, err := st.CreateSession(ctx, 1, nul); return err }},
+		{"conn id", func() error { _, err := st.CreateSession(ctx, store.NewSession{UserID: 1, ConnID: nul}); return err }},
 		{"room name", func() error {
 			_, err := st.CreateRoom(ctx, store.NewRoom{Type: store.Group, CreatorID: 1, Name: nul})
 			return err
@@ -1614,6 +1801,40 @@ func testBadText(t *testing.T, st store.Store) {
 	}
 	if r, _ := st.Room(ctx, g.ID); r.LastSeq != 1 || r.Description != "" {
 		t.Fatalf("bad input changed the room: %+v", r)
+	}
+	// Each text field is reported under its own name.
+	for _, tc := range []struct {
+		field string
+		fn    func() error
+	}{
+		{"name", func() error {
+			_, err := st.CreateRoom(ctx, store.NewRoom{Type: store.Group, CreatorID: 1, Name: nul})
+			return err
+		}},
+		{"description", func() error {
+			_, err := st.CreateRoom(ctx, store.NewRoom{Type: store.Group, CreatorID: 1, Name: "n", Description: nul})
+			return err
+		}},
+		{"avatar", func() error {
+			_, err := st.CreateRoom(ctx, store.NewRoom{Type: store.Channel, CreatorID: 1, Name: "n", Avatar: nul})
+			return err
+		}},
+		{"description", func() error { _, err := st.UpdateRoom(ctx, g.ID, store.RoomUpdate{Description: ptr(nul)}); return err }},
+		{"name", func() error { _, err := st.UpdateRoom(ctx, g.ID, store.RoomUpdate{Name: ptr(bad)}); return err }},
+		{"avatar", func() error { _, err := st.UpdateRoom(ctx, g.ID, store.RoomUpdate{Avatar: ptr(nul)}); return err }},
+		{"email", func() error { _, err := st.UpsertUser(ctx, store.User{ID: 9, Username: "x", Email: nul}); return err }},
+		{"media_url", func() error {
+			_, err := st.SendMessage(ctx, store.NewMessage{RoomID: g.ID, SenderID: 1,
+				Attachments: []store.NewAttachment{{MediaURL: nul, MediaType: store.MediaImage}}})
+			return err
+		}},
+		{"caption", func() error {
+			_, err := st.SendMessage(ctx, store.NewMessage{RoomID: g.ID, SenderID: 1,
+				Attachments: []store.NewAttachment{{MediaURL: "u", MediaType: store.MediaImage, Caption: nul}}})
+			return err
+		}},
+	} {
+		wantValidation(t, tc.fn(), tc.field, "")
 	}
 }
 
