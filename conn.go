@@ -34,6 +34,7 @@ type User struct {
 // (write.go).
 type Conn struct {
 	srv         *Server
+	slots       connSlots // what the connection counts against the limits
 	ws          *websocket.Conn
 	raw         *wsframe.Conn
 	id          string

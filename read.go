@@ -3,6 +3,7 @@ package chatmux
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -15,10 +16,10 @@ import (
 // readLoop reads and handles frames until the connection closes.
 func (c *Conn) readLoop() {
 	defer c.finish()
-	if err := c.srv.routeLifecycle(c, EventConnect); err != nil {
-		e := AsError(err)
-		c.srv.logger.Info("chatmux: $connect refused the connection", "conn", c.id, "err", err)
-		_ = c.ws.Close(connectCloseCode(e.Code), wsframe.CloseReason(detailText(e.Detail)))
+	if err := c.connect(); err != nil {
+		code, reason := connectClose(err)
+		c.srv.logger.Info("chatmux: $connect refused the connection", "conn", c.id, "code", int(code), "err", err)
+		_ = c.ws.Close(code, wsframe.CloseReason(reason))
 		return
 	}
 	c.releaseHeld()
@@ -49,6 +50,27 @@ func (c *Conn) readLoop() {
 		}
 		putBuf(buf)
 	}
+}
+
+// connect routes $connect under ServerOptions.ConnectTimeout.
+func (c *Conn) connect() error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.opts.ConnectTimeout)
+	defer cancel()
+	return c.srv.routeLifecycleCtx(ctx, c, EventConnect)
+}
+
+// connectClose returns the close code and reason of a connection whose
+// $connect (or $resync) failed with err: 1013 and DetailUnavailable when
+// err is an internal error that wraps ErrUnavailable or
+// context.DeadlineExceeded (a dependency was away or too slow); otherwise
+// the code connectCloseCode gives (1013 for a 4013 error) and the error's
+// detail.
+func connectClose(err error) (websocket.StatusCode, string) {
+	e := AsError(err)
+	if e.Code == CodeInternal && (errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)) {
+		return websocket.StatusTryAgainLater, DetailUnavailable
+	}
+	return connectCloseCode(e.Code), detailText(e.Detail)
 }
 
 // connectCloseCode returns the close code for a $connect that failed with

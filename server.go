@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
+	"path"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,9 +44,14 @@ const (
 // has it. See docs/protocol.md#batched-delivery.
 const SubprotocolBatch = "chatmux.batch.v1"
 
-// Authenticator identifies the user of an upgrade request. An error, or a
-// nil user, rejects the connection: the upgrade completes, then the server
-// closes it with code 4001.
+// Authenticator identifies the user of an upgrade request. The request's
+// context ends after ServerOptions.ConnectTimeout: an Authenticator that
+// calls a store or an identity provider passes it on. An error, or a nil
+// user, rejects the connection: the upgrade completes, then the server
+// closes it with 4001 when the credentials are wrong, or with 1013 (try
+// again later) when the error wraps ErrUnavailable or
+// context.DeadlineExceeded, or the context's deadline has passed: the
+// credentials could not be checked (docs/protocol.md#close-codes).
 type Authenticator func(r *http.Request) (*User, error)
 
 // Observer receives connection-level events (for metrics). Its methods are
@@ -65,8 +74,29 @@ type ServerOptions struct {
 	// OriginPatterns lists the hosts allowed to connect cross-origin
 	// (path.Match patterns). The default allows same-origin only.
 	OriginPatterns []string
-	// InsecureSkipVerify disables the origin check.
+	// InsecureSkipVerify disables the origin check. The check runs
+	// before Authenticate: a refused origin gets HTTP 403 and the
+	// authenticator never sees the request.
 	InsecureSkipVerify bool
+	// ConnectTimeout bounds the setting up of a connection (default 5s):
+	// Authenticate runs with a request whose context has this deadline,
+	// and $connect with a context that has it too. Past it, the
+	// connection is closed with 1013 (try again later). It bounds each
+	// $resync handler the same way.
+	ConnectTimeout time.Duration
+	// MaxConnsPerUser limits the open connections of one user on this
+	// server (0, the default, means no limit). A connection over the
+	// limit is closed with 1013 "too many connections" once upgraded.
+	// The count is exact: connections are counted from their
+	// authentication until they end.
+	MaxConnsPerUser int
+	// MaxConnsPerAddr limits the open connections from one remote IP
+	// address (the request's RemoteAddr without its port; behind a proxy,
+	// rewrite RemoteAddr first, e.g. with chi's middleware.RealIP). 0,
+	// the default, means no limit. It is checked before Authenticate; a
+	// connection over the limit is closed with 1013 "too many
+	// connections" once upgraded. The count is exact.
+	MaxConnsPerAddr int
 	// ReadLimit is the largest frame accepted, in bytes (default 64 KiB).
 	// A larger frame closes the connection with 1009.
 	ReadLimit int64
@@ -105,6 +135,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
+	perUser  map[int64]int  // open connections by user, with MaxConnsPerUser
+	perAddr  map[string]int // open connections by remote IP, with MaxConnsPerAddr
 	stopping bool
 	stopPing chan struct{}
 	pingOn   bool
@@ -138,15 +170,20 @@ func NewServer(router Router, opts ServerOptions) *Server {
 	if opts.DisconnectTimeout <= 0 {
 		opts.DisconnectTimeout = 10 * time.Second
 	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 5 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	s := &Server{
-		router: router,
-		broker: opts.Broker,
-		opts:   opts,
-		logger: opts.Logger,
-		conns:  map[*Conn]struct{}{},
+		router:  router,
+		broker:  opts.Broker,
+		opts:    opts,
+		logger:  opts.Logger,
+		conns:   map[*Conn]struct{}{},
+		perUser: map[int64]int{},
+		perAddr: map[string]int{},
 	}
 	s.errorHandler = opts.ErrorHandler
 	if s.errorHandler == nil {
@@ -166,6 +203,12 @@ func (s *Server) Len() int { return int(s.open.Load()) }
 
 // ServeHTTP upgrades the request and serves the connection until it
 // closes. It returns as soon as the connection is set up.
+//
+// In order: a server that is shutting down answers 503; a refused origin
+// gets 403; a remote address at MaxConnsPerAddr, a user at
+// MaxConnsPerUser and an Authenticator that cannot check the credentials
+// get the upgrade and then a 1013 close; wrong credentials get the upgrade
+// and then a 4001 close.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	stopping := s.stopping
@@ -178,34 +221,52 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	started := false
+	var slots connSlots
 	defer func() {
 		if !started {
+			s.release(slots)
 			s.wg.Done()
 		}
 	}()
 
-	var user *User
-	var authErr error
-	if s.opts.Authenticate != nil {
-		user, authErr = s.opts.Authenticate(r)
-		if authErr == nil && user == nil {
-			authErr = errors.New("no user")
-		}
-	}
-
-	if authErr != nil {
-		ws, err := s.accept(wsframe.NewHijackWriter(w, s.opts.WriteTimeout), r)
-		if err != nil {
+	if !s.opts.InsecureSkipVerify {
+		if err := checkOrigin(r, s.opts.OriginPatterns); err != nil {
+			s.logger.Debug("chatmux: origin refused", "remote", r.RemoteAddr, "err", err)
+			http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 			return
 		}
-		s.logger.Info("chatmux: authentication failed", "remote", r.RemoteAddr, "err", authErr)
-		go func() { _ = ws.Close(CodeUnauthenticated, "authentication failed") }()
+	}
+	if !s.acquireAddr(&slots, remoteIP(r.RemoteAddr)) {
+		s.logger.Info("chatmux: too many connections from one address", "remote", r.RemoteAddr, "limit", s.opts.MaxConnsPerAddr)
+		s.refuse(w, r, websocket.StatusTryAgainLater, reasonTooManyConns)
 		return
+	}
+
+	var user *User
+	if s.opts.Authenticate != nil {
+		var authErr error
+		user, authErr = s.authenticate(r)
+		if authErr != nil {
+			if errors.Is(authErr, ErrUnavailable) {
+				s.logger.Warn("chatmux: cannot authenticate: a dependency is unavailable", "remote", r.RemoteAddr, "err", authErr)
+				s.refuse(w, r, websocket.StatusTryAgainLater, DetailUnavailable)
+				return
+			}
+			s.logger.Info("chatmux: authentication failed", "remote", r.RemoteAddr, "err", authErr)
+			s.refuse(w, r, CodeUnauthenticated, "authentication failed")
+			return
+		}
+		if !s.acquireUser(&slots, user.ID) {
+			s.logger.Info("chatmux: too many connections of one user", "user", user.ID, "limit", s.opts.MaxConnsPerUser)
+			s.refuse(w, r, websocket.StatusTryAgainLater, reasonTooManyConns)
+			return
+		}
 	}
 
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &Conn{
 		srv:         s,
+		slots:       slots,
 		id:          uuid.NewString(),
 		user:        user,
 		remoteAddr:  r.RemoteAddr,
@@ -266,6 +327,139 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go c.readLoop()
 }
 
+// reasonTooManyConns is the reason of the 1013 close of a connection over
+// MaxConnsPerUser or MaxConnsPerAddr.
+const reasonTooManyConns = "too many connections"
+
+// authenticate runs the Authenticator under ConnectTimeout. An error that
+// means the credentials could not be checked (ErrUnavailable, a deadline)
+// is returned wrapping ErrUnavailable; a nil user is an error.
+func (s *Server) authenticate(r *http.Request) (*User, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ConnectTimeout)
+	defer cancel()
+	user, err := s.opts.Authenticate(r.WithContext(ctx))
+	switch {
+	case err == nil && user == nil:
+		return nil, errors.New("no user")
+	case err == nil:
+		return user, nil
+	case errors.Is(err, ErrUnavailable):
+		return nil, err
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+		return nil, fmt.Errorf("failed to authenticate within %v: %w: %w", s.opts.ConnectTimeout, ErrUnavailable, err)
+	}
+	return nil, err
+}
+
+// refuse completes the upgrade and closes the connection with code and
+// reason (the client reads a close code only from a WebSocket).
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code websocket.StatusCode, reason string) {
+	ws, err := s.accept(wsframe.NewHijackWriter(w, s.opts.WriteTimeout), r)
+	if err != nil {
+		return
+	}
+	go func() { _ = ws.Close(code, reason) }()
+}
+
+// connSlots records what a connection counts against the connection
+// limits.
+type connSlots struct {
+	addr    string // the remote IP counted in perAddr, "" when none
+	user    int64  // the user counted in perUser, when hasUser
+	hasUser bool
+}
+
+// acquireAddr counts a connection from ip against MaxConnsPerAddr and
+// reports whether it is within the limit.
+func (s *Server) acquireAddr(slots *connSlots, ip string) bool {
+	if s.opts.MaxConnsPerAddr <= 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perAddr[ip] >= s.opts.MaxConnsPerAddr {
+		return false
+	}
+	s.perAddr[ip]++
+	slots.addr = ip
+	return true
+}
+
+// acquireUser counts a connection of user id against MaxConnsPerUser and
+// reports whether it is within the limit.
+func (s *Server) acquireUser(slots *connSlots, id int64) bool {
+	if s.opts.MaxConnsPerUser <= 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[id] >= s.opts.MaxConnsPerUser {
+		return false
+	}
+	s.perUser[id]++
+	slots.user, slots.hasUser = id, true
+	return true
+}
+
+// release gives back what acquireAddr and acquireUser counted.
+func (s *Server) release(slots connSlots) {
+	if slots.addr == "" && !slots.hasUser {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slots.addr != "" {
+		if s.perAddr[slots.addr]--; s.perAddr[slots.addr] <= 0 {
+			delete(s.perAddr, slots.addr)
+		}
+	}
+	if slots.hasUser {
+		if s.perUser[slots.user]--; s.perUser[slots.user] <= 0 {
+			delete(s.perUser, slots.user)
+		}
+	}
+}
+
+// remoteIP returns the IP address of a RemoteAddr ("host:port"), or the
+// whole of it when it has no port.
+func remoteIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// checkOrigin applies the origin policy of the WebSocket library (same
+// host, or a host matching one of patterns) before the upgrade, so that a
+// refused origin is refused before authentication.
+func checkOrigin(r *http.Request, patterns []string) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return fmt.Errorf("failed to parse Origin %q: %w", origin, err)
+	}
+	if strings.EqualFold(r.Host, u.Host) {
+		return nil
+	}
+	for _, p := range patterns {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		ok, err := path.Match(strings.ToLower(p), strings.ToLower(target))
+		if err != nil {
+			return fmt.Errorf("failed to match origin pattern %q: %w", p, err)
+		}
+		if ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("origin %q is not allowed for host %q", origin, r.Host)
+}
+
 func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns:     s.opts.OriginPatterns,
@@ -285,6 +479,7 @@ func (s *Server) remove(c *Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.release(c.slots)
 	s.open.Add(-1)
 	if s.opts.Observer != nil {
 		s.opts.Observer.ConnClosed(c)
