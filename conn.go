@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -45,6 +46,7 @@ type Conn struct {
 	ctx         context.Context
 	cancel      context.CancelFunc
 
+	limited  io.LimitedReader // the read loop's, reused for every frame
 	lastRead atomic.Int64
 	pinging  atomic.Bool
 	batched  bool // SubprotocolBatch was negotiated

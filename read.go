@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -30,9 +32,19 @@ func (c *Conn) readLoop() {
 		}
 		c.lastRead.Store(time.Now().UnixNano())
 		buf := bufPool.Get().(*bytes.Buffer)
-		_, err = buf.ReadFrom(r)
+		// The read limit is the server's own (the library's is off): a
+		// frame over it is refused with 1009 while the rest of it is
+		// read and discarded (closeTooBig).
+		c.limited.R, c.limited.N = r, c.srv.opts.ReadLimit+1
+		_, err = buf.ReadFrom(&c.limited)
+		c.limited.R = nil
 		if err != nil {
 			putBuf(buf)
+			return
+		}
+		if int64(buf.Len()) > c.srv.opts.ReadLimit {
+			putBuf(buf)
+			c.closeTooBig(r)
 			return
 		}
 		switch {
@@ -50,6 +62,40 @@ func (c *Conn) readLoop() {
 		}
 		putBuf(buf)
 	}
+}
+
+// Bounds of the reading that goes on after a 1009 close frame.
+const (
+	lingerTimeout = time.Second
+	lingerBytes   = 64 << 20
+)
+
+// closeTooBig closes the connection with 1009 after a frame over the read
+// limit, of which r holds the rest. The close frame goes out at once (the
+// queued frames are dropped); then the server reads and discards the rest
+// of the frame and waits for the client's close frame, for at most
+// lingerTimeout and lingerBytes, before it closes the socket. A client
+// still sending the frame thus reads the 1009 instead of a reset
+// connection (1006).
+func (c *Conn) closeTooBig(r io.Reader) {
+	c.mu.Lock()
+	c.closed = true
+	c.dropQueue()
+	c.mu.Unlock()
+	reason := fmt.Sprintf("message over %d bytes", c.srv.opts.ReadLimit)
+	_ = c.raw.SetReadDeadline(time.Now().Add(lingerTimeout))
+	if err := c.raw.WriteClose(uint16(websocket.StatusMessageTooBig), reason); err != nil {
+		_ = c.ws.CloseNow()
+		return
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(r, lingerBytes+1))
+	if err != nil || n > lingerBytes {
+		_ = c.ws.CloseNow()
+		return
+	}
+	// The library's close frame is dropped (WriteClose sent one): Close
+	// only waits for the client's, until the read deadline.
+	_ = c.ws.Close(websocket.StatusMessageTooBig, reason)
 }
 
 // connect routes $connect under ServerOptions.ConnectTimeout.

@@ -98,7 +98,9 @@ type ServerOptions struct {
 	// connections" once upgraded. The count is exact.
 	MaxConnsPerAddr int
 	// ReadLimit is the largest frame accepted, in bytes (default 64 KiB).
-	// A larger frame closes the connection with 1009.
+	// A larger frame closes the connection with 1009: the close frame goes
+	// out at once, then the server reads and discards what the client is
+	// still sending, until its close frame, for at most 1 s and 64 MiB.
 	ReadLimit int64
 	// MaxQueueBytes bounds each connection's outbound queue (default
 	// 1 MiB). Overflow closes the connection with 4008 "slow consumer".
@@ -296,7 +298,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cancel()
 		return
 	}
-	ws.SetReadLimit(s.opts.ReadLimit)
+	// The read loop applies ReadLimit itself (read.go).
+	ws.SetReadLimit(-1)
 	c.mu.Lock()
 	c.ws, c.raw = ws, hw.Conn()
 	c.batched = ws.Subprotocol() == SubprotocolBatch
