@@ -48,6 +48,13 @@ type Conn struct {
 
 	limited  io.LimitedReader // the read loop's, reused for every frame
 	lastRead atomic.Int64
+
+	// emu is held while one of the connection's events (or $connect) is
+	// handled: Shutdown takes it to wait for the event in flight.
+	emu sync.Mutex
+	// draining is set when Shutdown begins: the read loop handles no
+	// event read from then on.
+	draining atomic.Bool
 	pinging  atomic.Bool
 	batched  bool // SubprotocolBatch was negotiated
 

@@ -18,13 +18,16 @@ import (
 // readLoop reads and handles frames until the connection closes.
 func (c *Conn) readLoop() {
 	defer c.finish()
+	c.emu.Lock()
 	if err := c.connect(); err != nil {
+		c.emu.Unlock()
 		code, reason := connectClose(err)
 		c.srv.logger.Info("chatmux: $connect refused the connection", "conn", c.id, "code", int(code), "err", err)
 		_ = c.ws.Close(code, wsframe.CloseReason(reason))
 		return
 	}
 	c.releaseHeld()
+	c.emu.Unlock()
 	for {
 		typ, r, err := c.ws.Reader(context.Background())
 		if err != nil {
@@ -47,21 +50,46 @@ func (c *Conn) readLoop() {
 			c.closeTooBig(r)
 			return
 		}
-		switch {
-		case typ != websocket.MessageText:
-			c.srv.handleError(c, Validation("Binary frames are not supported: send JSON text frames."))
-		case !utf8.Valid(buf.Bytes()):
+		if typ == websocket.MessageText && !utf8.Valid(buf.Bytes()) {
 			// A text frame must be UTF-8 (RFC 6455, section 8.1). The
 			// answers to the events before it go first.
 			putBuf(buf)
-			c.drain()
+			c.drain(context.Background())
 			_ = c.ws.Close(websocket.StatusInvalidFramePayloadData, "invalid UTF-8")
 			return
-		default:
-			c.handle(buf.Bytes())
 		}
+		c.emu.Lock()
+		// Once Shutdown has begun, what is read is not handled (the
+		// loop goes on reading until the close handshake ends).
+		if !c.draining.Load() {
+			if typ != websocket.MessageText {
+				c.srv.handleError(c, Validation("Binary frames are not supported: send JSON text frames."))
+			} else {
+				c.handle(buf.Bytes())
+			}
+		}
+		c.emu.Unlock()
 		putBuf(buf)
 	}
+}
+
+// shutdown closes the connection for Server.Shutdown: the read loop handles
+// no more events, the event in flight (if any) finishes, every frame
+// queued by then is written, and the connection is closed with 1001. When
+// ctx ends first, Shutdown closes the socket at once.
+func (c *Conn) shutdown(ctx context.Context) {
+	c.draining.Store(true)
+	// Wait for the event in flight (an empty critical section).
+	c.emu.Lock()
+	c.emu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	c.drain(ctx)
+	if ctx.Err() != nil {
+		return
+	}
+	_ = c.ws.Close(websocket.StatusGoingAway, "server shutting down")
 }
 
 // Bounds of the reading that goes on after a 1009 close frame.

@@ -140,6 +140,7 @@ type Server struct {
 	perUser  map[int64]int  // open connections by user, with MaxConnsPerUser
 	perAddr  map[string]int // open connections by remote IP, with MaxConnsPerAddr
 	stopping bool
+	stopCtx  context.Context // Shutdown's context; cancelled for Close
 	stopPing chan struct{}
 	pingOn   bool
 	wg       sync.WaitGroup
@@ -310,7 +311,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.startPingerLocked()
 	// A Shutdown that began during the handshake did not see this
 	// connection: close it the same way.
-	lateForShutdown := s.stopping
+	lateForShutdown, stopCtx := s.stopping, s.stopCtx
 	s.mu.Unlock()
 	s.open.Add(1)
 	if s.opts.Observer != nil {
@@ -324,10 +325,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		go c.writeLoop()
 	}
 	started = true
-	if lateForShutdown {
-		c.Close(int(websocket.StatusGoingAway), "server shutting down")
-	}
 	go c.readLoop()
+	if lateForShutdown {
+		s.shutdownConn(stopCtx, c)
+	}
 }
 
 // reasonTooManyConns is the reason of the 1013 close of a connection over
@@ -640,13 +641,28 @@ func (s *Server) control(ctx context.Context, userID int64, kind groups.Kind, gr
 	return nil
 }
 
-// Shutdown stops accepting connections, closes every open one with 1001
-// (going away) and waits for their handlers to finish, or for ctx to end,
-// when it closes what is left at once and returns ctx's error.
+// Shutdown drains the server and closes every connection with 1001 (going
+// away), so that a client reconnects, to another node if there is one
+// (docs/protocol.md#faults):
+//
+//   - new upgrade requests are answered 503;
+//   - each connection stops reading events: an event read after Shutdown
+//     began is not handled (it gets no answer and has no effect; a client
+//     resends it after reconnecting);
+//   - the event each connection is handling, if any, finishes, and every
+//     frame queued for the socket by then (its answers, its final
+//     request_id frame, group dispatches) is written;
+//   - the connection is closed with 1001, and $disconnect runs when it has
+//     ended.
+//
+// Shutdown returns nil when every connection has ended and its handlers
+// have returned. When ctx ends first, every remaining connection is closed
+// at once (no close frame; what is still queued is dropped) and its
+// context cancelled; Shutdown then returns ctx's error once the handlers
+// still running, $disconnect included, have returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	conns := s.stop()
-	for _, c := range conns {
-		c.Close(int(websocket.StatusGoingAway), "server shutting down")
+	for _, c := range s.stop(ctx) {
+		s.shutdownConn(ctx, c)
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -658,6 +674,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// handshake of a request that raced with Shutdown.
 		s.mu.Lock()
 		for c := range s.conns {
+			c.cancel()
 			_ = c.ws.CloseNow()
 		}
 		s.mu.Unlock()
@@ -666,20 +683,43 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// shutdownConn drains and closes c in a goroutine of its own (see
+// Conn.shutdown). A connection accepted while Close runs is closed at once.
+func (s *Server) shutdownConn(ctx context.Context, c *Conn) {
+	if ctx.Err() != nil {
+		c.cancel()
+		_ = c.ws.CloseNow()
+		return
+	}
+	// c holds a count in s.wg until it ends: the count cannot be zero.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		c.shutdown(ctx)
+	}()
+}
+
 // Close closes every connection at once, without the close handshake, and
 // waits for their handlers.
 func (s *Server) Close() error {
-	for _, c := range s.stop() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range s.stop(ctx) {
+		c.cancel()
 		_ = c.ws.CloseNow()
 	}
 	s.wg.Wait()
 	return nil
 }
 
-func (s *Server) stop() []*Conn {
+// stop marks the server as stopping (for ctx, Shutdown's context) and
+// returns its connections.
+func (s *Server) stop(ctx context.Context) []*Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stopping = true
+	if !s.stopping {
+		s.stopping, s.stopCtx = true, ctx
+	}
 	if s.pingOn {
 		close(s.stopPing)
 		s.pingOn = false
