@@ -49,14 +49,19 @@ type Conn struct {
 	limited  io.LimitedReader // the read loop's, reused for every frame
 	lastRead atomic.Int64
 
-	// emu is held while one of the connection's events (or $connect) is
-	// handled: Shutdown takes it to wait for the event in flight.
+	// emu is held while one of the connection's events, $connect or
+	// $resync is handled (from the connection's creation until $connect
+	// has returned): Shutdown takes it to wait for the event in flight,
+	// $resync to run between events.
 	emu sync.Mutex
 	// draining is set when Shutdown begins: the read loop handles no
 	// event read from then on.
 	draining atomic.Bool
-	pinging  atomic.Bool
-	batched  bool // SubprotocolBatch was negotiated
+	// stale is 0, or the epoch of the broker loss (Server.avail) since
+	// which the connection drops its group data frames (resync.go).
+	stale   atomic.Uint64
+	pinging atomic.Bool
+	batched bool // SubprotocolBatch was negotiated
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -180,11 +185,16 @@ func (c *Conn) leaveAll(ctx context.Context) {
 	c.groups = nil
 }
 
-// Deliver implements groups.Member: data is queued, control messages move
-// the connection between groups.
+// Deliver implements groups.Member: data is queued (dropped while the
+// connection is stale), control messages move the connection between
+// groups.
 func (c *Conn) Deliver(m *groups.Message) {
 	switch m.Kind {
 	case groups.KindData:
+		if c.stale.Load() != 0 {
+			c.dropStale()
+			return
+		}
 		c.push(m.Data, true)
 	case groups.KindJoin:
 		if err := c.Join(c.ctx, m.Group); err != nil && !errors.Is(err, net.ErrClosed) {

@@ -18,7 +18,7 @@ import (
 // readLoop reads and handles frames until the connection closes.
 func (c *Conn) readLoop() {
 	defer c.finish()
-	c.emu.Lock()
+	// c.emu is held since ServeHTTP created c.
 	if err := c.connect(); err != nil {
 		c.emu.Unlock()
 		code, reason := connectClose(err)
@@ -212,16 +212,20 @@ func (c *Conn) handle(frame []byte) {
 // routes itself (EventConnect, EventDisconnect).
 func reservedEvent(name string) bool { return len(name) > 0 && name[0] == '$' }
 
-// finish runs when the read loop ends: leave every group, route
-// $disconnect, release the connection.
+// finish runs when the read loop ends: wait for a $resync in progress,
+// leave every group, route $disconnect, release the connection.
 func (c *Conn) finish() {
 	c.mu.Lock()
 	c.closed = true
 	c.dropQueue()
 	c.mu.Unlock()
+	// End a $resync in progress and wait for it; none starts after, the
+	// context being done.
+	c.cancel()
+	c.emu.Lock()
+	c.emu.Unlock()
 	c.leaveAll(context.Background())
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.srv.opts.DisconnectTimeout)
-	c.cancel()
 	if err := c.srv.routeLifecycleCtx(dctx, c, EventDisconnect); err != nil {
 		c.srv.logger.Warn("chatmux: $disconnect failed", "conn", c.id, "err", err)
 	}

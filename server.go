@@ -22,7 +22,8 @@ import (
 	"github.com/chatmux/chatmux/internal/wsframe"
 )
 
-// Reserved event names routed when a connection opens and closes, through
+// Reserved event names routed when a connection opens and closes (and
+// EventResync, when its broker is back after an outage), through
 // the same middleware as every event. A $connect handler that returns an
 // error closes the connection: with 1011 for an internal failure (a
 // plain error, a panic, 4006), 1013 for Unavailable (4013), else with the
@@ -141,6 +142,13 @@ type Server struct {
 	perAddr  map[string]int // open connections by remote IP, with MaxConnsPerAddr
 	stopping bool
 	stopCtx  context.Context // Shutdown's context; cancelled for Close
+	// resyncCancel stops the resync in progress, nil when none.
+	resyncCancel context.CancelFunc
+	// avail is the broker's availability: the number of times it was
+	// lost (the epoch) shifted left by one, with the low bit set while it
+	// is down (resync.go).
+	avail    atomic.Uint64
+	staleObs StaleObserver
 	stopPing chan struct{}
 	pingOn   bool
 	wg       sync.WaitGroup
@@ -191,6 +199,10 @@ func NewServer(router Router, opts ServerOptions) *Server {
 	s.errorHandler = opts.ErrorHandler
 	if s.errorHandler == nil {
 		s.errorHandler = s.defaultErrorHandler
+	}
+	s.staleObs, _ = opts.Observer.(StaleObserver)
+	if a, ok := opts.Broker.(availability); ok {
+		a.OnAvailability(s.setAvailable)
 	}
 	return s
 }
@@ -282,6 +294,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writing: true,
 		holding: true,
 	}
+	// No event (Shutdown, $resync) before $connect: the read loop
+	// unlocks it when $connect has returned.
+	c.emu.Lock()
+	s.mu.Lock()
+	c.stale.Store(s.staleMarkLocked())
+	s.mu.Unlock()
 	// Join the user's group before the handshake completes, so that a
 	// client that sees its connection open is already reachable.
 	if user != nil {
@@ -308,6 +326,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.lastRead.Store(c.connectedAt.UnixNano())
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
+	// Ordered with setAvailable by s.mu: stale when the broker is down,
+	// not when it came back since the connection was created ($connect,
+	// still to run, reads everything afresh).
+	c.stale.Store(s.staleMarkLocked())
 	s.startPingerLocked()
 	// A Shutdown that began during the handshake did not see this
 	// connection: close it the same way.
@@ -719,6 +741,10 @@ func (s *Server) stop(ctx context.Context) []*Conn {
 	defer s.mu.Unlock()
 	if !s.stopping {
 		s.stopping, s.stopCtx = true, ctx
+	}
+	if s.resyncCancel != nil {
+		s.resyncCancel()
+		s.resyncCancel = nil
 	}
 	if s.pingOn {
 		close(s.stopPing)

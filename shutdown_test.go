@@ -27,6 +27,25 @@ func (h *harness) onlyConn() *Conn {
 	return c
 }
 
+// waitOrEnd waits, in a handler, until release is closed or the event's
+// context ends (so that a failed test does not leave the handler blocked).
+func waitOrEnd(c *Context, release chan struct{}) {
+	select {
+	case <-release:
+	case <-c.Context().Done():
+	}
+}
+
+// waitSignal waits for ch to be closed, at most 10 s.
+func waitSignal(t *testing.T, ch chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for a handler")
+	}
+}
+
 // readFrames reads text frames until the connection closes and returns
 // them with the close error.
 func readFrames(t *testing.T, c *websocket.Conn) ([]string, error) {
@@ -54,7 +73,7 @@ func TestShutdownDrainsEventInFlight(t *testing.T) {
 	r.HandleFunc("work", func(c *Context) error {
 		handled.Add(1)
 		close(started)
-		<-release
+		waitOrEnd(c, release)
 		if err := c.Reply(map[string]string{"status": "worked"}); err != nil {
 			return err
 		}
@@ -69,7 +88,7 @@ func TestShutdownDrainsEventInFlight(t *testing.T) {
 	c := h.dial(1)
 	conn := h.onlyConn()
 	send(t, c, `{"event_type":"work","data":{},"request_id":"r1"}`)
-	<-started
+	waitSignal(t, started)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -161,7 +180,7 @@ func TestShutdownDeadline(t *testing.T) {
 	h := newHarness(t, r, ServerOptions{})
 	c := h.dial(1)
 	send(t, c, `{"event_type":"stuck","data":{}}`)
-	<-started
+	waitSignal(t, started)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.srv.Shutdown(ctx) }()
