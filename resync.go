@@ -8,8 +8,11 @@ import (
 )
 
 // EventResync is the reserved event the server routes to each of its
-// connections when its broker is back after it lost contact with the
-// other nodes (see availability). The handler re-reads what the
+// stale connections (see Conn.Stale) when its broker is back after it lost
+// contact with the other nodes. Only a broker that reports it (one with
+// the method OnAvailability(func(available bool)), as groups.Availability
+// has it) makes connections stale; the in-process broker never does. The
+// handler re-reads what the
 // connection needs (its rooms), fixes its groups with Join and Leave, calls
 // Conn.Resume, and only then reads what it tells the client (each room's
 // latest seq), so that nothing published in between is missed: it is
@@ -18,7 +21,7 @@ import (
 //
 // $resync is routed through the middleware like $connect, under
 // ServerOptions.ConnectTimeout, never at the same time as another event of
-// the connection, and at most resyncConcurrency connections at a time. When
+// the connection, and on at most 8 connections at a time. When
 // no route exists, or the handler does not call Resume, the server clears
 // the mark after the handler returns. A handler that returns an error
 // closes the connection as a failed $connect does (1013 when a dependency

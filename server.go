@@ -23,15 +23,18 @@ import (
 )
 
 // Reserved event names routed when a connection opens and closes (and
-// EventResync, when its broker is back after an outage), through
-// the same middleware as every event. A $connect handler that returns an
-// error closes the connection: with 1011 for an internal failure (a
-// plain error, a panic, 4006), 1013 for Unavailable (4013), else with the
-// *Error's code when it is a 4xxx code, 1008, 1011 or 1013. $disconnect runs after the connection has left every
-// group, with a context that outlives the connection by
-// ServerOptions.DisconnectTimeout. Every event name that starts with "$" is
-// reserved: a client that sends one is answered as for an unknown event,
-// {"error": "invalid event type"}, and no handler runs.
+// EventResync, when its broker is back after an outage), through the same
+// middleware as every event. $connect runs under
+// ServerOptions.ConnectTimeout; a $connect handler that returns an error
+// closes the connection: with 1013 (try again later) for Unavailable
+// (4013) or an error that wraps ErrUnavailable or
+// context.DeadlineExceeded, 1011 for another internal failure (a plain
+// error, a panic, 4006), else with the *Error's code when it is a 4xxx
+// code, 1008, 1011 or 1013. $disconnect runs after the connection has left
+// every group, with a context that outlives the connection by
+// ServerOptions.DisconnectTimeout. Every event name that starts with "$"
+// is reserved: a client that sends one is answered as for an unknown
+// event, {"error": "invalid event type"}, and no handler runs.
 const (
 	EventConnect    = "$connect"
 	EventDisconnect = "$disconnect"
@@ -56,7 +59,8 @@ const SubprotocolBatch = "chatmux.batch.v1"
 type Authenticator func(r *http.Request) (*User, error)
 
 // Observer receives connection-level events (for metrics). Its methods are
-// called on hot paths and must not block.
+// called on hot paths and must not block. An Observer that also implements
+// StaleObserver counts the group frames that stale connections drop.
 type Observer interface {
 	ConnOpened(c *Conn)
 	ConnClosed(c *Conn)
@@ -123,7 +127,8 @@ type ServerOptions struct {
 	ErrorHandler func(c *Context, err error)
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
-	// Observer, when set, receives connection-level events.
+	// Observer, when set, receives connection-level events (and, when it
+	// implements StaleObserver, the frames stale connections drop).
 	Observer Observer
 }
 
