@@ -3,8 +3,6 @@ package chatmux
 import (
 	"context"
 	"sync"
-
-	"github.com/chatmux/chatmux/internal/wsframe"
 )
 
 // EventResync is the reserved event the server routes to each of its
@@ -184,7 +182,7 @@ func (c *Conn) resync(round context.Context) {
 	if err != nil {
 		code, reason := connectClose(err)
 		c.srv.logger.Warn("chatmux: $resync failed: closing the connection", "conn", c.id, "code", int(code), "err", err)
-		c.Close(int(code), wsframe.CloseReason(reason))
+		c.Close(int(code), reason)
 		return
 	}
 	c.Resume()
