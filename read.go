@@ -73,25 +73,6 @@ func (c *Conn) readLoop() {
 	}
 }
 
-// shutdown closes the connection for Server.Shutdown: the read loop handles
-// no more events, the event in flight (if any) finishes, every frame
-// queued by then is written, and the connection is closed with 1001. When
-// ctx ends first, Shutdown closes the socket at once.
-func (c *Conn) shutdown(ctx context.Context) {
-	c.draining.Store(true)
-	// Wait for the event in flight (an empty critical section).
-	c.emu.Lock()
-	c.emu.Unlock()
-	if ctx.Err() != nil {
-		return
-	}
-	c.drain(ctx)
-	if ctx.Err() != nil {
-		return
-	}
-	_ = c.ws.Close(websocket.StatusGoingAway, "server shutting down")
-}
-
 // Bounds of the reading that goes on after a 1009 close frame.
 const (
 	lingerTimeout = time.Second
