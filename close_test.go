@@ -141,3 +141,31 @@ func TestServerInvalidUTF8Closes1007(t *testing.T) {
 		t.Fatalf("close %d %q, want 1007", ce.Code, ce.Reason)
 	}
 }
+
+// TestServerOversizeFrameWhileSending: a client still sending a 16 MiB
+// frame when the server refuses it reads the 1009 close, not a reset
+// connection (1006): the server reads and discards the rest until the
+// client's close.
+func TestServerOversizeFrameWhileSending(t *testing.T) {
+	h := newHarness(t, echoRouter(), ServerOptions{})
+	for i := 0; i < 3; i++ {
+		c := h.dial(1)
+		big := make([]byte, 16<<20)
+		for i := range big {
+			big[i] = 'x'
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// Write the whole frame before reading anything, as a client
+		// busy sending does.
+		werr := c.Write(ctx, websocket.MessageText, big)
+		_, _, err := c.Read(ctx)
+		cancel()
+		// The server read the whole frame: no reset.
+		if werr != nil {
+			t.Fatalf("attempt %d: write: %v", i, werr)
+		}
+		if got := CloseStatus(err); got != int(websocket.StatusMessageTooBig) {
+			t.Fatalf("attempt %d: close status %d (%v), want 1009", i, got, err)
+		}
+	}
+}

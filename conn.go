@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -34,6 +35,7 @@ type User struct {
 // (write.go).
 type Conn struct {
 	srv         *Server
+	slots       connSlots // what the connection counts against the limits
 	ws          *websocket.Conn
 	raw         *wsframe.Conn
 	id          string
@@ -44,9 +46,22 @@ type Conn struct {
 	ctx         context.Context
 	cancel      context.CancelFunc
 
+	limited  io.LimitedReader // the read loop's, reused for every frame
 	lastRead atomic.Int64
-	pinging  atomic.Bool
-	batched  bool // SubprotocolBatch was negotiated
+
+	// emu is held while one of the connection's events, $connect or
+	// $resync is handled (from the connection's creation until $connect
+	// has returned): Shutdown takes it to wait for the event in flight,
+	// $resync to run between events.
+	emu sync.Mutex
+	// draining is set when Shutdown begins: the read loop handles no
+	// event read from then on.
+	draining atomic.Bool
+	// stale is 0, or the epoch of the broker loss (Server.avail) since
+	// which the connection drops its group data frames (resync.go).
+	stale   atomic.Uint64
+	pinging atomic.Bool
+	batched bool // SubprotocolBatch was negotiated
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -170,11 +185,16 @@ func (c *Conn) leaveAll(ctx context.Context) {
 	c.groups = nil
 }
 
-// Deliver implements groups.Member: data is queued, control messages move
-// the connection between groups.
+// Deliver implements groups.Member: data is queued (dropped while the
+// connection is stale), control messages move the connection between
+// groups.
 func (c *Conn) Deliver(m *groups.Message) {
 	switch m.Kind {
 	case groups.KindData:
+		if c.stale.Load() != 0 {
+			c.dropStale()
+			return
+		}
 		c.push(m.Data, true)
 	case groups.KindJoin:
 		if err := c.Join(c.ctx, m.Group); err != nil && !errors.Is(err, net.ErrClosed) {

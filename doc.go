@@ -87,4 +87,35 @@
 // JSON array of the usual objects; other clients get one object per
 // message (docs/protocol.md#batched-delivery). The codes a connection is
 // closed with are listed in docs/protocol.md#close-codes.
+//
+// # Faults
+//
+// The origin check runs before the Authenticator: a refused origin gets
+// HTTP 403. Authenticate and $connect run under
+// ServerOptions.ConnectTimeout (5 s by default). An Authenticator error
+// that wraps ErrUnavailable or a deadline closes the connection with 1013
+// (try again later), any other with 4001; a $connect that fails with 4013,
+// or with an error wrapping ErrUnavailable or a deadline, closes it with
+// 1013, another failure with 1011. ServerOptions.MaxConnsPerUser and
+// MaxConnsPerAddr bound the open connections of a user and of a remote IP;
+// one over a limit is closed with 1013 "too many connections".
+//
+// A broker that can lose contact with the other nodes (Redis) reports it
+// to the server. While it is away, every connection is stale
+// (Conn.Stale): it drops the data frames of its groups, since the node
+// cannot know of membership changes made elsewhere, while control messages
+// (JoinUser, LeaveUser) still apply and what is sent to its own socket
+// still goes out. When the broker is back, the server routes EventResync
+// ("$resync") to each stale connection, a few at a time; the handler fixes
+// the connection's groups, calls Conn.Resume and tells the client what to
+// fetch (docs/protocol.md#resync). A StaleObserver counts what was dropped.
+//
+// Server.Shutdown drains: new upgrades get 503, each connection stops
+// handling events, the event in flight finishes and its answers (and
+// everything else queued for the socket) are written, then the connection
+// is closed with 1001 and $disconnect runs (docs/protocol.md#faults). A
+// frame over ServerOptions.ReadLimit gets the 1009 close frame at once;
+// the server then reads and discards what the client is still sending
+// until its close frame (at most 1 s and 64 MiB), so that the client reads
+// the 1009.
 package chatmux

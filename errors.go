@@ -47,6 +47,15 @@ const (
 	DetailUnavailable = "Service temporarily unavailable, try again."
 )
 
+// ErrUnavailable reports that a dependency (a store, an identity provider)
+// is down or too slow to answer: the client should try again later. An
+// Authenticator wraps it (fmt.Errorf("failed to check the token: %w",
+// chatmux.ErrUnavailable)) when it cannot check credentials, and the
+// connection is closed with 1013 (try again later) instead of 4001. A
+// handler error that wraps it is answered with 4013. A 4013 *Error (see
+// Unavailable) matches it with errors.Is.
+var ErrUnavailable = errors.New("chatmux: service temporarily unavailable")
+
 // Error is an error with a protocol code and a detail for the client. The
 // detail is a string, a list of strings or an object of field names to lists
 // of strings; it is sent as is. Err, when set, is the cause: logged, never
@@ -67,6 +76,9 @@ func (e *Error) Error() string {
 
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports that a 4013 error is ErrUnavailable.
+func (e *Error) Is(target error) bool { return target == ErrUnavailable && e.Code == CodeUnavailable }
 
 // NewError returns an Error with the given code and detail.
 func NewError(code int, detail any) *Error { return &Error{Code: code, Detail: detail} }
@@ -115,12 +127,16 @@ func Unavailable(cause error) *Error {
 // RateLimited returns a 4029 error whose detail states the limit.
 func RateLimited(detail string) *Error { return &Error{Code: CodeRateLimited, Detail: detail} }
 
-// AsError returns err as an *Error: itself when it is (or wraps) one, else a
-// 4006 internal error that keeps err as its cause.
+// AsError returns err as an *Error: itself when it is (or wraps) one, a
+// 4013 error when it wraps ErrUnavailable, else a 4006 internal error. The
+// new error keeps err as its cause.
 func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return Unavailable(err)
 	}
 	return Internal(err)
 }

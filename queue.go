@@ -1,5 +1,7 @@
 package chatmux
 
+import "context"
+
 // enqueue queues a frame without blocking. A frame that would take the
 // queue over its bound closes the connection as a slow consumer: queued
 // frames are dropped and the close frame (4008 "slow consumer") follows
@@ -72,18 +74,24 @@ func (c *Conn) dropQueue() {
 }
 
 // drain seals the queue and waits until the writer has sent every frame it
-// holds, or has failed (each write is bounded by ServerOptions.WriteTimeout).
-func (c *Conn) drain() {
+// holds, or has failed (each write is bounded by ServerOptions.WriteTimeout),
+// or ctx ends.
+func (c *Conn) drain(ctx context.Context) {
 	c.mu.Lock()
 	c.sealed = true
 	if !c.writing {
 		c.mu.Unlock()
 		return
 	}
-	ch := make(chan struct{})
-	c.drained = ch
+	if c.drained == nil {
+		c.drained = make(chan struct{})
+	}
+	ch := c.drained
 	c.mu.Unlock()
-	<-ch
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
 }
 
 // writerStopped wakes a drain waiting for the writer. c.mu is held.

@@ -3,6 +3,9 @@ package chatmux
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -15,13 +18,16 @@ import (
 // readLoop reads and handles frames until the connection closes.
 func (c *Conn) readLoop() {
 	defer c.finish()
-	if err := c.srv.routeLifecycle(c, EventConnect); err != nil {
-		e := AsError(err)
-		c.srv.logger.Info("chatmux: $connect refused the connection", "conn", c.id, "err", err)
-		_ = c.ws.Close(connectCloseCode(e.Code), wsframe.CloseReason(detailText(e.Detail)))
+	// c.emu is held since ServeHTTP created c.
+	if err := c.connect(); err != nil {
+		c.emu.Unlock()
+		code, reason := connectClose(err)
+		c.srv.logger.Info("chatmux: $connect refused the connection", "conn", c.id, "code", int(code), "err", err)
+		_ = c.ws.Close(code, wsframe.CloseReason(reason))
 		return
 	}
 	c.releaseHeld()
+	c.emu.Unlock()
 	for {
 		typ, r, err := c.ws.Reader(context.Background())
 		if err != nil {
@@ -29,26 +35,97 @@ func (c *Conn) readLoop() {
 		}
 		c.lastRead.Store(time.Now().UnixNano())
 		buf := bufPool.Get().(*bytes.Buffer)
-		_, err = buf.ReadFrom(r)
+		// The read limit is the server's own (the library's is off): a
+		// frame over it is refused with 1009 while the rest of it is
+		// read and discarded (closeTooBig).
+		c.limited.R, c.limited.N = r, c.srv.opts.ReadLimit+1
+		_, err = buf.ReadFrom(&c.limited)
+		c.limited.R = nil
 		if err != nil {
 			putBuf(buf)
 			return
 		}
-		switch {
-		case typ != websocket.MessageText:
-			c.srv.handleError(c, Validation("Binary frames are not supported: send JSON text frames."))
-		case !utf8.Valid(buf.Bytes()):
+		if int64(buf.Len()) > c.srv.opts.ReadLimit {
+			putBuf(buf)
+			c.closeTooBig(r)
+			return
+		}
+		if typ == websocket.MessageText && !utf8.Valid(buf.Bytes()) {
 			// A text frame must be UTF-8 (RFC 6455, section 8.1). The
 			// answers to the events before it go first.
 			putBuf(buf)
-			c.drain()
+			c.drain(context.Background())
 			_ = c.ws.Close(websocket.StatusInvalidFramePayloadData, "invalid UTF-8")
 			return
-		default:
-			c.handle(buf.Bytes())
 		}
+		c.emu.Lock()
+		// Once Shutdown has begun, what is read is not handled (the
+		// loop goes on reading until the close handshake ends).
+		if !c.draining.Load() {
+			if typ != websocket.MessageText {
+				c.srv.handleError(c, Validation("Binary frames are not supported: send JSON text frames."))
+			} else {
+				c.handle(buf.Bytes())
+			}
+		}
+		c.emu.Unlock()
 		putBuf(buf)
 	}
+}
+
+// Bounds of the reading that goes on after a 1009 close frame.
+const (
+	lingerTimeout = time.Second
+	lingerBytes   = 64 << 20
+)
+
+// closeTooBig closes the connection with 1009 after a frame over the read
+// limit, of which r holds the rest. The close frame goes out at once (the
+// queued frames are dropped); then the server reads and discards the rest
+// of the frame and waits for the client's close frame, for at most
+// lingerTimeout and lingerBytes, before it closes the socket. A client
+// still sending the frame thus reads the 1009 instead of a reset
+// connection (1006).
+func (c *Conn) closeTooBig(r io.Reader) {
+	c.mu.Lock()
+	c.closed = true
+	c.dropQueue()
+	c.mu.Unlock()
+	reason := fmt.Sprintf("message over %d bytes", c.srv.opts.ReadLimit)
+	_ = c.raw.SetReadDeadline(time.Now().Add(lingerTimeout))
+	if err := c.raw.WriteClose(uint16(websocket.StatusMessageTooBig), reason); err != nil {
+		_ = c.ws.CloseNow()
+		return
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(r, lingerBytes+1))
+	if err != nil || n > lingerBytes {
+		_ = c.ws.CloseNow()
+		return
+	}
+	// The library's close frame is dropped (WriteClose sent one): Close
+	// only waits for the client's, until the read deadline.
+	_ = c.ws.Close(websocket.StatusMessageTooBig, reason)
+}
+
+// connect routes $connect under ServerOptions.ConnectTimeout.
+func (c *Conn) connect() error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.opts.ConnectTimeout)
+	defer cancel()
+	return c.srv.routeLifecycleCtx(ctx, c, EventConnect)
+}
+
+// connectClose returns the close code and reason of a connection whose
+// $connect (or $resync) failed with err: 1013 and DetailUnavailable when
+// err is an internal error that wraps ErrUnavailable or
+// context.DeadlineExceeded (a dependency was away or too slow); otherwise
+// the code connectCloseCode gives (1013 for a 4013 error) and the error's
+// detail.
+func connectClose(err error) (websocket.StatusCode, string) {
+	e := AsError(err)
+	if e.Code == CodeInternal && (errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)) {
+		return websocket.StatusTryAgainLater, DetailUnavailable
+	}
+	return connectCloseCode(e.Code), detailText(e.Detail)
 }
 
 // connectCloseCode returns the close code for a $connect that failed with
@@ -116,16 +193,20 @@ func (c *Conn) handle(frame []byte) {
 // routes itself (EventConnect, EventDisconnect).
 func reservedEvent(name string) bool { return len(name) > 0 && name[0] == '$' }
 
-// finish runs when the read loop ends: leave every group, route
-// $disconnect, release the connection.
+// finish runs when the read loop ends: wait for a $resync in progress,
+// leave every group, route $disconnect, release the connection.
 func (c *Conn) finish() {
 	c.mu.Lock()
 	c.closed = true
 	c.dropQueue()
 	c.mu.Unlock()
+	// End a $resync in progress and wait for it; none starts after, the
+	// context being done.
+	c.cancel()
+	c.emu.Lock()
+	c.emu.Unlock()
 	c.leaveAll(context.Background())
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.srv.opts.DisconnectTimeout)
-	c.cancel()
 	if err := c.srv.routeLifecycleCtx(dctx, c, EventDisconnect); err != nil {
 		c.srv.logger.Warn("chatmux: $disconnect failed", "conn", c.id, "err", err)
 	}

@@ -366,65 +366,6 @@ func TestEncodeDispatch(t *testing.T) {
 	}
 }
 
-func FuzzDecodeEnvelope(f *testing.F) {
-	for _, s := range []string{`{"event_type":"a","data":{}}`, `[]`, `{"data":1}`, `{"event_type":null}`, "\x00"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		env, err := decodeEnvelope(b)
-		if err != nil {
-			if err.Code != CodeValidation {
-				t.Fatalf("code %d", err.Code)
-			}
-			return
-		}
-		if env.Data != nil && env.Data[0] != '{' {
-			t.Fatalf("data %q accepted", env.Data)
-		}
-	})
-}
-
-func FuzzMatch(f *testing.F) {
-	r := NewRouter()
-	for _, p := range []string{"a.b", "a.{x}", "a.{x}.c", "a.*", "{p}.z", "b.c.d"} {
-		p := p
-		r.HandleFunc(p, func(c *Context) error { return nil })
-	}
-	for _, s := range []string{"a.b", "a.q.c", "x.z", "a", "", "..", "a.b.c.d.e"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, ev string) {
-		c := NewTestContext(context.Background(), ev, nil, nil)
-		pattern, ok := r.Match(ev)
-		ep, vals := r.tree.match(ev, nil)
-		if ok != (ep != nil) {
-			t.Fatalf("Match and tree disagree on %q", ev)
-		}
-		if !ok {
-			return
-		}
-		if !validEvent(ev) {
-			t.Fatalf("invalid event %q matched %q", ev, pattern)
-		}
-		if len(vals) != len(ep.keys) {
-			t.Fatalf("%q: %d values for %d keys", ev, len(vals), len(ep.keys))
-		}
-		// Rebuild the event from the pattern and the captured values.
-		segs := strings.Split(pattern, ".")
-		vi := 0
-		for i, s := range segs {
-			if s == "*" || strings.HasPrefix(s, "{") {
-				segs[i] = vals[vi]
-				vi++
-			}
-		}
-		if strings.Join(segs, ".") != ev {
-			t.Fatalf("%q matched %q with %v", ev, pattern, vals)
-		}
-		_ = c
-	})
-}
-
 func TestMountPatternVisibleToParentMiddleware(t *testing.T) {
 	var seen string
 	r := NewRouter()

@@ -18,15 +18,19 @@ import (
 	"github.com/chatmux/chatmux/internal/wsframe"
 )
 
-// Reserved event names routed when a connection opens and closes, through
-// the same middleware as every event. A $connect handler that returns an
-// error closes the connection: with 1011 for an internal failure (a
-// plain error, a panic, 4006), 1013 for Unavailable (4013), else with the
-// *Error's code when it is a 4xxx code, 1008, 1011 or 1013. $disconnect runs after the connection has left every
-// group, with a context that outlives the connection by
-// ServerOptions.DisconnectTimeout. Every event name that starts with "$" is
-// reserved: a client that sends one is answered as for an unknown event,
-// {"error": "invalid event type"}, and no handler runs.
+// Reserved event names routed when a connection opens and closes (and
+// EventResync, when its broker is back after an outage), through the same
+// middleware as every event. $connect runs under
+// ServerOptions.ConnectTimeout; a $connect handler that returns an error
+// closes the connection: with 1013 (try again later) for Unavailable
+// (4013) or an error that wraps ErrUnavailable or
+// context.DeadlineExceeded, 1011 for another internal failure (a plain
+// error, a panic, 4006), else with the *Error's code when it is a 4xxx
+// code, 1008, 1011 or 1013. $disconnect runs after the connection has left
+// every group, with a context that outlives the connection by
+// ServerOptions.DisconnectTimeout. Every event name that starts with "$"
+// is reserved: a client that sends one is answered as for an unknown
+// event, {"error": "invalid event type"}, and no handler runs.
 const (
 	EventConnect    = "$connect"
 	EventDisconnect = "$disconnect"
@@ -40,13 +44,19 @@ const (
 // has it. See docs/protocol.md#batched-delivery.
 const SubprotocolBatch = "chatmux.batch.v1"
 
-// Authenticator identifies the user of an upgrade request. An error, or a
-// nil user, rejects the connection: the upgrade completes, then the server
-// closes it with code 4001.
+// Authenticator identifies the user of an upgrade request. The request's
+// context ends after ServerOptions.ConnectTimeout: an Authenticator that
+// calls a store or an identity provider passes it on. An error, or a nil
+// user, rejects the connection: the upgrade completes, then the server
+// closes it with 4001 when the credentials are wrong, or with 1013 (try
+// again later) when the error wraps ErrUnavailable or
+// context.DeadlineExceeded, or the context's deadline has passed: the
+// credentials could not be checked (docs/protocol.md#close-codes).
 type Authenticator func(r *http.Request) (*User, error)
 
 // Observer receives connection-level events (for metrics). Its methods are
-// called on hot paths and must not block.
+// called on hot paths and must not block. An Observer that also implements
+// StaleObserver counts the group frames that stale connections drop.
 type Observer interface {
 	ConnOpened(c *Conn)
 	ConnClosed(c *Conn)
@@ -65,10 +75,33 @@ type ServerOptions struct {
 	// OriginPatterns lists the hosts allowed to connect cross-origin
 	// (path.Match patterns). The default allows same-origin only.
 	OriginPatterns []string
-	// InsecureSkipVerify disables the origin check.
+	// InsecureSkipVerify disables the origin check. The check runs
+	// before Authenticate: a refused origin gets HTTP 403 and the
+	// authenticator never sees the request.
 	InsecureSkipVerify bool
+	// ConnectTimeout bounds the setting up of a connection (default 5s):
+	// Authenticate runs with a request whose context has this deadline,
+	// and $connect with a context that has it too. Past it, the
+	// connection is closed with 1013 (try again later). It bounds each
+	// $resync handler the same way.
+	ConnectTimeout time.Duration
+	// MaxConnsPerUser limits the open connections of one user on this
+	// server (0, the default, means no limit). A connection over the
+	// limit is closed with 1013 "too many connections" once upgraded.
+	// The count is exact: connections are counted from their
+	// authentication until they end.
+	MaxConnsPerUser int
+	// MaxConnsPerAddr limits the open connections from one remote IP
+	// address (the request's RemoteAddr without its port; behind a proxy,
+	// rewrite RemoteAddr first, e.g. with chi's middleware.RealIP). 0,
+	// the default, means no limit. It is checked before Authenticate; a
+	// connection over the limit is closed with 1013 "too many
+	// connections" once upgraded. The count is exact.
+	MaxConnsPerAddr int
 	// ReadLimit is the largest frame accepted, in bytes (default 64 KiB).
-	// A larger frame closes the connection with 1009.
+	// A larger frame closes the connection with 1009: the close frame goes
+	// out at once, then the server reads and discards what the client is
+	// still sending, until its close frame, for at most 1 s and 64 MiB.
 	ReadLimit int64
 	// MaxQueueBytes bounds each connection's outbound queue (default
 	// 1 MiB). Overflow closes the connection with 4008 "slow consumer".
@@ -90,7 +123,8 @@ type ServerOptions struct {
 	ErrorHandler func(c *Context, err error)
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
-	// Observer, when set, receives connection-level events.
+	// Observer, when set, receives connection-level events (and, when it
+	// implements StaleObserver, the frames stale connections drop).
 	Observer Observer
 }
 
@@ -105,7 +139,17 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
+	perUser  map[int64]int  // open connections by user, with MaxConnsPerUser
+	perAddr  map[string]int // open connections by remote IP, with MaxConnsPerAddr
 	stopping bool
+	stopCtx  context.Context // Shutdown's context; cancelled for Close
+	// resyncCancel stops the resync in progress, nil when none.
+	resyncCancel context.CancelFunc
+	// avail is the broker's availability: the number of times it was
+	// lost (the epoch) shifted left by one, with the low bit set while it
+	// is down (resync.go).
+	avail    atomic.Uint64
+	staleObs StaleObserver
 	stopPing chan struct{}
 	pingOn   bool
 	wg       sync.WaitGroup
@@ -138,19 +182,28 @@ func NewServer(router Router, opts ServerOptions) *Server {
 	if opts.DisconnectTimeout <= 0 {
 		opts.DisconnectTimeout = 10 * time.Second
 	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 5 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	s := &Server{
-		router: router,
-		broker: opts.Broker,
-		opts:   opts,
-		logger: opts.Logger,
-		conns:  map[*Conn]struct{}{},
+		router:  router,
+		broker:  opts.Broker,
+		opts:    opts,
+		logger:  opts.Logger,
+		conns:   map[*Conn]struct{}{},
+		perUser: map[int64]int{},
+		perAddr: map[string]int{},
 	}
 	s.errorHandler = opts.ErrorHandler
 	if s.errorHandler == nil {
 		s.errorHandler = s.defaultErrorHandler
+	}
+	s.staleObs, _ = opts.Observer.(StaleObserver)
+	if a, ok := opts.Broker.(availability); ok {
+		a.OnAvailability(s.setAvailable)
 	}
 	return s
 }
@@ -166,6 +219,12 @@ func (s *Server) Len() int { return int(s.open.Load()) }
 
 // ServeHTTP upgrades the request and serves the connection until it
 // closes. It returns as soon as the connection is set up.
+//
+// In order: a server that is shutting down answers 503; a refused origin
+// gets 403; a remote address at MaxConnsPerAddr, a user at
+// MaxConnsPerUser and an Authenticator that cannot check the credentials
+// get the upgrade and then a 1013 close; wrong credentials get the upgrade
+// and then a 4001 close.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	stopping := s.stopping
@@ -178,34 +237,52 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	started := false
+	var slots connSlots
 	defer func() {
 		if !started {
+			s.release(slots)
 			s.wg.Done()
 		}
 	}()
 
-	var user *User
-	var authErr error
-	if s.opts.Authenticate != nil {
-		user, authErr = s.opts.Authenticate(r)
-		if authErr == nil && user == nil {
-			authErr = errors.New("no user")
-		}
-	}
-
-	if authErr != nil {
-		ws, err := s.accept(wsframe.NewHijackWriter(w, s.opts.WriteTimeout), r)
-		if err != nil {
+	if !s.opts.InsecureSkipVerify {
+		if err := checkOrigin(r, s.opts.OriginPatterns); err != nil {
+			s.logger.Debug("chatmux: origin refused", "remote", r.RemoteAddr, "err", err)
+			http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 			return
 		}
-		s.logger.Info("chatmux: authentication failed", "remote", r.RemoteAddr, "err", authErr)
-		go func() { _ = ws.Close(CodeUnauthenticated, "authentication failed") }()
+	}
+	if !s.acquireAddr(&slots, remoteIP(r.RemoteAddr)) {
+		s.logger.Info("chatmux: too many connections from one address", "remote", r.RemoteAddr, "limit", s.opts.MaxConnsPerAddr)
+		s.refuse(w, r, websocket.StatusTryAgainLater, reasonTooManyConns)
 		return
+	}
+
+	var user *User
+	if s.opts.Authenticate != nil {
+		var authErr error
+		user, authErr = s.authenticate(r)
+		if authErr != nil {
+			if errors.Is(authErr, ErrUnavailable) {
+				s.logger.Warn("chatmux: cannot authenticate: a dependency is unavailable", "remote", r.RemoteAddr, "err", authErr)
+				s.refuse(w, r, websocket.StatusTryAgainLater, DetailUnavailable)
+				return
+			}
+			s.logger.Info("chatmux: authentication failed", "remote", r.RemoteAddr, "err", authErr)
+			s.refuse(w, r, CodeUnauthenticated, "authentication failed")
+			return
+		}
+		if !s.acquireUser(&slots, user.ID) {
+			s.logger.Info("chatmux: too many connections of one user", "user", user.ID, "limit", s.opts.MaxConnsPerUser)
+			s.refuse(w, r, websocket.StatusTryAgainLater, reasonTooManyConns)
+			return
+		}
 	}
 
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &Conn{
 		srv:         s,
+		slots:       slots,
 		id:          uuid.NewString(),
 		user:        user,
 		remoteAddr:  r.RemoteAddr,
@@ -218,6 +295,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writing: true,
 		holding: true,
 	}
+	// No event (Shutdown, $resync) before $connect: the read loop
+	// unlocks it when $connect has returned.
+	c.emu.Lock()
+	s.mu.Lock()
+	c.stale.Store(s.staleMarkLocked())
+	s.mu.Unlock()
 	// Join the user's group before the handshake completes, so that a
 	// client that sees its connection open is already reachable.
 	if user != nil {
@@ -235,7 +318,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cancel()
 		return
 	}
-	ws.SetReadLimit(s.opts.ReadLimit)
+	// The read loop applies ReadLimit itself (read.go).
+	ws.SetReadLimit(-1)
 	c.mu.Lock()
 	c.ws, c.raw = ws, hw.Conn()
 	c.batched = ws.Subprotocol() == SubprotocolBatch
@@ -243,10 +327,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.lastRead.Store(c.connectedAt.UnixNano())
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
+	// Ordered with setAvailable by s.mu: stale when the broker is down,
+	// not when it came back since the connection was created ($connect,
+	// still to run, reads everything afresh).
+	c.stale.Store(s.staleMarkLocked())
 	s.startPingerLocked()
 	// A Shutdown that began during the handshake did not see this
 	// connection: close it the same way.
-	lateForShutdown := s.stopping
+	lateForShutdown, stopCtx := s.stopping, s.stopCtx
 	s.mu.Unlock()
 	s.open.Add(1)
 	if s.opts.Observer != nil {
@@ -260,24 +348,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		go c.writeLoop()
 	}
 	started = true
-	if lateForShutdown {
-		c.Close(int(websocket.StatusGoingAway), "server shutting down")
-	}
 	go c.readLoop()
-}
-
-func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		OriginPatterns:     s.opts.OriginPatterns,
-		InsecureSkipVerify: s.opts.InsecureSkipVerify,
-		CompressionMode:    websocket.CompressionDisabled,
-		Subprotocols:       []string{SubprotocolBatch},
-	})
-	if err != nil {
-		s.logger.Debug("chatmux: upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return nil, err
+	if lateForShutdown {
+		s.shutdownConn(stopCtx, c)
 	}
-	return ws, nil
 }
 
 // remove forgets a finished connection.
@@ -285,6 +359,7 @@ func (s *Server) remove(c *Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.release(c.slots)
 	s.open.Add(-1)
 	if s.opts.Observer != nil {
 		s.opts.Observer.ConnClosed(c)
@@ -440,55 +515,4 @@ func (s *Server) control(ctx context.Context, userID int64, kind groups.Kind, gr
 		return fmt.Errorf("failed to move user %d's connections (%s): %w", userID, group, err)
 	}
 	return nil
-}
-
-// Shutdown stops accepting connections, closes every open one with 1001
-// (going away) and waits for their handlers to finish, or for ctx to end,
-// when it closes what is left at once and returns ctx's error.
-func (s *Server) Shutdown(ctx context.Context) error {
-	conns := s.stop()
-	for _, c := range conns {
-		c.Close(int(websocket.StatusGoingAway), "server shutting down")
-	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		// Every connection, including any accepted during the
-		// handshake of a request that raced with Shutdown.
-		s.mu.Lock()
-		for c := range s.conns {
-			_ = c.ws.CloseNow()
-		}
-		s.mu.Unlock()
-		<-done
-		return ctx.Err()
-	}
-}
-
-// Close closes every connection at once, without the close handshake, and
-// waits for their handlers.
-func (s *Server) Close() error {
-	for _, c := range s.stop() {
-		_ = c.ws.CloseNow()
-	}
-	s.wg.Wait()
-	return nil
-}
-
-func (s *Server) stop() []*Conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopping = true
-	if s.pingOn {
-		close(s.stopPing)
-		s.pingOn = false
-	}
-	conns := make([]*Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	return conns
 }

@@ -508,6 +508,10 @@ func TestServerShutdown(t *testing.T) {
 		t.Fatal("dial succeeded during shutdown")
 	}
 	close(release)
+	// The busy connection is closed with 1001 once its event is done.
+	if _, err := readFrames(t, busy); CloseStatus(err) != int(websocket.StatusGoingAway) {
+		t.Fatalf("busy connection closed with %v, want 1001", err)
+	}
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}

@@ -33,9 +33,12 @@ type Conn struct {
 	mu sync.Mutex
 	// deadline is when the write deadline last set on the socket expires.
 	deadline time.Time
-	// closeSent is set once the library has written a close frame: no
-	// data frame may follow it.
+	// closeSent is set once a close frame is written: no data frame may
+	// follow it.
 	closeSent bool
+	// ownClose is set when WriteClose wrote the close frame: the
+	// library's own close frame, later, is dropped.
+	ownClose bool
 	// err is the first write failure.
 	err error
 }
@@ -54,9 +57,43 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, errBroken
 	}
 	if len(p) > 0 && p[0] == finBit|OpClose {
+		if c.ownClose {
+			// WriteClose sent the close frame: a second one would
+			// break the protocol. The library goes on with its
+			// close handshake as if it had sent this one.
+			return len(p), nil
+		}
 		c.closeSent = true
 	}
 	return c.writeLocked(p)
+}
+
+// WriteClose writes a close frame with code and reason (at most
+// MaxCloseReason bytes) now, without waiting for an answer, unless a close
+// frame was already written (then it does nothing). Data frames are
+// refused from then on, and the library's own close frame, when its Close
+// follows, is dropped: its close handshake then only waits for the peer's
+// close frame. A server uses it to say why it closes while it goes on
+// reading (and discarding) what the peer is still sending.
+func (c *Conn) WriteClose(code uint16, reason string) error {
+	reason = CloseReason(reason)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeSent {
+		return nil
+	}
+	if c.err != nil {
+		return errBroken
+	}
+	b := make([]byte, 0, 4+len(reason))
+	b = AppendHeader(b, true, OpClose, 2+len(reason))
+	b = append(b, byte(code>>8), byte(code))
+	b = append(b, reason...)
+	c.closeSent, c.ownClose = true, true
+	if _, err := c.writeLocked(b); err != nil {
+		return fmt.Errorf("failed to write the close frame: %w", err)
+	}
+	return nil
 }
 
 // writeLocked writes to the socket under a deadline. Setting a deadline

@@ -557,3 +557,35 @@ func waitForStack(t *testing.T, frames ...string) {
 		runtime.Gosched()
 	}
 }
+
+// TestWriteCloseThenLibraryClose: a close frame written by WriteClose is
+// the only one on the wire; the library's Close that follows waits for the
+// peer's answer instead of sending a second one, and data is refused.
+func TestWriteCloseThenLibraryClose(t *testing.T) {
+	p := newPair(t)
+	if err := p.raw.WriteClose(1009, "too big"); err != nil {
+		t.Fatalf("WriteClose: %v", err)
+	}
+	if err := p.raw.WriteClose(1011, "again"); err != nil {
+		t.Fatalf("second WriteClose: %v", err)
+	}
+	if err := p.raw.WriteText([][]byte{[]byte("late")}, 4, false); !errors.Is(err, ErrCloseSent) {
+		t.Fatalf("data after WriteClose: %v, want ErrCloseSent", err)
+	}
+	sent := p.tap.bytesWritten()
+	closed := make(chan error, 1)
+	go func() { closed <- p.server.Close(1009, "too big") }()
+	// The client reads the one close frame and answers it; the
+	// library's handshake then ends.
+	_, _, err := p.read(t)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 1009 || ce.Reason != "too big" {
+		t.Fatalf("client read %v, want close 1009 too big", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("library Close: %v", err)
+	}
+	if got := p.tap.bytesWritten(); got != sent {
+		t.Fatalf("%d more bytes written after WriteClose", got-sent)
+	}
+}
