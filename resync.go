@@ -30,15 +30,6 @@ const EventResync = "$resync"
 // resyncConcurrency bounds the $resync handlers running at once.
 const resyncConcurrency = 8
 
-// availability is implemented by brokers that can lose contact with the
-// other nodes (groups.Redis). It has the method set of groups.Availability:
-// the broker calls f(false) as soon as it has lost its connection, and
-// f(true) once it is back and every subscription it holds is confirmed
-// again; calls are serialised, in order, from a goroutine of the broker.
-type availability interface {
-	OnAvailability(f func(available bool))
-}
-
 // StaleObserver is an optional interface of ServerOptions.Observer: it
 // counts the group frames that stale connections drop.
 type StaleObserver interface {

@@ -202,7 +202,7 @@ func NewServer(router Router, opts ServerOptions) *Server {
 		s.errorHandler = s.defaultErrorHandler
 	}
 	s.staleObs, _ = opts.Observer.(StaleObserver)
-	if a, ok := opts.Broker.(availability); ok {
+	if a, ok := opts.Broker.(groups.Availability); ok {
 		a.OnAvailability(s.setAvailable)
 	}
 	return s

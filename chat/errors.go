@@ -29,7 +29,7 @@ func StoreError(err error) error {
 	var ve *store.ValidationError
 	switch {
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return unavailable(err)
+		return chatmux.Unavailable(err)
 	case errors.As(err, &ve):
 		if ve.Field == "" || errors.Is(err, store.ErrCapExceeded) || errors.Is(err, store.ErrDuplicateOneToOne) ||
 			errors.Is(err, store.ErrOneToOneParticipants) || errors.Is(err, store.ErrWrongRoomType) {
@@ -55,26 +55,12 @@ func StoreError(err error) error {
 	return chatmux.Internal(err)
 }
 
-// Error code 4013 (docs/protocol.md#error-codes): a dependency (the store,
-// the broker) is unavailable or too slow; the client retries with backoff.
-// These are a local stand-in for chatmux.CodeUnavailable,
-// chatmux.DetailUnavailable and chatmux.Unavailable, to be replaced by them.
-const (
-	codeUnavailable   = 4013
-	detailUnavailable = "Service temporarily unavailable, try again."
-)
-
-// unavailable returns the 4013 error, keeping cause for the log.
-func unavailable(cause error) *chatmux.Error {
-	return &chatmux.Error{Code: codeUnavailable, Detail: detailUnavailable, Err: cause}
-}
-
 // brokerError maps an error of the broker (joining or leaving a group at
 // connect or resync): an unavailable broker or a deadline is 4013, anything
 // else 4006.
 func brokerError(err error) error {
 	if errors.Is(err, groups.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-		return unavailable(err)
+		return chatmux.Unavailable(err)
 	}
 	return chatmux.Internal(err)
 }

@@ -72,7 +72,7 @@ func (s *Service) Events() map[string]chatmux.Handler {
 	return map[string]chatmux.Handler{
 		chatmux.EventConnect:     s.Connect,
 		chatmux.EventDisconnect:  s.Disconnect,
-		eventResync:              s.Resync,
+		chatmux.EventResync:      s.Resync,
 		EventMessageSend:         s.SendMessage,
 		EventMessageAcknowledged: s.AcknowledgeMessages,
 		EventMessageRead:         s.ReadMessages,

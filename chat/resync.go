@@ -11,11 +11,6 @@ import (
 	"github.com/chatmux/chatmux/groups"
 )
 
-// eventResync is the reserved event the server routes to every connection
-// of a node whose broker connection came back (docs/protocol.md#resync).
-// It is a local stand-in for chatmux.EventResync, to be replaced by it.
-const eventResync = "$resync"
-
 // DispatchResync is the dispatch that tells a connection which rooms it
 // belongs to after a broker outage, with each room's latest seq
 // (docs/protocol.md#resync).
@@ -55,7 +50,7 @@ type resyncPayload struct {
 func (s *Service) Resync(c *chatmux.Context) error {
 	u := c.User()
 	if u == nil || c.Conn() == nil {
-		resume(c)
+		c.Conn().Resume()
 		return nil
 	}
 	ctx := c.Context()
@@ -86,7 +81,7 @@ func (s *Service) Resync(c *chatmux.Context) error {
 	}
 	// From here on the connection receives its rooms' dispatches again;
 	// the seqs read next are at least those of the messages it missed.
-	resume(c)
+	c.Conn().Resume()
 	seqs, err := s.st.UserRoomSeqs(ctx, u.ID)
 	if err != nil {
 		return s.resyncFailed(c, StoreError(err))
@@ -156,14 +151,4 @@ func roomOfGroup(group string) (uuid.UUID, bool) {
 	}
 	id, err := uuid.Parse(rest)
 	return id, err == nil
-}
-
-// resume lets the connection receive group dispatches again after a broker
-// outage (chatmux's Conn.Resume). It is a local stand-in, to be replaced by
-// c.Conn().Resume(), that does nothing on a server without stale
-// connections.
-func resume(c *chatmux.Context) {
-	if r, ok := any(c.Conn()).(interface{ Resume() }); ok {
-		r.Resume()
-	}
 }
