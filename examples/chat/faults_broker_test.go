@@ -142,10 +142,10 @@ func (c *fclient) isClosed() bool {
 // counts; the test fails on a violation.
 type sendFigures struct {
 	sent, stored, okAnswers, errAnswers, unanswered int
-	acknowledged                                     int // the sender got its own message.dispatch
-	okWithoutDispatch, errorAfterStored              int
-	storedNotAcknowledged                            int
-	errCodes                                         map[int]int
+	acknowledged                                    int // the sender got its own message.dispatch
+	okWithoutDispatch, errorAfterStored             int
+	storedNotAcknowledged                           int
+	errCodes                                        map[int]int
 }
 
 func checkSends(t *testing.T, db *faultDB, room string, results []sendResult) sendFigures {

@@ -85,9 +85,9 @@ type fclient struct {
 	rooms    map[string]map[int64]fseen
 	own      map[string]int64 // client_msg_id of its own dispatched messages -> seq
 	resyncs  []fresync
-	counts   map[string]int // frames by eventType; "error" for error envelopes
+	counts   map[string]int             // frames by eventType; "error" for error envelopes
 	lastData map[string]json.RawMessage // the data of the last frame of each eventType
-	errs     []string       // error envelopes without a request_id
+	errs     []string                   // error envelopes without a request_id
 	closed   bool
 	closeErr error
 	closedAt time.Time
