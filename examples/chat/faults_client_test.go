@@ -243,6 +243,9 @@ func (c *fclient) recordLocked(f fframe, now time.Time) bool {
 		c.finalLocked(f.RequestID, fin)
 		return false
 	}
+	if f.Status != "" {
+		c.counts["status:"+f.Status]++
+	}
 	c.counts[f.EventType]++
 	c.lastData[f.EventType] = f.Data
 	switch f.EventType {
