@@ -64,10 +64,12 @@ type sendResult struct {
 	answered bool
 }
 
-// sendLoad has each client send to room, one message at a time (the next
-// after the answer, at most one per pace), until stop is closed; it
-// returns a function that waits for the loops and returns every send.
-func sendLoad(clients []*fclient, room string, pace time.Duration, stop <-chan struct{}, sent *countSends) func() []sendResult {
+// sendLoad has each client send to room, burst messages at a time
+// (written one after the other, then their answers awaited; at most one
+// burst per pace), until stop is closed or the client's connection has
+// ended; it returns a function that waits for the loops and returns every
+// send.
+func sendLoad(clients []*fclient, room string, pace time.Duration, burst int, stop <-chan struct{}, sent *countSends) func() []sendResult {
 	var mu sync.Mutex
 	var all []sendResult
 	var wg sync.WaitGroup
@@ -77,17 +79,27 @@ func sendLoad(clients []*fclient, room string, pace time.Duration, stop <-chan s
 			defer wg.Done()
 			tick := time.NewTicker(pace)
 			defer tick.Stop()
-			for i := 1; ; i++ {
+			for i := 1; ; {
 				select {
 				case <-stop:
 					return
 				case <-tick.C:
 				}
-				r := sendResult{c: c, cmid: fmt.Sprintf("%s-%d", c.name, i), sentAt: time.Now()}
-				r.fin, r.answered = c.send(room, r.cmid, 20*time.Second)
-				sent.add()
+				rs := make([]sendResult, 0, burst)
+				for range burst {
+					r := sendResult{c: c, cmid: fmt.Sprintf("%s-%d", c.name, i), sentAt: time.Now()}
+					i++
+					if c.writeSend(room, r.cmid) != nil {
+						break
+					}
+					rs = append(rs, r)
+				}
+				for j := range rs {
+					rs[j].fin, rs[j].answered = c.final("send:"+rs[j].cmid, 20*time.Second)
+					sent.add()
+				}
 				mu.Lock()
-				all = append(all, r)
+				all = append(all, rs...)
 				mu.Unlock()
 				if c.isClosed() {
 					return
@@ -248,7 +260,7 @@ func TestFaultRedisOutage(t *testing.T) {
 
 	stop := make(chan struct{})
 	var answered countSends
-	wait := sendLoad(clients, room, 60*time.Millisecond, stop, &answered)
+	wait := sendLoad(clients, room, 60*time.Millisecond, 1, stop, &answered)
 	stopped := false
 	defer func() {
 		if !stopped {

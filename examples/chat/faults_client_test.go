@@ -449,6 +449,12 @@ func (c *fclient) request(event, rid string, data any, limit time.Duration) (ffi
 	if err := c.write(event, rid, data); err != nil {
 		return ffinal{}, false
 	}
+	return c.final(rid, limit)
+}
+
+// final waits, at most limit, for the final frame of request rid; ok is
+// false when none came (the connection may have closed first).
+func (c *fclient) final(rid string, limit time.Duration) (ffinal, bool) {
 	ok := c.waitUntil(limit, func() bool {
 		_, have := c.finals[rid]
 		return have || c.closed
@@ -471,8 +477,17 @@ func (c *fclient) mustCall(event string, data any) {
 // send sends message.send with client_msg_id cmid (its request_id is
 // "send:"+cmid) and waits, at most limit, for the final frame.
 func (c *fclient) send(roomID, cmid string, limit time.Duration) (ffinal, bool) {
-	return c.request("message.send", "send:"+cmid,
-		map[string]any{"room_id": roomID, "content": "message " + cmid, "client_msg_id": cmid}, limit)
+	if err := c.writeSend(roomID, cmid); err != nil {
+		return ffinal{}, false
+	}
+	return c.final("send:"+cmid, limit)
+}
+
+// writeSend sends message.send with client_msg_id cmid (its request_id is
+// "send:"+cmid) without waiting for the answer.
+func (c *fclient) writeSend(roomID, cmid string) error {
+	return c.write("message.send", "send:"+cmid,
+		map[string]any{"room_id": roomID, "content": "message " + cmid, "client_msg_id": cmid})
 }
 
 // data returns the data of the last frame of eventType.

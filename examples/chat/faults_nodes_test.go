@@ -56,8 +56,9 @@ func ids(clients []*fclient) []int64 {
 	return out
 }
 
-// testSIGTERM: six clients of node X send continuously (each its next
-// message as soon as the previous is answered) when X gets SIGTERM. X
+// testSIGTERM: six clients of node X send continuously (each four messages
+// at once, the next four as soon as those are answered) when X gets
+// SIGTERM. X
 // drains and exits 0; every client of X is closed with 1001; every message
 // stored was acknowledged to its sender (its message.dispatch) before the
 // close, compared by client_msg_id with the database; none of X's sessions
@@ -87,7 +88,7 @@ func testSIGTERM(t *testing.T, bin string, db *faultDB, env nodeEnv) {
 		}
 	}()
 	var answered countSends
-	wait := sendLoad(onX, room, time.Millisecond, stop, &answered)
+	wait := sendLoad(onX, room, time.Millisecond, 4, stop, &answered)
 	answered.waitMore(t, 200)
 
 	termAt := time.Now()
