@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/chatmux/chatmux/groups"
+	"github.com/chatmux/chatmux/internal/testenv"
 	"github.com/chatmux/chatmux/store"
 	"github.com/chatmux/chatmux/store/memory"
 )
@@ -26,8 +30,8 @@ import (
 // credentials, /healthz bounds, the metrics of stale connections and
 // failed publishes, chat.resync, and what Close leaves in the store.
 
-// newTestServerOn starts the example server in process on st and b.
-func newTestServerOn(t *testing.T, cfg config, st store.Store, b groups.Broker) (*httptest.Server, *app) {
+// serveWired starts the example server in process on st and b.
+func serveWired(t *testing.T, cfg config, st store.Store, b groups.Broker) (*httptest.Server, *app) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a := assemble(cfg, logger, st, "test", b, "test")
@@ -43,23 +47,23 @@ func newTestServerOn(t *testing.T, cfg config, st store.Store, b groups.Broker) 
 	return ts, a
 }
 
-// Modes of faultyStore.
+// Modes of switchStore.
 const (
-	storeUp   = iota
-	storeDown // refuses with store.ErrUnavailable, as PostgreSQL cut
-	storeHang // does not answer until the test ends, as PostgreSQL frozen
+	switchUp   = iota
+	switchDown // refuses with store.ErrUnavailable, as PostgreSQL cut
+	switchHang // does not answer until the test ends, as PostgreSQL frozen
 )
 
-// faultyStore is the memory store whose user creation, user upsert and
+// switchStore is the memory store whose user creation, user upsert and
 // Ping fail as mode says.
-type faultyStore struct {
+type switchStore struct {
 	store.Store
 	mode    atomic.Int32
 	release chan struct{} // closed at the end of the test: hung calls return
 }
 
-func newFaultyStore(t *testing.T, mode int32) *faultyStore {
-	s := &faultyStore{Store: memory.New(), release: make(chan struct{})}
+func newSwitchStore(t *testing.T, mode int32) *switchStore {
+	s := &switchStore{Store: memory.New(), release: make(chan struct{})}
 	s.mode.Store(mode)
 	t.Cleanup(func() { close(s.release) })
 	return s
@@ -67,25 +71,25 @@ func newFaultyStore(t *testing.T, mode int32) *faultyStore {
 
 // fail returns the error of the current mode, after the test when it
 // hangs (whatever ctx says: a hung connection does not see it).
-func (s *faultyStore) fail() error {
+func (s *switchStore) fail() error {
 	switch s.mode.Load() {
-	case storeDown:
+	case switchDown:
 		return fmt.Errorf("failed to connect: %w", store.ErrUnavailable)
-	case storeHang:
+	case switchHang:
 		<-s.release
 		return fmt.Errorf("failed to read: %w", store.ErrUnavailable)
 	}
 	return nil
 }
 
-func (s *faultyStore) CreateUserByUsername(ctx context.Context, name string) (store.User, error) {
+func (s *switchStore) CreateUserByUsername(ctx context.Context, name string) (store.User, error) {
 	if err := s.fail(); err != nil {
 		return store.User{}, err
 	}
 	return s.Store.CreateUserByUsername(ctx, name)
 }
 
-func (s *faultyStore) UpsertUser(ctx context.Context, u store.User) (store.User, error) {
+func (s *switchStore) UpsertUser(ctx context.Context, u store.User) (store.User, error) {
 	if err := s.fail(); err != nil {
 		return store.User{}, err
 	}
@@ -93,11 +97,11 @@ func (s *faultyStore) UpsertUser(ctx context.Context, u store.User) (store.User,
 }
 
 // Ping is the health check /healthz uses (as (*postgres.Store).Ping).
-func (s *faultyStore) Ping(context.Context) error { return s.fail() }
+func (s *switchStore) Ping(context.Context) error { return s.fail() }
 
 // closeCode dials url and returns the close code the server ends the
 // connection with, or 0 when it opens and sends its first frame.
-func closeCode(t *testing.T, url string) int {
+func dialCloseCode(t *testing.T, url string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -112,12 +116,12 @@ func closeCode(t *testing.T, url string) int {
 	return 0
 }
 
-// TestAuthStoreUnavailable: when the store cannot answer (cut: it refuses
+// TestWiredAuthStoreUnavailable: when the store cannot answer (cut: it refuses
 // with store.ErrUnavailable; frozen: past -store-timeout), a connection
 // with good credentials is closed with 1013 (try again later) in both
 // sign-in modes, never 4001; wrong credentials are still 4001, and /me
 // answers 503 and 401 likewise.
-func TestAuthStoreUnavailable(t *testing.T) {
+func TestWiredAuthStoreUnavailable(t *testing.T) {
 	valid := hs256(t, testSecret, jwt.MapClaims{"sub": 42, "username": "alice"})
 	forged := hs256(t, []byte("not-the-server-secret-not-the-secret"), jwt.MapClaims{"sub": 42, "username": "alice"})
 	expired := hs256(t, testSecret, jwt.MapClaims{"sub": 42, "username": "alice", "exp": time.Now().Add(-time.Hour).Unix()})
@@ -129,27 +133,27 @@ func TestAuthStoreUnavailable(t *testing.T) {
 		want   int // close code, 0 for an open connection
 		wantMe int // status of /me with the same query
 	}{
-		{"dev, store up", false, storeUp, "?user=alice", 0, http.StatusOK},
-		{"dev, store down", false, storeDown, "?user=alice", 1013, http.StatusServiceUnavailable},
-		{"dev, store hangs", false, storeHang, "?user=alice", 1013, http.StatusServiceUnavailable},
-		{"dev, bad name, store down", false, storeDown, "?user=a%20b", 4001, http.StatusUnauthorized},
-		{"dev, no name, store down", false, storeDown, "", 4001, http.StatusUnauthorized},
-		{"jwt, store up", true, storeUp, "?token=" + valid, 0, http.StatusOK},
-		{"jwt, store down", true, storeDown, "?token=" + valid, 1013, http.StatusServiceUnavailable},
-		{"jwt, store hangs", true, storeHang, "?token=" + valid, 1013, http.StatusServiceUnavailable},
-		{"jwt, forged token, store down", true, storeDown, "?token=" + forged, 4001, http.StatusUnauthorized},
-		{"jwt, expired token, store down", true, storeDown, "?token=" + expired, 4001, http.StatusUnauthorized},
-		{"jwt, forged token, store up", true, storeUp, "?token=" + forged, 4001, http.StatusUnauthorized},
+		{"dev, store up", false, switchUp, "?user=alice", 0, http.StatusOK},
+		{"dev, store down", false, switchDown, "?user=alice", 1013, http.StatusServiceUnavailable},
+		{"dev, store hangs", false, switchHang, "?user=alice", 1013, http.StatusServiceUnavailable},
+		{"dev, bad name, store down", false, switchDown, "?user=a%20b", 4001, http.StatusUnauthorized},
+		{"dev, no name, store down", false, switchDown, "", 4001, http.StatusUnauthorized},
+		{"jwt, store up", true, switchUp, "?token=" + valid, 0, http.StatusOK},
+		{"jwt, store down", true, switchDown, "?token=" + valid, 1013, http.StatusServiceUnavailable},
+		{"jwt, store hangs", true, switchHang, "?token=" + valid, 1013, http.StatusServiceUnavailable},
+		{"jwt, forged token, store down", true, switchDown, "?token=" + forged, 4001, http.StatusUnauthorized},
+		{"jwt, expired token, store down", true, switchDown, "?token=" + expired, 4001, http.StatusUnauthorized},
+		{"jwt, forged token, store up", true, switchUp, "?token=" + forged, 4001, http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := newFaultyStore(t, tt.mode)
+			st := newSwitchStore(t, tt.mode)
 			cfg := config{Addr: "127.0.0.1:0", StoreTimeout: 300 * time.Millisecond}
 			if tt.jwt {
 				cfg.JWTSecret = testSecret
 			}
-			ts, _ := newTestServerOn(t, cfg, st, groups.NewMemory())
-			if got := closeCode(t, "ws"+strings.TrimPrefix(ts.URL, "http")+wsPath+tt.query); got != tt.want {
+			ts, _ := serveWired(t, cfg, st, groups.NewMemory())
+			if got := dialCloseCode(t, "ws"+strings.TrimPrefix(ts.URL, "http")+wsPath+tt.query); got != tt.want {
 				t.Errorf("close code %d, want %d", got, tt.want)
 			}
 			res, err := http.Get(ts.URL + "/me" + tt.query)
@@ -164,12 +168,12 @@ func TestAuthStoreUnavailable(t *testing.T) {
 	}
 }
 
-// TestHealthzStoreHangs: a store whose health check never returns (a
+// TestWiredHealthzStoreHangs: a store whose health check never returns (a
 // frozen connection that no context reaches) is reported unavailable with
 // 503, within the bound of /healthz, instead of holding the request.
-func TestHealthzStoreHangs(t *testing.T) {
-	st := newFaultyStore(t, storeUp)
-	ts, _ := newTestServerOn(t, config{Addr: "127.0.0.1:0"}, st, groups.NewMemory())
+func TestWiredHealthzStoreHangs(t *testing.T) {
+	st := newSwitchStore(t, switchUp)
+	ts, _ := serveWired(t, config{Addr: "127.0.0.1:0"}, st, groups.NewMemory())
 	// The client gives up long after the bound: without it, the request
 	// would never be answered.
 	client := &http.Client{Timeout: 5 * time.Second}
@@ -178,10 +182,10 @@ func TestHealthzStoreHangs(t *testing.T) {
 		code int
 		body string
 	}{
-		{storeUp, http.StatusOK, `{"broker":"ok","store":"ok"}`},
-		{storeHang, http.StatusServiceUnavailable, `{"broker":"ok","store":"unavailable"}`},
-		{storeDown, http.StatusServiceUnavailable, `{"broker":"ok","store":"unavailable"}`},
-		{storeUp, http.StatusOK, `{"broker":"ok","store":"ok"}`},
+		{switchUp, http.StatusOK, `{"broker":"ok","store":"ok"}`},
+		{switchHang, http.StatusServiceUnavailable, `{"broker":"ok","store":"unavailable"}`},
+		{switchDown, http.StatusServiceUnavailable, `{"broker":"ok","store":"unavailable"}`},
+		{switchUp, http.StatusOK, `{"broker":"ok","store":"ok"}`},
 	} {
 		st.mode.Store(tt.mode)
 		start := time.Now()
@@ -199,26 +203,26 @@ func TestHealthzStoreHangs(t *testing.T) {
 	}
 }
 
-// flakyBroker is the in-process broker with an availability the test
+// switchBroker is the in-process broker with an availability the test
 // switches, as the Redis broker reports the loss and the return of Redis.
 // While it is down, a data publication reaches the local members (as the
 // Redis broker serves them first) and then fails, as Redis's PUBLISH does.
-type flakyBroker struct {
+type switchBroker struct {
 	*groups.Memory
 	mu   sync.Mutex
 	f    func(available bool)
 	down atomic.Bool
 }
 
-var _ groups.Availability = (*flakyBroker)(nil)
+var _ groups.Availability = (*switchBroker)(nil)
 
-func (b *flakyBroker) OnAvailability(f func(available bool)) {
+func (b *switchBroker) OnAvailability(f func(available bool)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.f = f
 }
 
-func (b *flakyBroker) set(available bool) {
+func (b *switchBroker) set(available bool) {
 	b.down.Store(!available)
 	b.mu.Lock()
 	f := b.f
@@ -226,7 +230,7 @@ func (b *flakyBroker) set(available bool) {
 	f(available)
 }
 
-func (b *flakyBroker) Publish(ctx context.Context, group string, m *groups.Message) error {
+func (b *switchBroker) Publish(ctx context.Context, group string, m *groups.Message) error {
 	if err := b.Memory.Publish(ctx, group, m); err != nil {
 		return err
 	}
@@ -237,7 +241,7 @@ func (b *flakyBroker) Publish(ctx context.Context, group string, m *groups.Messa
 }
 
 // httpGet returns the status and the body of GET url.
-func httpGet(t *testing.T, url string) (int, string) {
+func getBody(t *testing.T, url string) (int, string) {
 	t.Helper()
 	res, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
 	if err != nil {
@@ -248,16 +252,16 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return res.StatusCode, strings.TrimSpace(string(b))
 }
 
-// TestBrokerAway: while the broker is away, /healthz reports it
+// TestWiredBrokerAway: while the broker is away, /healthz reports it
 // unavailable, a send is stored and answered to its sender although its
 // publication failed (counted in chatmux_publish_failures_total), the
 // dispatch the stale connections drop is counted in
 // chatmux_stale_dropped_total; when the broker is back, every connection
 // gets chat.resync with its rooms and their latest seq, and dispatches
 // flow again.
-func TestBrokerAway(t *testing.T) {
-	b := &flakyBroker{Memory: groups.NewMemory()}
-	ts, _ := newTestServerOn(t, config{Addr: "127.0.0.1:0"}, memory.New(), b)
+func TestWiredBrokerAway(t *testing.T) {
+	b := &switchBroker{Memory: groups.NewMemory()}
+	ts, _ := serveWired(t, config{Addr: "127.0.0.1:0"}, memory.New(), b)
 	alice := connect(t, ts, "alice")
 	bob := connect(t, ts, "bob")
 	alice.send("room.create", map[string]any{"type": "OneToOneChat", "participants": []int64{whoami(t, ts, "bob").ID}})
@@ -269,7 +273,7 @@ func TestBrokerAway(t *testing.T) {
 	waitMetrics(t, ts, "chatmux_broker_available 1", "chatmux_publish_failures_total 0")
 
 	b.set(false)
-	if code, body := httpGet(t, ts.URL+"/healthz"); code != http.StatusServiceUnavailable || body != `{"broker":"unavailable","store":"ok"}` {
+	if code, body := getBody(t, ts.URL+"/healthz"); code != http.StatusServiceUnavailable || body != `{"broker":"unavailable","store":"ok"}` {
 		t.Errorf("/healthz while the broker is away = %d %s", code, body)
 	}
 	bob.send("message.send", map[string]any{"room_id": room.ID, "content": "while away", "client_msg_id": "m1"})
@@ -296,7 +300,7 @@ func TestBrokerAway(t *testing.T) {
 			t.Errorf("%s: chat.resync = %+v, want room %s at seq 1", c.name, rs, room.ID)
 		}
 	}
-	if code, body := httpGet(t, ts.URL+"/healthz"); code != http.StatusOK {
+	if code, body := getBody(t, ts.URL+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz after the broker came back = %d %s", code, body)
 	}
 	bob.send("message.send", map[string]any{"room_id": room.ID, "content": "back"})
@@ -307,11 +311,11 @@ func TestBrokerAway(t *testing.T) {
 	waitMetrics(t, ts, "chatmux_broker_available 1", "chatmux_publish_failures_total 1", "chatmux_stale_dropped_total 2")
 }
 
-// TestCloseLeavesNoSessions: Close drains the connections (their
+// TestWiredCloseLeavesNoSessions: Close drains the connections (their
 // $disconnect deletes their sessions) and then removes the node from the
 // store with any session it still has, such as one whose $disconnect
 // could not reach the store.
-func TestCloseLeavesNoSessions(t *testing.T) {
+func TestWiredCloseLeavesNoSessions(t *testing.T) {
 	st := memory.New()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a := assemble(config{Addr: "127.0.0.1:0"}, logger, st, "memory", groups.NewMemory(), "memory")
@@ -354,9 +358,9 @@ func TestCloseLeavesNoSessions(t *testing.T) {
 	}
 }
 
-// TestConnLimits: the example server's per-user limit closes one
+// TestWiredConnLimits: the example server's per-user limit closes one
 // connection too many with 1013, and the per-address limit likewise.
-func TestConnLimits(t *testing.T) {
+func TestWiredConnLimits(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  config
@@ -370,17 +374,17 @@ func TestConnLimits(t *testing.T) {
 			connect(t, ts, "erin")
 			connect(t, ts, "erin")
 			url := "ws" + strings.TrimPrefix(ts.URL, "http") + wsPath + "?user=erin"
-			if got := closeCode(t, url); got != 1013 {
+			if got := dialCloseCode(t, url); got != 1013 {
 				t.Errorf("third connection: close %d, want 1013", got)
 			}
 		})
 	}
 }
 
-// TestParseConfigFaultSettings: the settings of the fault handling, from
+// TestWiredParseConfig: the settings of the fault handling, from
 // their defaults, the environment and the flags (which win), and the
 // values refused.
-func TestParseConfigFaultSettings(t *testing.T) {
+func TestWiredParseConfig(t *testing.T) {
 	defaults := config{
 		ShutdownTimeout: 10 * time.Second,
 		DBMaxConns:      16,
@@ -451,5 +455,94 @@ func TestParseConfigFaultSettings(t *testing.T) {
 				t.Errorf("settings = %+v\nwant       %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// redisLater is a redis-server of the test's own on a free loopback port,
+// started when the test says so and killed (by its PID) when it ends.
+type redisLater struct {
+	port   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// reserveRedisPort returns a redisLater on a loopback port that nothing
+// listens on yet, or skips the test when redis-server is not installed.
+func reserveRedisPort(t *testing.T) *redisLater {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if testenv.Required() {
+			t.Fatal("redis-server is not on PATH but CHATMUX_REQUIRE_SERVICES=1")
+		}
+		t.Skip("redis-server not on PATH: skipping a test that starts a Redis of its own")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_ = ln.Close()
+	r := &redisLater{port: port}
+	t.Cleanup(func() {
+		if r.cmd != nil {
+			_ = r.cmd.Process.Kill()
+			<-r.exited
+		}
+	})
+	return r
+}
+
+func (r *redisLater) url() string { return "redis://127.0.0.1:" + r.port + "/0" }
+
+// start starts redis-server on the port.
+func (r *redisLater) start(t *testing.T) {
+	t.Helper()
+	r.cmd = exec.Command("redis-server", "--port", r.port, "--bind", "127.0.0.1", "--dir", t.TempDir(),
+		"--save", "", "--appendonly", "no", "--protected-mode", "no")
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	r.exited = make(chan struct{})
+	go func() {
+		_ = r.cmd.Wait()
+		close(r.exited)
+	}()
+}
+
+// TestWiredRedisDownAtStart: a node starts while Redis is down (the broker
+// connects in the background): /healthz reports the broker unavailable,
+// connections open (stale); once Redis answers, each connection gets
+// chat.resync and /healthz reports 200.
+func TestWiredRedisDownAtStart(t *testing.T) {
+	rds := reserveRedisPort(t)
+	ts := newTestServerWith(t, config{Addr: "127.0.0.1:0", RedisURL: rds.url(), RedisPrefix: testenv.UniqueName("wired") + ":"})
+	if code, body := getBody(t, ts.URL+"/healthz"); code != http.StatusServiceUnavailable || body != `{"broker":"unavailable","store":"ok"}` {
+		t.Errorf("/healthz with Redis down = %d %s", code, body)
+	}
+	alice := connect(t, ts, "alice")
+	waitMetrics(t, ts, "chatmux_broker_available 0")
+
+	rds.start(t)
+	var rs struct {
+		Rooms  []json.RawMessage `json:"rooms"`
+		Reason string            `json:"reason"`
+	}
+	alice.expect("chat.resync", &rs)
+	if len(rs.Rooms) != 0 || rs.Reason != "broker" {
+		t.Errorf("chat.resync = %+v, want no rooms, reason broker", rs)
+	}
+	waitMetrics(t, ts, "chatmux_broker_available 1")
+	// The broker reported true; the health check's own PING may need its
+	// client to dial first.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := getBody(t, ts.URL+"/healthz")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz 10s after Redis started = %d %s", code, body)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
 	}
 }
