@@ -326,17 +326,6 @@ func faultNodeSettings(dbURL, redisURL string, over nodeEnv) nodeEnv {
 	return env
 }
 
-// requireFaultSettings skips the test while the example server does not
-// read the settings of the contract's table yet (the flags are unknown).
-func requireFaultSettings(t *testing.T) {
-	t.Helper()
-	_, err := parseConfig([]string{"-db-max-conns", "8", "-store-timeout", "1s", "-connect-timeout", "1s",
-		"-max-conns-per-user", "32", "-node-heartbeat", "1s", "-node-expiry", "3s"}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Skipf("the example server does not have the fault settings yet (%v): this test needs them", err)
-	}
-}
-
 // faultNode is an example server running in this process, built by run as
 // main builds it.
 type faultNode struct {

@@ -24,7 +24,6 @@ const (
 // TestFaultNodeStops builds the example server once and stops nodes of it
 // with SIGTERM and SIGKILL, on one PostgreSQL schema and a private Redis.
 func TestFaultNodeStops(t *testing.T) {
-	requireFaultSettings(t)
 	dbURL := faultDatabase(t)
 	rds := startPrivateRedis(t)
 	db := openFaultDB(t, dbURL)

@@ -121,7 +121,6 @@ const (
 // new connection is closed with 1013 (never 4001) within the connect
 // timeout. Once the proxy is restored, everything works again.
 func TestFaultPostgresFrozenThenCut(t *testing.T) {
-	requireFaultSettings(t)
 	dbURL := faultDatabase(t)
 	u, err := url.Parse(dbURL)
 	if err != nil {
@@ -276,7 +275,6 @@ func TestFaultPostgresFrozenThenCut(t *testing.T) {
 // never holds more than 8 backends (counted in pg_stat_activity by the
 // node's application_name).
 func TestFaultPoolBounded(t *testing.T) {
-	requireFaultSettings(t)
 	const clients, bound = 100, 8
 	dbURL := faultDatabase(t)
 	db := openFaultDB(t, dbURL)
