@@ -204,7 +204,8 @@ func openStore(ctx context.Context, cfg serveConfig) (store.Store, func(), error
 		}
 		dbURL = withSearchPath(dbURL, cfg.Schema)
 	}
-	st, err := postgres.Open(ctx, dbURL)
+	// A pool of 32: the persist test's senders and readers share it.
+	st, err := postgres.OpenOptions(ctx, dbURL, postgres.Options{MaxOpenConns: 32})
 	if err != nil {
 		if drop != nil {
 			drop()
@@ -218,8 +219,6 @@ func openStore(ctx context.Context, cfg serveConfig) (store.Store, func(), error
 		}
 		return nil, nil, err
 	}
-	st.DB().SetMaxOpenConns(32)
-	st.DB().SetMaxIdleConns(32)
 	return st, func() {
 		_ = st.Close()
 		if drop != nil {

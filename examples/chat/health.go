@@ -62,6 +62,8 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 // dropped.
 func within(ctx context.Context, d time.Duration, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
+	// Cancelled once the answer is taken (or given up), never by the
+	// check itself: an answer and a done context must not race.
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- check(ctx) }()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -544,5 +545,28 @@ func TestWiredRedisDownAtStart(t *testing.T) {
 			t.Fatalf("/healthz 10s after Redis started = %d %s", code, body)
 		}
 		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+}
+
+// TestWiredWithin: the bound of each /healthz check returns the check's
+// own answer whenever the check answers, never a timeout that raced with
+// it (a context cancelled by the check's goroutine right after its answer
+// did: under -race, as make test runs, that fails within the 1000 calls),
+// and gives up on a check that does not answer.
+func TestWiredWithin(t *testing.T) {
+	boom := errors.New("boom")
+	for i := 0; i < 1000; i++ {
+		if err := within(context.Background(), time.Minute, func(context.Context) error { return nil }); err != nil {
+			t.Fatalf("call %d of a check that answers at once: %v", i, err)
+		}
+		if err := within(context.Background(), time.Minute, func(context.Context) error { return boom }); err != boom {
+			t.Fatalf("call %d of a failing check: %v", i, err)
+		}
+	}
+	release := make(chan struct{})
+	defer close(release)
+	err := within(context.Background(), 10*time.Millisecond, func(context.Context) error { <-release; return nil })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a check that hangs: %v, want a deadline", err)
 	}
 }
