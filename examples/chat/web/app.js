@@ -1418,7 +1418,13 @@
     const q = cred.token ? 'token=' + encodeURIComponent(cred.token) : 'user=' + encodeURIComponent(cred.user);
     const res = await fetch('me?' + q, { cache: 'no-store' });
     if (res.status === 401) throw new Error(state.cfg.auth === 'jwt' ? 'That token was refused.' : 'That username is not valid: use letters, digits and @ . + - _');
-    if (!res.ok) throw new Error(`The server answered ${res.status}.`);
+    if (!res.ok) {
+      const err = new Error(res.status === 503
+        ? 'The server cannot check who you are right now (its database is away): trying again…'
+        : `The server answered ${res.status}.`);
+      err.status = res.status;
+      throw err;
+    }
     return res.json();
   }
   async function signIn(cred) {
@@ -1512,7 +1518,19 @@
   } catch { /* keep the defaults */ }
   const saved = sessionStorage.getItem('chatmux.cred');
   if (saved) {
-    try { await signIn(JSON.parse(saved)); return; } catch { sessionStorage.removeItem('chatmux.cred'); }
+    // A refused credential (401) or an unreadable one is dropped; a server
+    // that is away or cannot check it now (503, no answer) is asked again
+    // with backoff: an outage never signs the user out.
+    for (let delay = 1000; ; delay = Math.min(delay * 2, 30000)) {
+      try { await signIn(JSON.parse(saved)); return; } catch (e) {
+        if (e instanceof SyntaxError || e.status === 401 || (e.status && e.status !== 503)) {
+          sessionStorage.removeItem('chatmux.cred');
+          break;
+        }
+        toast(e.status ? e.message : 'Cannot reach the server: trying again…');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
   showLogin();
 })();
