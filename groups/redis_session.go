@@ -25,6 +25,7 @@ const (
 func (r *Redis) run() {
 	defer r.wg.Done()
 	backoff := minBackoff
+	failures := 0 // attempts failed since the connection was last up
 	for {
 		wasUp, err := r.runSession()
 		if r.closed.Load() {
@@ -32,8 +33,15 @@ func (r *Redis) run() {
 		}
 		if wasUp {
 			backoff = minBackoff
+			failures = 0
 		}
-		r.log.Warn("chatmux: redis pub/sub connection lost, reconnecting", "err", err, "retry_in", backoff)
+		// The loss, then one line a minute or so while Redis stays away
+		// (every 120th attempt at the 500ms cap), not one per attempt.
+		if failures%120 == 0 {
+			r.log.Warn("chatmux: redis pub/sub connection lost, reconnecting", "err", err, "retry_in", backoff,
+				"failed_attempts", failures)
+		}
+		failures++
 		if !r.pause(backoff) {
 			return
 		}
