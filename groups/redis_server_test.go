@@ -304,7 +304,7 @@ func TestRedisServersActAsOne(t *testing.T) {
 // After a node's pub/sub connection is killed, delivery to its connections
 // resumes by itself, and nothing published after that is lost.
 func TestRedisServerRecoversAfterKill(t *testing.T) {
-	prefix, nodes := startNodes(t, 2, groups.RedisOptions{HealthCheckInterval: 100 * time.Millisecond})
+	prefix, nodes := startNodes(t, 2, groups.RedisOptions{HealthCheckInterval: 100 * time.Millisecond, HealthCheckTimeout: 2 * time.Second})
 	admin := redis.NewClient(must(redis.ParseURL(testenv.RedisURL(t))))
 	defer admin.Close()
 	_ = prefix
@@ -328,8 +328,8 @@ func TestRedisServerRecoversAfterKill(t *testing.T) {
 		} else if err != nil && !errors.Is(err, errNoFrame) {
 			t.Fatalf("bob: %v", err)
 		}
-		if time.Since(start) > 5*time.Second {
-			t.Fatal("delivery did not resume within 5s")
+		if time.Since(start) > time.Minute {
+			t.Fatal("delivery did not resume within a minute")
 		}
 	}
 	const n = 20
@@ -338,7 +338,7 @@ func TestRedisServerRecoversAfterKill(t *testing.T) {
 	}
 	next := 0
 	for next < n {
-		f, err := bob.read(5 * time.Second)
+		f, err := bob.read(30 * time.Second)
 		if err != nil {
 			t.Fatalf("bob got %d of %d messages after recovery: %v", next, n, err)
 		}
