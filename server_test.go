@@ -498,14 +498,17 @@ func TestServerShutdown(t *testing.T) {
 	if got := CloseStatus(err); got != int(websocket.StatusGoingAway) {
 		t.Fatalf("idle connection closed with %d (%v), want 1001", got, err)
 	}
-	select {
-	case <-done:
-		t.Fatal("Shutdown returned while a handler was running")
-	case <-time.After(100 * time.Millisecond):
-	}
 	// New connections are refused while shutting down.
 	if _, _, err := websocket.Dial(ctx, url, nil); err == nil {
 		t.Fatal("dial succeeded during shutdown")
+	}
+	// The handler is still running: Shutdown has not returned. (Not
+	// waited for: a Shutdown that did not wait for the handler would also
+	// be caught below, finished being false when it returns.)
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) while a handler was running", err)
+	default:
 	}
 	close(release)
 	// The busy connection is closed with 1001 once its event is done.
@@ -537,12 +540,36 @@ func TestServerClosesDeadPeers(t *testing.T) {
 }
 
 func TestServerKeepsLivePeers(t *testing.T) {
-	h := newHarness(t, echoRouter(), ServerOptions{PingInterval: 50 * time.Millisecond, PingTimeout: 2 * time.Second})
+	// PingTimeout is generous: a busy machine may delay a pong, and this
+	// test is about a peer that answers.
+	h := newHarness(t, echoRouter(), ServerOptions{PingInterval: 50 * time.Millisecond, PingTimeout: time.Minute})
 	c := h.dial(1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c.CloseRead(ctx) // answers pings
-	time.Sleep(500 * time.Millisecond)
+	var sc *Conn
+	waitFor(t, "the server to register the connection", func() bool {
+		h.srv.mu.Lock()
+		defer h.srv.mu.Unlock()
+		for c := range h.srv.conns {
+			sc = c
+		}
+		return sc != nil
+	})
+	// The peer sends nothing: each new lastRead is a pong. After three
+	// answered pings the connection is still open.
+	const pongs = 3
+	last := sc.lastRead.Load()
+	for n := 0; n < pongs; {
+		waitFor(t, "a pong", func() bool {
+			return sc.lastRead.Load() != last || h.srv.Len() == 0
+		})
+		if h.srv.Len() == 0 {
+			t.Fatalf("a live peer was closed after %d answered pings", n)
+		}
+		last = sc.lastRead.Load()
+		n++
+	}
 	if h.srv.Len() != 1 {
 		t.Fatal("a live peer was closed")
 	}
@@ -714,15 +741,11 @@ func TestServerShutdownDuringHandshake(t *testing.T) {
 	go func() { done <- srv.Shutdown(ctx) }()
 	// Let Shutdown take its snapshot of connections before the handshake
 	// completes.
-	for {
+	waitFor(t, "Shutdown to begin", func() bool {
 		srv.mu.Lock()
-		stopping := srv.stopping
-		srv.mu.Unlock()
-		if stopping {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer srv.mu.Unlock()
+		return srv.stopping
+	})
 	close(release)
 	d := <-dc
 	if d.err != nil {
