@@ -301,7 +301,7 @@ func TestConnectDisconnectLogging(t *testing.T) {
 	e := newEnv(t, Options{})
 	alice := e.dial("alice")
 	_ = alice.ws.Close(websocket.StatusNormalClosure, "bye")
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(e.logs.String(), "msg=disconnected") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no disconnect log in:\n%s", e.logs.String())

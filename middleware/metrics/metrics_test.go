@@ -277,7 +277,7 @@ func TestObserver(t *testing.T) {
 	}
 	waitFor := func(name string, want float64) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for counter(t, reg, name) != want {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s = %v, want %v", name, counter(t, reg, name), want)
