@@ -264,10 +264,24 @@ func TestRedisAvailabilityCallbackUsesBroker(t *testing.T) {
 		}
 		results <- result{available: available, group: g, member: m, err: err}
 	}))
+	next := func() result {
+		t.Helper()
+		select {
+		case r := <-results:
+			return r
+		case <-time.After(generous):
+			t.Fatalf("no callback within %v", generous)
+			return result{}
+		}
+	}
+	// Node a publishes once it is back too: it reconnects on its own
+	// schedule, which may be after b's.
+	la := newAvailabilityLog()
+	a.broker.OnAvailability(la.callback(0, nil))
 	const restarts = 3
 	for round := range restarts {
 		srv.kill()
-		r := <-results
+		r := next()
 		if r.available || r.err != nil {
 			t.Fatalf("round %d: callback(false): %+v", round, r)
 		}
@@ -275,10 +289,11 @@ func TestRedisAvailabilityCallbackUsesBroker(t *testing.T) {
 			t.Fatalf("round %d: Publish in callback(false) did not serve the local member", round)
 		}
 		srv.start()
-		r = <-results
+		r = next()
 		if !r.available || r.err != nil {
 			t.Fatalf("round %d: callback(true): %+v", round, r)
 		}
+		la.wait(t, 0, 2*round+2, generous)
 		// The group joined in the callback is subscribed: a message from
 		// the other node reaches it.
 		if err := a.broker.Publish(ctx, r.group, dataMsg("to "+r.group)); err != nil {
@@ -353,8 +368,9 @@ func TestRedisPublishFailsFastWhileDown(t *testing.T) {
 	if err := a.broker.Join(ctx, "room", remote); err != nil {
 		t.Fatal(err)
 	}
-	l := newAvailabilityLog()
+	l, la := newAvailabilityLog(), newAvailabilityLog()
 	b.broker.OnAvailability(l.callback(0, nil))
+	a.broker.OnAvailability(la.callback(0, nil))
 	srv.kill()
 	l.wait(t, 0, 1, generous)
 	var took []time.Duration
@@ -394,6 +410,10 @@ func TestRedisPublishFailsFastWhileDown(t *testing.T) {
 
 	srv.start()
 	l.wait(t, 0, 2, generous)
+	// The other node's member hears it only once that node has
+	// resubscribed: it reconnects on its own schedule, which may be after
+	// b's.
+	la.wait(t, 0, 2, generous)
 	if err := b.broker.Publish(ctx, "room", dataMsg("back")); err != nil {
 		t.Fatalf("first Publish after true: %v", err)
 	}
