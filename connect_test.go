@@ -177,7 +177,7 @@ func TestOriginCheckedBeforeAuthenticate(t *testing.T) {
 			calls.Store(0)
 			tt.opts.Authenticate = auth
 			h := newHarness(t, echoRouter(), tt.opts)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			hdr := http.Header{"Origin": {tt.origin}}
 			c, resp, err := websocket.Dial(ctx, h.url+"?user=1", &websocket.DialOptions{HTTPHeader: hdr})

@@ -75,7 +75,7 @@ func (h *harness) dial(user int64) *websocket.Conn {
 
 func send(t *testing.T, c *websocket.Conn, frame string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := c.Write(ctx, websocket.MessageText, []byte(frame)); err != nil {
 		t.Fatalf("write: %v", err)
@@ -84,7 +84,7 @@ func send(t *testing.T, c *websocket.Conn, frame string) {
 
 func readJSON(t *testing.T, c *websocket.Conn) map[string]any {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, b, err := c.Read(ctx)
 	if err != nil {
@@ -162,7 +162,7 @@ func TestServerEcho(t *testing.T) {
 
 func TestServerAuthFailureCloses4001(t *testing.T) {
 	h := newHarness(t, echoRouter(), ServerOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, h.url+"?user=nobody", nil)
 	if err != nil {
@@ -213,7 +213,7 @@ func TestServerMalformedInputKeepsSocketOpen(t *testing.T) {
 		}
 	}
 	// A binary frame: 4003, and the socket still works.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := c.Write(ctx, websocket.MessageBinary, []byte(`{"event_type":"echo","data":{}}`)); err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func TestServerOversizeFrameCloses1009(t *testing.T) {
 	h := newHarness(t, echoRouter(), ServerOptions{ReadLimit: 1024})
 	c := h.dial(1)
 	big := `{"event_type":"echo","data":{"text":"` + strings.Repeat("x", 2048) + `"}}`
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = c.Write(ctx, websocket.MessageText, []byte(big))
 	_, _, err := c.Read(ctx)
@@ -284,7 +284,7 @@ func TestServerConnectErrorClosesConnection(t *testing.T) {
 	r.HandleFunc(EventConnect, func(c *Context) error { return PermissionDenied("banned") })
 	h := newHarness(t, r, ServerOptions{})
 	c := h.dial(1)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, _, err := c.Read(ctx)
 	if got := CloseStatus(err); got != CodePermissionDenied {
@@ -577,7 +577,7 @@ func TestServerKeepsLivePeers(t *testing.T) {
 
 func TestServerOriginPolicy(t *testing.T) {
 	h := newHarness(t, echoRouter(), ServerOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	hdr := http.Header{"Origin": {"https://evil.example"}}
 	_, resp, err := websocket.Dial(ctx, h.url+"?user=1", &websocket.DialOptions{HTTPHeader: hdr})
@@ -700,7 +700,7 @@ func TestServerFrameLengths(t *testing.T) {
 	// Every length form of the frame header: 7-bit, 16-bit, 64-bit.
 	for _, n := range []int{8, 125, 126, 127, 65535, 65536, 70000} {
 		send(t, c, fmt.Sprintf(`{"event_type":"raw","data":{"n":%d}}`, n))
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, b, err := c.Read(ctx)
 		cancel()
 		if err != nil {
@@ -775,7 +775,7 @@ func TestServerReservedEventsFromTheWire(t *testing.T) {
 	c := h.dial(1)
 	for _, ev := range []string{"$connect", "$disconnect", "$custom", "$", "$connect.x"} {
 		send(t, c, `{"event_type":"`+ev+`","data":{}}`)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, b, err := c.Read(ctx)
 		cancel()
 		if err != nil {

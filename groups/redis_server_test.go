@@ -205,7 +205,7 @@ func (c *client) call(event string, data any) []frame {
 	}
 	var got []frame
 	for {
-		f, err := c.read(5 * time.Second)
+		f, err := c.read(30 * time.Second)
 		if err != nil {
 			c.t.Fatalf("waiting for the reply to %s: %v", event, err)
 		}
@@ -226,7 +226,7 @@ func (c *client) expect(pending []frame, eventType string, n int) []frame {
 		}
 	}
 	for len(out) < n {
-		f, err := c.read(5 * time.Second)
+		f, err := c.read(30 * time.Second)
 		if err != nil {
 			c.t.Fatalf("got %d of %d %s: %v", len(out), n, eventType, err)
 		}
