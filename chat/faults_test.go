@@ -416,7 +416,7 @@ func TestNodeKeeper(t *testing.T) {
 			}
 			return s
 		}
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(waitTimeout)
 		for len(sessions(1)) != 0 {
 			if time.Now().After(deadline) {
 				t.Fatalf("the dead node's session is still open: %+v", sessions(1))
