@@ -1,6 +1,12 @@
 # chatmux: the two commands of the README are `make run` and `make test`.
 GO ?= go
 
+# make fuzz: how long each fuzz target runs, which targets (a grep -E
+# pattern over their names) and extra flags for go test (e.g. -parallel=1).
+FUZZTIME ?= 20s
+FUZZ ?= .
+FUZZFLAGS ?=
+
 .PHONY: run test gotest jstest check bench fuzz services webtest
 
 run:
@@ -31,6 +37,26 @@ bench:
 # Start PostgreSQL and Redis locally (installing them as root if missing).
 services:
 	bash .ci/services.sh
+
+# Every fuzz target of the repository (func Fuzz... in a _test.go file, found
+# with grep, so new ones are run too), each for FUZZTIME, one after the
+# other; not part of `make test`. The seed corpora are in each package's
+# testdata/fuzz; an input that fails is written there too, and the target
+# is reported at the end. FUZZ=Redis runs only the targets whose name
+# matches.
+fuzz:
+	@targets="$$(grep -rE -o --include='*_test.go' --exclude-dir=node_modules --exclude-dir=.git \
+		'^func Fuzz[A-Za-z0-9_]+\(' . | sed -E 's#^(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]+)\($$#\1:\2#' | sort -u | grep -E ':.*($(FUZZ))')"; \
+	if [ -z "$$targets" ]; then echo "fuzz: no fuzz target matches $(FUZZ)"; exit 1; fi; \
+	echo "fuzz: $$(echo "$$targets" | wc -l) targets, $(FUZZTIME) each"; \
+	failed=""; \
+	for t in $$targets; do \
+		dir="$${t%%:*}"; name="$${t##*:}"; \
+		echo "== $$name ($$dir)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) "$$dir" || failed="$$failed $$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed"; exit 1; fi; \
+	echo "fuzz: every target passed"
 
 # The browser test of the example chat page (Chromium and Node).
 webtest:

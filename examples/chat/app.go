@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/chatmux/chatmux"
+	"github.com/chatmux/chatmux/chat"
 	"github.com/chatmux/chatmux/groups"
 	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/middleware"
@@ -27,39 +27,53 @@ import (
 	"github.com/chatmux/chatmux/store/memory"
 )
 
-// app is one assembled chat server: store, broker, event router, WebSocket
-// server and HTTP routes.
+// app is one assembled chat server: store, broker, chat service, event
+// router, WebSocket server, node keeper and HTTP routes.
 type app struct {
 	cfg        config
 	logger     *slog.Logger
 	store      store.Store
 	broker     groups.Broker
+	svc        *chat.Service
 	srv        *chatmux.Server
+	keeper     *chat.NodeKeeper
 	handler    http.Handler
 	storeKind  string
 	brokerKind string
+
+	// stopKeeper ends the keeper's heartbeats; keeperDone is closed when
+	// they have ended.
+	stopKeeper context.CancelFunc
+	keeperDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// newApp opens the store and the broker named by cfg and builds the HTTP
-// handler. Close releases them.
+// newApp opens the store and the broker named by cfg and assembles the
+// server. Close releases them.
 func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, logger: logger}
-	var err error
-	if a.store, a.storeKind, err = openStore(ctx, cfg.DatabaseURL, logger); err != nil {
+	st, storeKind, err := openStore(ctx, cfg, logger)
+	if err != nil {
 		return nil, err
 	}
-	if a.broker, a.brokerKind, err = openBroker(ctx, cfg.RedisURL, cfg.RedisPrefix, logger); err != nil {
-		closeStore(a.store)
+	b, brokerKind, err := openBroker(ctx, cfg.RedisURL, cfg.RedisPrefix, logger)
+	if err != nil {
+		_ = closeStore(st)
 		return nil, err
 	}
+	return assemble(cfg, logger, st, storeKind, b, brokerKind), nil
+}
+
+// assemble builds the server on an open store and broker, and starts the
+// node's heartbeat. Close stops it and closes st and b.
+func assemble(cfg config, logger *slog.Logger, st store.Store, storeKind string, b groups.Broker, brokerKind string) *app {
+	a := &app{cfg: cfg, logger: logger, store: st, broker: b, storeKind: storeKind, brokerKind: brokerKind}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
-	if h, ok := a.broker.(interface{ Hub() *groups.Hub }); ok {
+	if h, ok := b.(interface{ Hub() *groups.Hub }); ok {
 		h.Hub().OnDeliver = m.Delivered
 	}
 
@@ -70,21 +84,48 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 		middleware.RequestID,
 		middleware.Logger(logger),
 	)
-	registerChat(events, a.store, logger, cfg.SendLimit)
+	a.svc = registerChat(events, chatSettings{
+		Store:        st,
+		Logger:       logger,
+		SendLimit:    cfg.SendLimit,
+		StoreTimeout: cfg.StoreTimeout,
+	})
 
+	// The authenticators use the service's store, whose every call is
+	// bounded by StoreTimeout even when a database connection hangs: an
+	// unavailable store closes the connection with 1013, never 4001.
 	var auth chatmux.Authenticator
 	if cfg.devMode() {
-		auth = devauth.Authenticator(a.store)
+		auth = devauth.Authenticator(a.svc.Store())
 	} else {
-		auth = jwtAuth(cfg.JWTSecret, a.store)
+		auth = jwtAuth(cfg.JWTSecret, a.svc.Store())
 	}
 	a.srv = chatmux.NewServer(events, chatmux.ServerOptions{
-		Authenticate:   auth,
-		Broker:         a.broker,
-		OriginPatterns: cfg.Origins,
-		Logger:         logger,
-		Observer:       m,
+		Authenticate:    auth,
+		Broker:          b,
+		OriginPatterns:  cfg.Origins,
+		ConnectTimeout:  cfg.ConnectTimeout,
+		MaxConnsPerUser: cfg.MaxConnsPerUser,
+		MaxConnsPerAddr: cfg.MaxConnsPerAddr,
+		Logger:          logger,
+		Observer:        m, // a chatmux.StaleObserver too: chatmux_stale_dropped_total
 	})
+	registerServiceMetrics(reg, a.svc, a.srv)
+
+	// The node's heartbeat, and the sweep that deletes the sessions of
+	// nodes that died: every node runs one. Its store calls are bounded
+	// by StoreTimeout too (Leave at shutdown included).
+	a.keeper = chat.NewNodeKeeper(a.svc.Store(), a.svc.NodeID(), chat.NodeKeeperOptions{
+		Interval: cfg.NodeHeartbeat,
+		Expiry:   cfg.NodeExpiry,
+		Logger:   logger,
+	})
+	kctx, stop := context.WithCancel(context.Background())
+	a.stopKeeper, a.keeperDone = stop, make(chan struct{})
+	go func() {
+		defer close(a.keeperDone)
+		a.keeper.Run(kctx)
+	}()
 
 	r := chi.NewRouter()
 	r.Use(chimw.RequestID, chimw.Recoverer)
@@ -99,45 +140,88 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 	}
 	r.Handle("/*", pageHeaders(http.FileServerFS(static)))
 	a.handler = r
-	return a, nil
+	return a
+}
+
+// registerServiceMetrics exports what the chat service and the server
+// count themselves:
+//
+//	chatmux_publish_failures_total   counter: dispatches and membership moves not published after their change was stored
+//	chatmux_broker_available         gauge: 1 while the broker is in contact with the other nodes, else 0
+func registerServiceMetrics(reg prometheus.Registerer, svc *chat.Service, srv *chatmux.Server) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "chatmux",
+			Name:      "publish_failures_total",
+			Help:      "Dispatches and membership moves that could not be published after their change was stored (each is logged; the sender was answered).",
+		}, func() float64 { return float64(svc.PublishFailures()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "chatmux",
+			Name:      "broker_available",
+			Help:      "1 while the broker is in contact with the other nodes, 0 while connections are stale.",
+		}, func() float64 {
+			if srv.BrokerAvailable() {
+				return 1
+			}
+			return 0
+		}),
+	)
 }
 
 // Handler returns the HTTP handler of every route.
 func (a *app) Handler() http.Handler { return a.handler }
 
-// Close closes every WebSocket with 1001 and waits for their handlers (or
-// for ctx), then closes the broker and the store. Calling it again returns
-// the first result.
+// NodeID returns the id of this node in the store (its sessions carry it).
+func (a *app) NodeID() string { return a.svc.NodeID() }
+
+// Close shuts the server down and releases what it holds, in order:
+//
+//  1. the WebSocket server drains (chatmux.Server.Shutdown): each
+//     connection finishes the event it is handling, its answers are
+//     written, and it is closed with 1001; $disconnect deletes its
+//     session. When ctx ends first, the remaining connections are cut.
+//  2. the node's heartbeat stops and the node leaves the store
+//     (NodeKeeper.Leave), deleting any session still open, also when ctx
+//     has ended (the call is bounded by StoreTimeout).
+//  3. the broker and the store are closed.
+//
+// Calling it again returns the first result.
 func (a *app) Close(ctx context.Context) error {
 	a.closeOnce.Do(func() {
 		var errs []error
-		if a.srv != nil {
-			if err := a.srv.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("failed to close connections: %w", err))
-			}
+		if err := a.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("failed to drain the connections: %w", err))
+		}
+		a.stopKeeper()
+		<-a.keeperDone
+		if n, err := a.keeper.Leave(context.WithoutCancel(ctx)); err != nil {
+			errs = append(errs, fmt.Errorf("failed to leave the store: %w", err))
+		} else if n > 0 {
+			a.logger.Info("chat: deleted the sessions left open by this node", "node", a.NodeID(), "sessions", n)
 		}
 		if err := a.broker.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("failed to close broker: %w", err))
+			errs = append(errs, fmt.Errorf("failed to close the broker: %w", err))
 		}
 		if err := closeStore(a.store); err != nil {
-			errs = append(errs, fmt.Errorf("failed to close store: %w", err))
+			errs = append(errs, fmt.Errorf("failed to close the store: %w", err))
 		}
 		a.closeErr = errors.Join(errs...)
 	})
 	return a.closeErr
 }
 
-// openStore returns the in-memory store, or PostgreSQL with its migrations
-// applied when url is set.
-func openStore(ctx context.Context, url string, logger *slog.Logger) (store.Store, string, error) {
-	if url == "" {
+// openStore returns the in-memory store, or PostgreSQL with its pool
+// bounded by cfg.DBMaxConns and its migrations applied when
+// cfg.DatabaseURL is set.
+func openStore(ctx context.Context, cfg config, logger *slog.Logger) (store.Store, string, error) {
+	if cfg.DatabaseURL == "" {
 		return memory.New(), "memory", nil
 	}
-	st, err := openPostgres(ctx, url)
+	st, err := openPostgres(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
 	if err != nil {
 		return nil, "", err
 	}
-	logger.Info("chat: PostgreSQL store ready (migrations applied)")
+	logger.Info("chat: PostgreSQL store ready (migrations applied)", "max_conns", st.DB().Stats().MaxOpenConnections)
 	return st, "postgres", nil
 }
 
@@ -161,65 +245,34 @@ func openBroker(ctx context.Context, url, prefix string, logger *slog.Logger) (g
 	return b, "redis", nil
 }
 
-// health reports whether the store and the broker answer.
-func (a *app) health(ctx context.Context) (storeErr, brokerErr error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); storeErr = pingStore(ctx, a.store) }()
-	go func() { defer wg.Done(); brokerErr = pingBroker(ctx, a.broker) }()
-	wg.Wait()
-	return storeErr, brokerErr
-}
-
-// healthz answers {"store":"ok","broker":"ok"} with 200 when both answer,
-// and 503 with "unavailable" for what does not.
-func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
-	storeErr, brokerErr := a.health(r.Context())
-	status := func(what string, err error) string {
-		if err != nil {
-			a.logger.Warn("chat: health check failed", "component", what, "err", err)
-			return "unavailable"
+// whoami answers the user that the request's credentials (?user= or
+// ?token=, as on the WebSocket) stand for, 401 when they are wrong, or 503
+// when they cannot be checked (the store is unavailable): the page learns
+// its own user id this way before it connects. Like a WebSocket's,
+// the check is bounded by ConnectTimeout.
+func (a *app) whoami(auth chatmux.Authenticator) http.HandlerFunc {
+	timeout := a.cfg.ConnectTimeout
+	if timeout <= 0 {
+		timeout = defaultConnectTimeout
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		u, err := auth(r.WithContext(ctx))
+		switch {
+		case err != nil && (errors.Is(err, chatmux.ErrUnavailable) || ctx.Err() != nil):
+			a.logger.Warn("chat: cannot check credentials: the store is unavailable", "remote", r.RemoteAddr, "err", err)
+			http.Error(w, `{"error":"service temporarily unavailable"}`, http.StatusServiceUnavailable)
+			return
+		case err != nil || u == nil:
+			a.logger.Info("chat: sign-in refused", "remote", r.RemoteAddr, "err", err)
+			http.Error(w, `{"error":"authentication failed"}`, http.StatusUnauthorized)
+			return
 		}
-		return "ok"
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(store.User{ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName})
 	}
-	body := map[string]string{"store": status("store", storeErr), "broker": status("broker", brokerErr)}
-	code := http.StatusOK
-	if storeErr != nil || brokerErr != nil {
-		code = http.StatusServiceUnavailable
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(body)
-}
-
-type pinger interface {
-	Ping(ctx context.Context) error
-}
-
-// pingStore checks the store with its Ping method (PostgreSQL), else with
-// a cheap query.
-func pingStore(ctx context.Context, st store.Store) error {
-	if p, ok := st.(pinger); ok {
-		return p.Ping(ctx)
-	}
-	if p, ok := st.(interface{ PingContext(context.Context) error }); ok {
-		return p.PingContext(ctx)
-	}
-	_, err := st.Users(ctx, []int64{1})
-	return err
-}
-
-// pingBroker checks the broker with its Ping method (Redis), else by
-// publishing a control message to a group that has no members: it reaches
-// the broker's transport and nobody else.
-func pingBroker(ctx context.Context, b groups.Broker) error {
-	if p, ok := b.(pinger); ok {
-		return p.Ping(ctx)
-	}
-	return b.Publish(ctx, "chatmux-healthz", &groups.Message{Kind: groups.KindLeave, Group: "chatmux-healthz"})
 }
 
 // pageConfig tells the web page how to sign in and where the WebSocket is.
@@ -231,23 +284,6 @@ func (a *app) pageConfig(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(map[string]string{"auth": auth, "path": wsPath})
-}
-
-// whoami answers the user that the request's credentials (?user= or
-// ?token=, as on the WebSocket) stand for, or 401: the page learns its own
-// user id this way before it connects.
-func (a *app) whoami(auth chatmux.Authenticator) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		u, err := auth(r)
-		if err != nil || u == nil {
-			a.logger.Info("chat: sign-in refused", "remote", r.RemoteAddr, "err", err)
-			http.Error(w, `{"error":"authentication failed"}`, http.StatusUnauthorized)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(store.User{ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName})
-	}
 }
 
 // pageCSP lets the page load its own script and style and open its

@@ -17,8 +17,8 @@ import (
 	"github.com/chatmux/chatmux/store"
 )
 
-// Errors of the authenticators. The server logs them; the client only sees
-// the 4001 close.
+// Errors of the authenticators: wrong credentials. The server logs them;
+// the client only sees the 4001 close.
 var (
 	errNoCredentials = errors.New("no credentials: pass ?token=<jwt> or an Authorization: Bearer header")
 	errBadSubject    = errors.New("invalid token: sub must be a positive integer user id")
@@ -43,6 +43,13 @@ type userSync interface {
 // Any other algorithm ("none", RS256, HS512, ...) is refused. When users is
 // not nil, every authenticated user is upserted into it (id, username,
 // email and names), so that the chat store knows it before its first event.
+//
+// Wrong credentials (a bad token, a username that belongs to another id)
+// close the connection with 4001. When users cannot answer (unavailable,
+// past its deadline or the request's), the error wraps
+// chatmux.ErrUnavailable and the server closes with 1013 (try again
+// later): the client keeps its token and reconnects
+// (docs/protocol.md#close-codes).
 func jwtAuth(secret []byte, users userSync) chatmux.Authenticator {
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -67,7 +74,7 @@ func jwtAuth(secret []byte, users userSync) chatmux.Authenticator {
 			if _, err := users.UpsertUser(r.Context(), store.User{
 				ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
 			}); err != nil {
-				return nil, fmt.Errorf("failed to record user %d: %w", u.ID, err)
+				return nil, fmt.Errorf("failed to record user %d: %w", u.ID, devauth.Unavailable(err))
 			}
 		}
 		return u, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/chat"
@@ -12,19 +13,38 @@ import (
 // wsPath is where the WebSocket endpoint is mounted.
 const wsPath = "/messaging/"
 
-// registerChat registers the chat domain's events (the 16 events of the
-// protocol, $connect and $disconnect) on events, with message.send limited
-// per user to sendLimit (none when its Events is 0: past it, 4029). It is
-// the one place this program touches package chat: a host that adds events
-// or middleware of its own does it here (see examples/custom).
-func registerChat(events chatmux.Router, st store.Store, logger *slog.Logger, sendLimit rateSpec) {
+// chatSettings are the settings of the chat domain that this program sets.
+type chatSettings struct {
+	// Store persists everything.
+	Store store.Store
+	// Logger receives what the service does not report to a client.
+	Logger *slog.Logger
+	// SendLimit limits message.send per user (none when its Events is
+	// 0: past it, 4029).
+	SendLimit rateSpec
+	// StoreTimeout bounds every store call of a handler (0: the chat
+	// package's default, 5 s): past it, 4013.
+	StoreTimeout time.Duration
+}
+
+// registerChat registers the chat domain's events (the events of the
+// protocol, $connect, $disconnect and $resync) on events, and returns the
+// service: its Store (every call bounded by StoreTimeout), its NodeID and
+// its PublishFailures. It is the one place this program configures package
+// chat: a host that adds events or middleware of its own does it here
+// (see examples/custom).
+func registerChat(events chatmux.Router, s chatSettings) *chat.Service {
 	cfg := chat.DefaultConfig()
-	cfg.Store = st
-	cfg.Logger = logger
+	cfg.Store = s.Store
+	cfg.Logger = s.Logger
+	if s.StoreTimeout > 0 {
+		cfg.StoreTimeout = s.StoreTimeout
+	}
 	svc := chat.New(cfg)
 	m := svc.Events()
-	if sendLimit.Events > 0 {
-		m[chat.EventMessageSend] = middleware.RateLimit(sendLimit.Events, sendLimit.Per)(m[chat.EventMessageSend])
+	if s.SendLimit.Events > 0 {
+		m[chat.EventMessageSend] = middleware.RateLimit(s.SendLimit.Events, s.SendLimit.Per)(m[chat.EventMessageSend])
 	}
 	chat.RegisterEvents(events, m)
+	return svc
 }

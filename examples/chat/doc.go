@@ -7,9 +7,15 @@
 //
 // By default data lives in memory (store/memory) and dispatches fan out in
 // process (groups.NewMemory). Set DATABASE_URL to keep data in PostgreSQL
-// (migrations are applied at start) and REDIS_URL to fan out through Redis
-// across several nodes. When the address is taken, the server says so and
-// exits: choose another with -addr or CHATMUX_ADDR.
+// (migrations are applied at start; the pool holds at most -db-max-conns
+// connections, 16 by default) and REDIS_URL to fan out through Redis
+// across several nodes. A node starts while Redis is down: its connections
+// receive no room dispatches until Redis is back, then each gets
+// chat.resync. When the address is taken, the server says so and exits:
+// choose another with -addr or CHATMUX_ADDR.
+//
+// The server logs one line when it listens, with its address and its node
+// id (the id its sessions carry in the store).
 //
 // # Limits
 //
@@ -17,6 +23,20 @@
 // their connections (-send-limit or CHATMUX_SEND_LIMIT, "100/20s" by
 // default; "off" for none). A message.send past the limit is answered
 // with error 4029 and stores nothing; the connection stays open.
+//
+// # Faults
+//
+// Every store call of an event is bounded by -store-timeout (5 s): past
+// it, or with the store down, the event is answered with error 4013 and
+// the connection stays open. Signing in and setting a connection up are
+// bounded by -connect-timeout (5 s): past it, or with the store down, the
+// connection is closed with 1013 (try again later), never 4001. A user may
+// hold -max-conns-per-user connections on a node (32), an IP address
+// -max-conns-per-addr (no limit by default); one more is closed with 1013.
+// The node writes a heartbeat to the store every -node-heartbeat (5 s) and
+// deletes the sessions of nodes silent for -node-expiry (15 s). Each
+// setting has an environment variable (see -h); docs/protocol.md#faults
+// says what a client sees.
 //
 // # Signing in
 //
@@ -36,13 +56,16 @@
 //	/messaging/   the WebSocket endpoint (see docs/protocol.md)
 //	/             the web page (embedded, no CDN; built on clients/js)
 //	/config.json  what the page needs: {"auth": "dev"|"jwt", "path": "/messaging/"}
-//	/me           the user of ?user= or ?token= (the page learns its own id), or 401
-//	/healthz      {"store":"ok","broker":"ok"}: 200, or 503 when one is unavailable
-//	/metrics      Prometheus metrics (middleware/metrics, Go and process collectors)
+//	/me           the user of ?user= or ?token= (the page learns its own id), 401, or 503 when the store is unavailable
+//	/healthz      {"store":"ok","broker":"ok"}: 200, or 503 when one is unavailable; within 1 s always
+//	/metrics      Prometheus metrics (middleware/metrics, publish failures, broker availability, Go and process)
 //
-// SIGINT or SIGTERM shuts down gracefully: the listener stops, every
-// WebSocket is closed with 1001 (going away) and handlers finish, within
-// -shutdown-timeout.
+// SIGINT or SIGTERM drains: the listener stops, each WebSocket finishes the
+// event it is handling (events read after that are ignored: the client
+// sends them again after reconnecting), its answers are written and it is
+// closed with 1001 (going away), within -shutdown-timeout (10 s); then the
+// node leaves the store with any session still open, and the broker and
+// the store are closed. A second signal kills at once.
 //
 // The browser test in webtest/ (run.sh) drives two users through the page
 // with headless Chromium.

@@ -12,98 +12,11 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/chatmux/chatmux/internal/devauth"
 )
-
-// config is everything the server is started with: flags and environment.
-type config struct {
-	// Addr is the listen address (flag -addr, env CHATMUX_ADDR).
-	Addr string
-	// DatabaseURL selects PostgreSQL when set (env DATABASE_URL).
-	DatabaseURL string
-	// RedisURL selects the Redis broker when set (env REDIS_URL).
-	RedisURL string
-	// RedisPrefix starts the Redis channel names, so that deployments can
-	// share one Redis (flag -redis-prefix, default "chatmux:").
-	RedisPrefix string
-	// JWTSecret enables JWT authentication when set (env CHATMUX_JWT_SECRET).
-	JWTSecret []byte
-	// InsecureDevAuth lets development mode listen on a non-loopback
-	// address (flag -insecure-dev-auth).
-	InsecureDevAuth bool
-	// Origins lists extra origins allowed to open WebSockets (flag
-	// -origins, comma-separated host patterns); same-origin always works.
-	Origins []string
-	// LogFormat is "json" or "text"; LogLevel a slog level name.
-	LogFormat string
-	LogLevel  string
-	// ShutdownTimeout bounds the graceful shutdown.
-	ShutdownTimeout time.Duration
-	// SendLimit bounds each user's message.send events, over all the
-	// user's connections (flag -send-limit, env CHATMUX_SEND_LIMIT,
-	// default 100/20s); past it a send is answered 4029. The zero value
-	// sets no limit.
-	SendLimit rateSpec
-}
-
-// defaultSendLimit lets a user send 100 messages at once (an outbox
-// resent after a reconnect, a paste), then one every 200 ms: far above
-// what a person types, far below what a runaway client sends.
-var defaultSendLimit = rateSpec{Events: 100, Per: 20 * time.Second}
-
-// rateSpec is a rate limit of Events events per Per, written "100/20s"
-// ("5/s" means 5/1s); "off" or "0" is no limit (the zero value).
-type rateSpec struct {
-	Events int
-	Per    time.Duration
-}
-
-// String returns the spec as parseRate reads it.
-func (r rateSpec) String() string {
-	if r.Events == 0 {
-		return "off"
-	}
-	return fmt.Sprintf("%d/%s", r.Events, r.Per)
-}
-
-// Set implements flag.Value.
-func (r *rateSpec) Set(s string) error {
-	v, err := parseRate(s)
-	if err != nil {
-		return err
-	}
-	*r = v
-	return nil
-}
-
-// parseRate reads "<events>/<duration>" ("100/20s", "5/s", "30/1m"), or
-// "off" or "0" for no limit.
-func parseRate(s string) (rateSpec, error) {
-	s = strings.TrimSpace(s)
-	if s == "off" || s == "0" {
-		return rateSpec{}, nil
-	}
-	n, d, ok := strings.Cut(s, "/")
-	events, err := strconv.Atoi(n)
-	if !ok || err != nil || events <= 0 {
-		return rateSpec{}, fmt.Errorf("invalid rate %q: want <events>/<duration> such as 100/20s, or off", s)
-	}
-	if d != "" && (d[0] < '0' || d[0] > '9') {
-		d = "1" + d // "5/s" is 5 per 1s
-	}
-	per, err := time.ParseDuration(d)
-	if err != nil || per <= 0 {
-		return rateSpec{}, fmt.Errorf("invalid rate %q: the period must be a positive duration such as 20s or 1m", s)
-	}
-	return rateSpec{Events: events, Per: per}, nil
-}
-
-// devMode reports whether users sign in by name alone.
-func (c config) devMode() bool { return len(c.JWTSecret) == 0 }
 
 func main() {
 	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
@@ -131,72 +44,6 @@ func main() {
 		logger.Error("chat: " + err.Error())
 		os.Exit(1)
 	}
-}
-
-// parseConfig reads flags over environment defaults.
-func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
-	cfg := config{
-		DatabaseURL: getenv("DATABASE_URL"),
-		RedisURL:    getenv("REDIS_URL"),
-		JWTSecret:   []byte(getenv("CHATMUX_JWT_SECRET")),
-	}
-	addr := getenv("CHATMUX_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:8080"
-	}
-	cfg.SendLimit = defaultSendLimit
-	if v := getenv("CHATMUX_SEND_LIMIT"); v != "" {
-		var err error
-		if cfg.SendLimit, err = parseRate(v); err != nil {
-			return cfg, fmt.Errorf("CHATMUX_SEND_LIMIT: %w", err)
-		}
-	}
-	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprint(out, `Usage: chat [flags]
-
-A complete chatmux chat server with a web page at / and the WebSocket
-endpoint at /messaging/.
-
-Environment:
-  CHATMUX_ADDR        listen address (default 127.0.0.1:8080; -addr wins)
-  CHATMUX_SEND_LIMIT  message.send per user (default 100/20s; -send-limit wins)
-  CHATMUX_JWT_SECRET  HS256 secret; without it users sign in by name (development mode)
-  DATABASE_URL        PostgreSQL URL; without it data lives in memory
-  REDIS_URL           Redis URL for fan-out across nodes; without it, in-process
-
-Flags:
-`)
-		fs.PrintDefaults()
-	}
-	fs.StringVar(&cfg.Addr, "addr", addr, "listen `address`")
-	fs.BoolVar(&cfg.InsecureDevAuth, "insecure-dev-auth", false,
-		"allow development-mode sign-in (no password) on a non-loopback address")
-	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "chatmux:", "prefix of the Redis channel names (with REDIS_URL)")
-	origins := fs.String("origins", "", "comma-separated extra origin host `patterns` allowed to connect")
-	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown limit")
-	fs.Var(&cfg.SendLimit, "send-limit", "message.send `rate` per user, over all their connections, as events/period "+
-		"(100/20s: 100 at once, then one every 200ms), or off; past it a send is answered 4029")
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	for _, o := range strings.Split(*origins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			cfg.Origins = append(cfg.Origins, o)
-		}
-	}
-	if cfg.devMode() && !cfg.InsecureDevAuth {
-		if err := devauth.CheckAddr(cfg.Addr, "set CHATMUX_JWT_SECRET, listen on 127.0.0.1, or pass -insecure-dev-auth"); err != nil {
-			return cfg, err
-		}
-	}
-	return cfg, nil
 }
 
 // listen opens the TCP listener on addr. When the address is taken, the
@@ -241,9 +88,11 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("invalid -log-format %q (text or json)", format)
 }
 
-// run serves until ctx ends, then shuts down gracefully. When ready is not
-// nil it receives the listening address once the server accepts
-// connections.
+// run serves until ctx ends (SIGTERM or SIGINT), then shuts down: the
+// listener stops, every connection is drained and closed with 1001 within
+// cfg.ShutdownTimeout, the node leaves the store with the sessions it still
+// has, and the broker and the store are closed. When ready is not nil it
+// receives the listening address once the server accepts connections.
 func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string) error {
 	// Listen first: a taken port is reported before anything else happens.
 	ln, err := listen(ctx, cfg.Addr)
@@ -270,7 +119,8 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	logger.Info("chat: listening", "url", "http://"+ln.Addr().String()+"/", "store", a.storeKind, "broker", a.brokerKind,
+	logger.Info("chat: listening", "url", "http://"+ln.Addr().String()+"/", "node", a.NodeID(),
+		"store", a.storeKind, "broker", a.brokerKind,
 		"auth", map[bool]string{true: "development", false: "jwt"}[cfg.devMode()], "send_limit", cfg.SendLimit.String())
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -282,17 +132,22 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		return fmt.Errorf("server failed: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Info("chat: shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	timeout := cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = defaultShutdownTimeout
+	}
+	logger.Info("chat: shutting down: draining connections", "node", a.NodeID(), "conns", a.srv.Len(), "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	// Stop the listener and plain HTTP requests first, then close the
-	// WebSockets (hijacked, so http.Server.Shutdown does not wait for them)
-	// with 1001 and wait for their handlers.
+	// Stop the listener and plain HTTP requests first, then drain the
+	// WebSockets (hijacked, so http.Server.Shutdown does not wait for
+	// them): each finishes the event it is handling, sends its answers
+	// and is closed with 1001. Then the node leaves the store.
 	herr := hs.Shutdown(sctx)
 	aerr := a.Close(sctx)
 	if err := errors.Join(herr, aerr); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		return fmt.Errorf("failed to shut down: %w", err)
 	}
-	logger.Info("chat: stopped")
+	logger.Info("chat: stopped", "node", a.NodeID())
 	return nil
 }

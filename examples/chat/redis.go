@@ -14,15 +14,21 @@ import (
 // openRedis returns the Redis pub/sub broker for url
 // (redis://[user:password@]host:port/db), its channel names starting with
 // prefix ("" means the broker's default, "chatmux:"): dispatches published
-// on any node reach the members of a group on every node. It fails when
-// Redis does not answer at start.
+// on any node reach the members of a group on every node.
+//
+// It does not wait for Redis (groups.RedisOptions.ConnectInBackground): a
+// node starts while Redis is down, its connections start stale (they
+// receive no room dispatches) and /healthz reports the broker unavailable;
+// once Redis answers and the node's subscriptions are confirmed, every
+// connection gets chat.resync (docs/protocol.md#resync). Only an invalid
+// URL is an error.
 func openRedis(_ context.Context, url, prefix string, logger *slog.Logger) (groups.Broker, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("invalid REDIS_URL: %w", err)
 	}
 	client := redis.NewClient(opts)
-	b, err := groups.NewRedis(client, groups.RedisOptions{Prefix: prefix, Logger: logger})
+	b, err := groups.NewRedis(client, groups.RedisOptions{Prefix: prefix, Logger: logger, ConnectInBackground: true})
 	if err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("failed to start the Redis broker: %w", err)
@@ -31,6 +37,8 @@ func openRedis(_ context.Context, url, prefix string, logger *slog.Logger) (grou
 }
 
 // redisBroker is the Redis broker with its own client, and a health check.
+// It has the broker's OnAvailability (groups.Availability), so the server
+// learns when Redis is lost and back.
 type redisBroker struct {
 	*groups.Redis
 	client *redis.Client

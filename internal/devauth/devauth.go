@@ -24,8 +24,8 @@ import (
 	"github.com/chatmux/chatmux/store"
 )
 
-// Errors of the Authenticator. A server logs them; the client only sees
-// the 4001 close.
+// Errors of the Authenticator: wrong credentials. A server logs them; the
+// client only sees the 4001 close.
 var (
 	ErrNoUsername  = errors.New("no credentials: pass ?user=<username> (development mode)")
 	ErrBadUsername = errors.New("invalid username: 1-150 letters, digits and @.+-_")
@@ -52,9 +52,14 @@ type UserCreator interface {
 // ErrBadUsername.
 //
 // A store may refuse a creation that races with another one for a new id
-// (store/postgres allocates them as max(id)+1) with store.ErrConflict: the
-// creation is then tried again after a short random pause, up to 50 times,
-// until the request's context ends.
+// with store.ErrConflict: the creation is then tried again after a short
+// random pause, up to 50 times, until the request's context ends.
+//
+// A valid name is valid credentials: when the store cannot answer (it is
+// unavailable, its deadline or the request's passed, the conflicts never
+// ended), the error wraps chatmux.ErrUnavailable (see Unavailable), and
+// the server closes the connection with 1013 (try again later), never 4001
+// (docs/protocol.md#close-codes).
 func Authenticator(users UserCreator) chatmux.Authenticator {
 	return func(r *http.Request) (*chatmux.User, error) {
 		name := strings.TrimSpace(r.URL.Query().Get("user"))
@@ -66,10 +71,26 @@ func Authenticator(users UserCreator) chatmux.Authenticator {
 		}
 		u, err := createUser(r.Context(), users, name)
 		if err != nil {
-			return nil, fmt.Errorf("failed to create user %q: %w", name, err)
+			return nil, fmt.Errorf("failed to create user %q: %w: %w", name, chatmux.ErrUnavailable, err)
 		}
 		return &chatmux.User{ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName}, nil
 	}
+}
+
+// Unavailable returns err wrapping chatmux.ErrUnavailable when it means
+// that a store could not answer (store.ErrUnavailable, a deadline or a
+// cancellation: errors.Is context.DeadlineExceeded or context.Canceled),
+// and err itself otherwise (nil stays nil). An Authenticator that reads a
+// store passes its errors through it, so that an unavailable store closes
+// the connection with 1013 (try again later) rather than 4001.
+func Unavailable(err error) error {
+	if err == nil || errors.Is(err, chatmux.ErrUnavailable) {
+		return err
+	}
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: %w", chatmux.ErrUnavailable, err)
+	}
+	return err
 }
 
 // createUser calls CreateUserByUsername, again after a pause of up to 5 ms

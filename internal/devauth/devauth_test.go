@@ -3,11 +3,17 @@ package devauth_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/coder/websocket"
+
+	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/store"
 	"github.com/chatmux/chatmux/store/memory"
@@ -138,5 +144,112 @@ func TestIsLoopback(t *testing.T) {
 		if err != nil && (!strings.Contains(err.Error(), tt.addr) || !strings.HasSuffix(err.Error(), ": pass -the-flag")) {
 			t.Errorf("CheckAddr(%q) = %q: want the address and the hint", tt.addr, err)
 		}
+	}
+}
+
+// failing fails every creation with err.
+type failing struct{ err error }
+
+func (f failing) CreateUserByUsername(context.Context, string) (store.User, error) {
+	return store.User{}, f.err
+}
+
+// TestAuthenticatorStoreUnavailable: a valid name that the store cannot
+// look up (unavailable, past a deadline, conflicting without end) wraps
+// chatmux.ErrUnavailable; a missing or invalid name does not.
+func TestAuthenticatorStoreUnavailable(t *testing.T) {
+	tests := []struct {
+		name      string
+		query     string
+		err       error
+		wantUnav  bool
+		wantCause error
+	}{
+		{"store unavailable", "?user=alice", fmt.Errorf("failed to connect: %w", store.ErrUnavailable), true, store.ErrUnavailable},
+		{"deadline", "?user=alice", fmt.Errorf("failed to read: %w", context.DeadlineExceeded), true, context.DeadlineExceeded},
+		{"conflicts without end", "?user=alice", store.ErrConflict, true, store.ErrConflict},
+		{"no name", "", store.ErrUnavailable, false, devauth.ErrNoUsername},
+		{"bad name", "?user=a%20b", store.ErrUnavailable, false, devauth.ErrBadUsername},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := devauth.Authenticator(failing{tt.err})(httptest.NewRequest(http.MethodGet, "/messaging/"+tt.query, nil))
+			if u != nil || err == nil {
+				t.Fatalf("%+v, %v: want an error", u, err)
+			}
+			if errors.Is(err, chatmux.ErrUnavailable) != tt.wantUnav {
+				t.Errorf("%v: errors.Is ErrUnavailable = %v, want %v", err, !tt.wantUnav, tt.wantUnav)
+			}
+			if !errors.Is(err, tt.wantCause) {
+				t.Errorf("%v: does not wrap %v", err, tt.wantCause)
+			}
+		})
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	other := errors.New("boom")
+	tests := []struct {
+		err  error
+		want bool // wraps chatmux.ErrUnavailable
+	}{
+		{nil, false},
+		{other, false},
+		{store.ErrNotFound, false},
+		{store.ErrConflict, false},
+		{fmt.Errorf("x: %w", store.ErrUnavailable), true},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), true},
+		{context.Canceled, true},
+		{chatmux.ErrUnavailable, true},
+	}
+	for _, tt := range tests {
+		got := devauth.Unavailable(tt.err)
+		if errors.Is(got, chatmux.ErrUnavailable) != tt.want {
+			t.Errorf("Unavailable(%v) = %v: wraps ErrUnavailable %v, want %v", tt.err, got, !tt.want, tt.want)
+		}
+		if tt.err != nil && !errors.Is(got, tt.err) {
+			t.Errorf("Unavailable(%v) = %v: lost the cause", tt.err, got)
+		}
+		if tt.err == nil && got != nil {
+			t.Errorf("Unavailable(nil) = %v", got)
+		}
+	}
+}
+
+// TestAuthenticatorCloseCodes: on a chatmux server, a store that fails
+// with store.ErrUnavailable closes the connection with 1013 (try again
+// later); a wrong name closes it with 4001.
+func TestAuthenticatorCloseCodes(t *testing.T) {
+	srv := chatmux.NewServer(chatmux.NewRouter(), chatmux.ServerOptions{
+		Authenticate: devauth.Authenticator(failing{fmt.Errorf("failed to connect: %w", store.ErrUnavailable)}),
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	ts := httptest.NewServer(srv)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.Close()
+	}()
+	for _, tt := range []struct {
+		query string
+		want  websocket.StatusCode
+	}{
+		{"?user=alice", websocket.StatusTryAgainLater},
+		{"?user=a%20b", chatmux.CodeUnauthenticated},
+		{"", chatmux.CodeUnauthenticated},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/"+tt.query, nil)
+		if err != nil {
+			cancel()
+			t.Fatalf("%q: %v", tt.query, err)
+		}
+		_, _, err = ws.Read(ctx)
+		if got := websocket.CloseStatus(err); got != tt.want {
+			t.Errorf("%q: %v, want close %d", tt.query, err, tt.want)
+		}
+		_ = ws.CloseNow()
+		cancel()
 	}
 }

@@ -1,6 +1,7 @@
 // Package metrics exports Prometheus metrics of a chatmux server: events
 // by pattern and outcome, handler durations, open connections, slow
-// consumers and fan-out sizes.
+// consumers, fan-out sizes and the group frames that stale connections
+// dropped while the broker was away.
 //
 // One Metrics value serves a whole server through three hooks:
 //
@@ -37,9 +38,9 @@ import (
 const Unmatched = "unmatched"
 
 // Metrics collects the metrics of one server. It is a chatmux.Observer
-// (ServerOptions.Observer), its Middleware method is a chatmux.Middleware,
-// and its Delivered method fits groups.Hub.OnDeliver. It is safe for
-// concurrent use. The metrics are:
+// and a chatmux.StaleObserver (ServerOptions.Observer), its Middleware
+// method is a chatmux.Middleware, and its Delivered method fits
+// groups.Hub.OnDeliver. It is safe for concurrent use. The metrics are:
 //
 //	chatmux_events_total{pattern,outcome}            counter
 //	chatmux_event_duration_seconds{pattern}          histogram
@@ -47,6 +48,7 @@ const Unmatched = "unmatched"
 //	chatmux_connections_total                        counter
 //	chatmux_queue_overflows_total                    counter
 //	chatmux_delivery_members                         histogram
+//	chatmux_stale_dropped_total                      counter
 type Metrics struct {
 	events    *prometheus.CounterVec
 	durations *prometheus.HistogramVec
@@ -54,6 +56,7 @@ type Metrics struct {
 	conns     prometheus.Counter
 	overflows prometheus.Counter
 	fanout    prometheus.Histogram
+	stale     prometheus.Counter
 
 	// byPattern caches the children of the vectors per pattern: the
 	// patterns are the routes, a fixed set. It is copied on write.
@@ -69,7 +72,10 @@ type patternMetrics struct {
 	outcomes atomic.Pointer[map[string]prometheus.Counter]
 }
 
-var _ chatmux.Observer = (*Metrics)(nil)
+var (
+	_ chatmux.Observer      = (*Metrics)(nil)
+	_ chatmux.StaleObserver = (*Metrics)(nil)
+)
 
 // New returns a Metrics whose collectors are registered with reg (nil
 // means prometheus.DefaultRegisterer). It panics when they are already
@@ -112,10 +118,15 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:      "Local members reached by one delivery of a dispatch to a group.",
 			Buckets:   prometheus.ExponentialBuckets(1, 4, 9), // 1 .. 65536
 		}),
+		stale: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "chatmux",
+			Name:      "stale_dropped_total",
+			Help:      "Group data frames (room and user dispatches) dropped by stale connections while the broker was away; clients fetch them after chat.resync.",
+		}),
 	}
 	empty := map[string]*patternMetrics{}
 	m.byPattern.Store(&empty)
-	reg.MustRegister(m.events, m.durations, m.open, m.conns, m.overflows, m.fanout)
+	reg.MustRegister(m.events, m.durations, m.open, m.conns, m.overflows, m.fanout, m.stale)
 	return m
 }
 
@@ -216,6 +227,11 @@ func (m *Metrics) ConnClosed(*chatmux.Conn) { m.open.Dec() }
 
 // QueueOverflow implements chatmux.Observer.
 func (m *Metrics) QueueOverflow(*chatmux.Conn) { m.overflows.Inc() }
+
+// StaleDropped implements chatmux.StaleObserver: it counts a group data
+// frame that a stale connection dropped because the server's broker had
+// lost contact with the other nodes (docs/protocol.md#faults).
+func (m *Metrics) StaleDropped(*chatmux.Conn) { m.stale.Inc() }
 
 // Delivered observes the number of local members one delivery to a group
 // reached. Its signature is that of groups.Hub.OnDeliver:
