@@ -261,7 +261,7 @@ func TestChurnChat(t *testing.T) {
 // for a while. A chat server has counted a connection by the time it sends
 // chat.notifications, which connect waits for; a bare server sends nothing,
 // so the count is read after this pause, long enough for any machine.
-const settleHold = "2s"
+const settleHold = "1s"
 
 func TestConnectInProcess(t *testing.T) {
 	for _, bare := range []bool{false, true} {
