@@ -460,15 +460,21 @@ func (s *Service) broadcast(c *chatmux.Context, group, eventType string, v any) 
 	if err != nil {
 		return chatmux.Internal(err)
 	}
-	if err := c.Broadcast(group, eventType, b); err != nil {
+	err = c.Broadcast(group, eventType, b)
+	if err != nil {
 		s.publishFailures.Add(1)
 		s.log.WarnContext(c.Context(), "chat: failed to publish a dispatch", "event", c.Event(),
 			"dispatch", eventType, "group", group, "err", err)
-		if inGroup(c, group) {
-			if err := c.Send(eventType, b); err != nil {
-				s.log.WarnContext(c.Context(), "chat: failed to answer the sender", "event", c.Event(),
-					"dispatch", eventType, "err", err)
-			}
+	}
+	// The sender always gets its answer (docs/protocol.md#one-answer-per-send):
+	// when the publish failed, or when its connection is stale (a broker
+	// outage not yet resynchronised: the group frame was dropped for it),
+	// answer its socket directly. A duplicate is possible and clients drop
+	// it by (room, seq).
+	if (err != nil || (c.Conn() != nil && c.Conn().Stale())) && inGroup(c, group) {
+		if err := c.Send(eventType, b); err != nil {
+			s.log.WarnContext(c.Context(), "chat: failed to answer the sender", "event", c.Event(),
+				"dispatch", eventType, "err", err)
 		}
 	}
 	return nil
