@@ -4,15 +4,19 @@ import {
   ClientClosedError,
   ConnectionLostError,
   ErrorCode,
+  FrameRejectedError,
   OutboxFullError,
   RequestTimeoutError,
   ServerError,
 } from './errors.js';
 import { MemoryOutboxStorage, type OutboxEntry, type OutboxStorage } from './outbox.js';
+import { ReplayPacer } from './pacing.js';
 import {
   BATCH_SUBPROTOCOL,
+  closeLimit,
   decodeFrames,
   encodeEnvelope,
+  utf8Length,
   withToken,
   type WebSocketConstructor,
   type WebSocketLike,
@@ -67,8 +71,20 @@ export interface ChatClientOptions {
   requestTimeoutMs?: number;
   /** The outbox of unsent messages: its storage (default memory) and its bound (default 200 messages). */
   outbox?: { storage?: OutboxStorage; max?: number };
-  /** How many message.send may await their answer at once (default 32). */
+  /**
+   * How many message.send may await their answer at once (default 32). It
+   * bounds the outbox's replay after a reconnect too; once the server
+   * answers a replayed message 4029, the rest of the replay goes one at a
+   * time at the rate the server states.
+   */
   maxSendsInFlight?: number;
+  /**
+   * The largest frame the server reads, in bytes (default 65536, the
+   * server's default; 0: no check). A request whose frame is larger is
+   * rejected with FrameRejectedError without being sent. A 1009 close that
+   * states the server's limit replaces it.
+   */
+  maxFrameBytes?: number;
   /** Messages asked per catch-up request (default 100, the server's cap). */
   catchUpLimit?: number;
   /** Catch-up requests in flight at once, over all rooms (default 4). */
@@ -95,6 +111,8 @@ export interface StateChange {
   code?: number;
   /** The close reason the server gave, if any. */
   closeReason?: string;
+  /** How requests are matched to answers on this connection (connected only). */
+  requestIdMode?: RequestIdMode;
   /** Whether the client will try again (disconnected only). */
   willReconnect: boolean;
   /** The delay before the next attempt, in ms (disconnected and willReconnect only). */
@@ -139,6 +157,8 @@ export interface ClientStats {
   sendsTransmitted: number;
   /** message.send frames sent again with the same client_msg_id. */
   resends: number;
+  /** 4029 answers to messages the outbox sent again (replays), kept in the outbox and sent later. */
+  rateLimited: number;
   /** Connections that reached "connected". */
   connections: number;
   /** WebSocket messages that carried a batch (an array of frames, chatmux.batch.v1). */
@@ -166,6 +186,12 @@ export interface ClientEvents extends DispatchMap {
   sent: { clientMsgId: string; message: Message };
   /** A message of the outbox was refused by the server and removed from the outbox. */
   sendFailed: { clientMsgId: string; roomId: Id; error: Error };
+  /**
+   * A message of the outbox was answered "not now" (4029 to a replayed
+   * message, 4013, no answer in time): it stays in the outbox and goes
+   * out again after delayMs at the earliest.
+   */
+  sendDelayed: { clientMsgId: string; roomId: Id; error: Error; delayMs: number };
   /** An error not tied to a request: an unmatched error envelope, a storage failure, a bad frame. */
   error: Error;
 }
@@ -219,6 +245,8 @@ interface Pending {
   /** In fence mode, what ends the request: the fence event's answer, a heartbeat's, or (a heartbeat itself) its own. */
   fence?: 'marker' | 'heartbeat' | 'none';
   data: unknown;
+  /** The size of its frame in bytes, once sent. */
+  bytes: number;
   collect?: (d: Dispatch) => boolean;
   frames: Dispatch[];
   error?: ServerError;
@@ -236,6 +264,12 @@ interface Sock {
   mode?: RequestIdMode;
   ready: boolean;
   inflight: Map<string, Pending>;
+  /**
+   * The requests sent on this connection whose final answer has not come
+   * (settled by a timeout or not), in the order they were sent: what a
+   * 1007 or 1009 close may be about.
+   */
+  unanswered: Map<string, Pending>;
   fenceQueue: Pending[];
   timers: ReturnType<typeof setTimeout>[];
   heartbeat?: ReturnType<typeof setInterval>;
@@ -244,6 +278,15 @@ interface Sock {
 interface OutboxItem {
   entry: OutboxEntry;
   state: 'queued' | 'inflight' | 'waiting';
+  /**
+   * A replayed message: made while disconnected or while a replay was
+   * going on, restored from storage, or sent again after a connection was
+   * lost. A 4029 keeps it in the outbox (the pacer sends it later); a 4029
+   * to a message the user just made while connected is a refusal.
+   */
+  replay: boolean;
+  /** The pacer's ticket of its last transmission. */
+  ticket: number;
   attempts: number;
   transmitted: number;
   resolve?: (m: Message) => void;
@@ -290,6 +333,9 @@ export class ChatClient extends Emitter<ClientEvents> {
   private readonly rooms = new Map<Id, Room>();
   private catchUpSlots: number;
   private catchUpQueue: (() => void)[] = [];
+  private readonly pacer: ReplayPacer;
+  private pacerTimer?: ReturnType<typeof setTimeout>;
+  private frameLimit: number;
   private currentState: ConnectionState = 'idle';
   private readonly counters: ClientStats = {
     delivered: 0,
@@ -298,6 +344,7 @@ export class ChatClient extends Emitter<ClientEvents> {
     catchUpRequests: 0,
     sendsTransmitted: 0,
     resends: 0,
+    rateLimited: 0,
     connections: 0,
     batches: 0,
   };
@@ -310,6 +357,8 @@ export class ChatClient extends Emitter<ClientEvents> {
     this.WS = WS;
     this.storage = options.outbox?.storage ?? new MemoryOutboxStorage();
     this.catchUpSlots = options.catchUpConcurrency ?? 4;
+    this.pacer = new ReplayPacer(options.backoff);
+    this.frameLimit = options.maxFrameBytes ?? 65536;
   }
 
   // ---- state ----
@@ -381,7 +430,7 @@ export class ChatClient extends Emitter<ClientEvents> {
       this.outbox.clear();
       for (const e of restored) {
         if (!current.some(([id]) => id === e.clientMsgId)) {
-          this.outbox.set(e.clientMsgId, { entry: e, state: 'queued', attempts: 0, transmitted: 0 });
+          this.outbox.set(e.clientMsgId, { entry: e, state: 'queued', replay: true, ticket: 0, attempts: 0, transmitted: 0 });
         }
       }
       for (const [id, item] of current) this.outbox.set(id, item);
@@ -416,6 +465,8 @@ export class ChatClient extends Emitter<ClientEvents> {
       }
     }
     for (const p of this.waiting.splice(0)) this.settle(p, new ClientClosedError(reason));
+    if (this.pacerTimer) clearTimeout(this.pacerTimer);
+    this.pacerTimer = undefined;
     for (const item of this.outbox.values()) {
       if (item.timer) clearTimeout(item.timer);
       item.reject?.(new ClientClosedError(reason));
@@ -471,6 +522,7 @@ export class ChatClient extends Emitter<ClientEvents> {
       helloId: this.nextId(),
       ready: false,
       inflight: new Map(),
+      unanswered: new Map(),
       fenceQueue: [],
       timers: [],
     };
@@ -529,7 +581,24 @@ export class ChatClient extends Emitter<ClientEvents> {
   }
 
   private closed(sock: Sock, code: number, closeReason: string, reason: string): void {
+    const offenders = code === 1007 || code === 1009 ? this.offenders(sock, code, closeReason) : [];
+    if (this.sock === sock) this.sock = undefined; // nothing more goes out on it
+    const refused: [Pending, FrameRejectedError][] = offenders.map((p) => [
+      p,
+      new FrameRejectedError(
+        code as 1007 | 1009,
+        code === 1009 ? `the server closed the connection on a frame of ${p.bytes} bytes, over its limit (1009)` : 'the server closed the connection on this frame: not valid UTF-8 (1007)',
+        p.eventType,
+      ),
+    ]);
+    for (const [p, err] of refused) this.settle(p, err);
     this.dropSocket(sock, new ConnectionLostError(`connection lost (${reason}${code ? ', ' + code : ''})`));
+    // docs/protocol.md#close-codes: never send again the frame that caused 1007 or 1009.
+    for (const [p, err] of refused) {
+      const id = p.eventType === 'message.send' ? (p.data as { client_msg_id?: unknown } | undefined)?.client_msg_id : undefined;
+      const item = typeof id === 'string' ? this.outbox.get(id) : undefined;
+      if (item) this.failSend(item, err);
+    }
     if (this.closing) return;
     if (code === 1000) {
       // docs/protocol.md#close-codes: a normal closure asks for nothing.
@@ -565,6 +634,28 @@ export class ChatClient extends Emitter<ClientEvents> {
     this.emit('signedOut', s);
   }
 
+  /**
+   * offenders returns the requests a 1007 or 1009 close is about, among
+   * those sent on sock without a final answer. 1007: the server answers
+   * every event before the frame that is not UTF-8, then closes, so it is
+   * the first unanswered one. 1009: the server drops its queued answers and
+   * closes at once, so any unanswered one may be it; every unanswered frame
+   * over the limit the close states is refused (and the limit kept), or,
+   * when it states none, the largest one, which is over the limit too.
+   */
+  private offenders(sock: Sock, code: number, closeReason: string): Pending[] {
+    const sent = [...sock.unanswered.values()];
+    if (sent.length === 0) return [];
+    if (code === 1007) return [sent[0]!];
+    const limit = closeLimit(closeReason);
+    if (limit !== undefined) {
+      this.frameLimit = limit;
+      const over = sent.filter((p) => p.bytes > limit);
+      if (over.length > 0) return over;
+    }
+    return [sent.reduce((a, b) => (b.bytes > a.bytes ? b : a))];
+  }
+
   /** dropSocket forgets a connection: its timers stop and its open requests reject with err. */
   private dropSocket(sock: Sock, err: Error): void {
     if (this.sock === sock) this.sock = undefined;
@@ -575,7 +666,12 @@ export class ChatClient extends Emitter<ClientEvents> {
     sock.fenceQueue = [];
     for (const p of [...sock.inflight.values()]) this.settle(p, err);
     sock.inflight.clear();
-    for (const item of this.outbox.values()) if (item.state === 'inflight') item.state = 'queued';
+    sock.unanswered.clear();
+    for (const item of this.outbox.values()) {
+      if (item.state === 'inflight') item.state = 'queued';
+      // Whatever is left goes out again after the reconnect: a replay.
+      item.replay = true;
+    }
   }
 
   private ready(sock: Sock, mode: RequestIdMode): void {
@@ -592,7 +688,7 @@ export class ChatClient extends Emitter<ClientEvents> {
         if (err instanceof RequestTimeoutError) this.dead(sock, 'heartbeat timeout');
       });
     }, hb.intervalMs ?? 20000);
-    this.setState({ state: 'connected', reason, willReconnect: true, attempt: 0 });
+    this.setState({ state: 'connected', reason, requestIdMode: mode, willReconnect: true, attempt: 0 });
     if (this.sock !== sock) return;
     for (const p of this.waiting.splice(0)) this.transmit(sock, p);
     this.pumpOutbox();
@@ -623,6 +719,7 @@ export class ChatClient extends Emitter<ClientEvents> {
         id: this.nextId(),
         eventType,
         data,
+        bytes: 0,
         collect: options.collect,
         frames: [],
         resolve,
@@ -642,13 +739,20 @@ export class ChatClient extends Emitter<ClientEvents> {
   }
 
   private transmit(sock: Sock, p: Pending): void {
+    const frame = encodeEnvelope(p.eventType, p.data, p.id);
+    p.bytes = utf8Length(frame);
+    if (this.frameLimit > 0 && p.bytes > this.frameLimit) {
+      this.settle(p, new FrameRejectedError(1009, `a frame of ${p.bytes} bytes is over the server's limit of ${this.frameLimit}`, p.eventType));
+      return;
+    }
     p.sock = sock;
     sock.inflight.set(p.id, p);
+    sock.unanswered.set(p.id, p);
     if (sock.mode === 'fence') {
       p.fence = p.eventType === 'session.heartbeat' ? 'none' : BUILTIN_EVENTS.has(p.eventType) ? 'marker' : 'heartbeat';
       sock.fenceQueue.push(p);
     }
-    if (!this.rawSend(sock, encodeEnvelope(p.eventType, p.data, p.id))) return;
+    if (!this.rawSend(sock, frame)) return;
     if (p.fence === 'marker') this.rawSend(sock, encodeEnvelope(FENCE_EVENT, undefined));
     // A host's event may itself be unknown to the server and answer
     // "invalid event type": a heartbeat ends it instead.
@@ -694,13 +798,15 @@ export class ChatClient extends Emitter<ClientEvents> {
         return;
       }
       if (sock.mode === 'echo') {
-        const p = rid !== undefined ? sock.inflight.get(rid) : undefined;
+        if (f.ok !== true || rid === undefined) return; // a heartbeat's status: its ok frame follows
+        sock.unanswered.delete(rid);
+        const p = sock.inflight.get(rid);
         if (p) this.settle(p, p.frames);
         return;
       }
       const head = sock.fenceQueue[0];
       if (f.status === 'success' && head && head.fence !== 'marker') {
-        sock.fenceQueue.shift();
+        this.endFence(sock);
         this.settle(head, head.error ?? head.frames);
       }
     }
@@ -708,6 +814,7 @@ export class ChatClient extends Emitter<ClientEvents> {
 
   private answerError(sock: Sock, err: ServerError, rid: string | undefined, bare: boolean): void {
     if (sock.mode === 'echo') {
+      if (rid !== undefined) sock.unanswered.delete(rid);
       const p = rid !== undefined ? sock.inflight.get(rid) : undefined;
       if (p) this.settle(p, new ServerError(err.code, err.detail, p.eventType));
       else this.emit('error', err);
@@ -721,22 +828,28 @@ export class ChatClient extends Emitter<ClientEvents> {
     const own = new ServerError(err.code, err.detail, head.eventType);
     if (head.fence === 'none') {
       // A heartbeat's own error.
-      sock.fenceQueue.shift();
+      this.endFence(sock);
       this.settle(head, own);
     } else if (head.fence === 'marker' && bare && err.detail === 'invalid event type') {
       // The fence's answer (a built-in event never answers this): the
       // request before it is done.
-      sock.fenceQueue.shift();
+      this.endFence(sock);
       this.settle(head, head.error ?? head.frames);
     } else if (!head.error) {
       head.error = own;
     } else if (head.fence === 'heartbeat' && !bare) {
       // The heartbeat that ends a host event failed too.
-      sock.fenceQueue.shift();
+      this.endFence(sock);
       this.settle(head, head.error);
     } else {
       this.emit('error', err);
     }
+  }
+
+  /** endFence ends the request at the head of the fence queue: its last answer has come. */
+  private endFence(sock: Sock): void {
+    const head = sock.fenceQueue.shift();
+    if (head) sock.unanswered.delete(head.id);
   }
 
   private collect(sock: Sock, d: Dispatch): void {
@@ -1014,8 +1127,11 @@ export class ChatClient extends Emitter<ClientEvents> {
    * client_msg_id. While disconnected the message waits in the outbox and
    * is sent after the reconnect with the same client_msg_id, so it is
    * stored once however often it is sent. Rejects with ServerError when the
-   * server refuses it (nothing stored; 4013 is retried instead),
-   * OutboxFullError when the outbox is full, ClientClosedError on close.
+   * server refuses it (nothing stored), OutboxFullError when the outbox is
+   * full, FrameRejectedError when its frame is over the server's limit,
+   * ClientClosedError on close. 4013 is retried; so is 4029 unless the
+   * message is one the user made while connected with nothing waiting
+   * before it (a replayed message is kept until the server takes it).
    */
   sendMessage(roomId: Id, content: string, options: SendOptions = {}): Promise<Message> {
     if (this.closing) return Promise.reject(new ClientClosedError('the client is closed'));
@@ -1042,8 +1158,17 @@ export class ChatClient extends Emitter<ClientEvents> {
     if (options.media) extra.media = options.media;
     const entry: OutboxEntry = { clientMsgId, roomId, content, createdAt: Date.now() };
     if (Object.keys(extra).length > 0) entry.extraFields = extra;
+    // The frame with the longest request_id the client makes (r + 10 base-36 digits).
+    const bytes = utf8Length(encodeEnvelope('message.send', sendData(entry), 'r0000000000'));
+    if (this.frameLimit > 0 && bytes > this.frameLimit) {
+      return Promise.reject(
+        new FrameRejectedError(1009, `a frame of ${bytes} bytes is over the server's limit of ${this.frameLimit}`, 'message.send'),
+      );
+    }
+    // A message waits behind a replay in progress, and is paced with it.
+    const replay = !this.sock?.ready || [...this.outbox.values()].some((i) => i.replay);
     return new Promise<Message>((resolve, reject) => {
-      this.outbox.set(clientMsgId, { entry, state: 'queued', attempts: 0, transmitted: 0, resolve, reject });
+      this.outbox.set(clientMsgId, { entry, state: 'queued', replay, ticket: 0, attempts: 0, transmitted: 0, resolve, reject });
       this.saveOutbox();
       this.pumpOutbox();
     });
@@ -1063,18 +1188,55 @@ export class ChatClient extends Emitter<ClientEvents> {
       .catch((err) => this.emit('error', asError(err, 'failed to save the outbox')));
   }
 
+  /**
+   * pumpOutbox sends what the outbox holds, in order, up to
+   * maxSendsInFlight at once. Replayed messages go one per room at a time,
+   * so that one the server refuses for now (4029, 4013) is not overtaken by
+   * the next of its room, and, once the server said 4029, one at a time
+   * over all rooms at the rate it stated.
+   */
   private pumpOutbox(): void {
     const sock = this.sock;
     if (!sock?.ready || this.closing) return;
     const max = this.opts.maxSendsInFlight ?? 32;
     let inflight = 0;
-    for (const item of this.outbox.values()) if (item.state === 'inflight') inflight++;
+    let replaysInflight = 0;
+    let replays = false;
+    const busy = new Set<Id>();
+    for (const item of this.outbox.values()) {
+      if (item.replay) replays = true;
+      if (item.state !== 'queued') busy.add(item.entry.roomId);
+      if (item.state !== 'inflight') continue;
+      inflight++;
+      if (item.replay) replaysInflight++;
+    }
+    if (!replays) this.pacer.reset();
     for (const item of this.outbox.values()) {
       if (inflight >= max) break;
       if (item.state !== 'queued') continue;
+      if (item.replay) {
+        if (busy.has(item.entry.roomId)) continue;
+        const wait = this.pacer.wait(replaysInflight);
+        if (wait > 0) this.armPacer(wait);
+        // In order: what comes after waits too.
+        if (wait !== 0) break;
+        item.ticket = this.pacer.ticket();
+        replaysInflight++;
+        busy.add(item.entry.roomId);
+      } else {
+        item.ticket = this.pacer.current;
+      }
       inflight++;
       this.transmitSend(item);
     }
+  }
+
+  private armPacer(ms: number): void {
+    if (this.pacerTimer) return;
+    this.pacerTimer = setTimeout(() => {
+      this.pacerTimer = undefined;
+      this.pumpOutbox();
+    }, ms);
   }
 
   private transmitSend(item: OutboxItem): void {
@@ -1083,9 +1245,7 @@ export class ChatClient extends Emitter<ClientEvents> {
     if (item.transmitted > 0) this.counters.resends++;
     item.transmitted++;
     this.counters.sendsTransmitted++;
-    const data: Record<string, unknown> = { room_id: e.roomId, content: e.content, client_msg_id: e.clientMsgId };
-    if (e.extraFields) data.extra_fields = e.extraFields;
-    this.request('message.send', data).then(
+    this.request('message.send', sendData(e)).then(
       () => {
         if (this.outbox.get(e.clientMsgId) !== item) return;
         // Answered without the message: it was stored (one truthful answer
@@ -1099,6 +1259,22 @@ export class ChatClient extends Emitter<ClientEvents> {
       },
       (err: Error) => {
         if (this.outbox.get(e.clientMsgId) !== item) return;
+        if (err instanceof FrameRejectedError) {
+          this.failSend(item, err);
+          return;
+        }
+        if (err instanceof ServerError && err.code === ErrorCode.RateLimited && (item.replay || item.transmitted > 1)) {
+          // Sent again by the client (a replay, a retry): the user's send
+          // is not refused for the rate of the client's own resending. It
+          // keeps its place and the replay is paced (docs/protocol.md#rate-limits).
+          item.replay = true;
+          item.state = 'queued';
+          this.counters.rateLimited++;
+          const delayMs = this.pacer.rateLimited(item.ticket, err.detail);
+          this.emit('sendDelayed', { clientMsgId: e.clientMsgId, roomId: e.roomId, error: err, delayMs });
+          this.pumpOutbox();
+          return;
+        }
         if (err instanceof ServerError && err.code !== ErrorCode.Unavailable && err.code !== 0) {
           this.failSend(item, err);
           return;
@@ -1107,7 +1283,9 @@ export class ChatClient extends Emitter<ClientEvents> {
           // 4013 or no answer: nothing or the message was stored; the same
           // client_msg_id is safe to send again.
           item.state = 'waiting';
-          item.timer = setTimeout(() => this.requeue(item), backoffDelay(item.attempts++, this.opts.backoff));
+          const delayMs = backoffDelay(item.attempts++, this.opts.backoff);
+          item.timer = setTimeout(() => this.requeue(item), delayMs);
+          this.emit('sendDelayed', { clientMsgId: e.clientMsgId, roomId: e.roomId, error: err, delayMs });
           return;
         }
         // Connection lost or closed: stays queued for the next connection.
@@ -1140,6 +1318,7 @@ export class ChatClient extends Emitter<ClientEvents> {
     if (!item || item.entry.roomId !== m.room?.id) return;
     this.outbox.delete(id);
     if (item.timer) clearTimeout(item.timer);
+    if (item.replay) this.pacer.succeeded();
     this.saveOutbox();
     item.resolve?.(m);
     this.emit('sent', { clientMsgId: id, message: m });
@@ -1327,6 +1506,13 @@ function fitsCreate(d: RoomDetail | undefined, input: CreateRoomInput): number {
   const found = asked.filter((id) => have.has(String(id))).length;
   if (d.type === 'OneToOneChat' && found !== asked.length) return -1;
   return found;
+}
+
+/** sendData is the data of the message.send that stores an outbox entry. */
+function sendData(e: OutboxEntry): Record<string, unknown> {
+  const data: Record<string, unknown> = { room_id: e.roomId, content: e.content, client_msg_id: e.clientMsgId };
+  if (e.extraFields) data.extra_fields = e.extraFields;
+  return data;
 }
 
 function reactionOf(messageId: Id) {

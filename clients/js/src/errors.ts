@@ -53,6 +53,26 @@ export class OutboxFullError extends ChatmuxError {
   override name = 'OutboxFullError';
 }
 
+/**
+ * FrameRejectedError: the server cannot read the request's frame, so the
+ * client never sends it (again). code 1009: the frame is larger than the
+ * server's read limit, known beforehand (maxFrameBytes, or the limit a
+ * 1009 close stated) or named by the server's 1009 close. code 1007: the
+ * server closed the connection with 1007 (not valid UTF-8) on this frame.
+ * A message of the outbox rejected so leaves the outbox ('sendFailed');
+ * nothing was stored (docs/protocol.md#close-codes).
+ */
+export class FrameRejectedError extends ChatmuxError {
+  override name = 'FrameRejectedError';
+  constructor(
+    readonly code: 1007 | 1009,
+    message: string,
+    readonly eventType?: string,
+  ) {
+    super(`${eventType ? eventType + ': ' : ''}${message}`);
+  }
+}
+
 /** formatDetail turns an error detail into one line of text. */
 export function formatDetail(d: ErrorDetail): string {
   if (typeof d === 'string') return d;

@@ -19,12 +19,14 @@ export {
   ClientClosedError,
   ConnectionLostError,
   ErrorCode,
+  FrameRejectedError,
   OutboxFullError,
   RequestTimeoutError,
   ServerError,
   formatDetail,
 } from './errors.js';
 export { MemoryOutboxStorage, WebStorageOutbox } from './outbox.js';
+export { parseGoDuration, rateLimitHintMs } from './pacing.js';
 export type { OutboxEntry, OutboxStorage, WebStorageLike } from './outbox.js';
 export { BATCH_SUBPROTOCOL, decodeFrames } from './socket.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';

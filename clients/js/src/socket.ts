@@ -62,3 +62,28 @@ export function withToken(url: string, param: string, token: string | undefined)
   u.searchParams.set(param, token);
   return u.toString();
 }
+
+/** utf8Length returns the number of bytes of s in UTF-8, as a WebSocket text frame carries it. */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/**
+ * closeLimit reads the read limit a 1009 close reason states ("message
+ * over 65536 bytes"), or undefined.
+ */
+export function closeLimit(reason: string): number | undefined {
+  const m = /over (\d+) bytes/.exec(reason);
+  const n = m ? Number(m[1]) : NaN;
+  return n > 0 ? n : undefined;
+}

@@ -14,10 +14,18 @@ export class FakeChat {
    * @param {object} o
    * @param {'echo'|'fence'} [o.mode]
    * @param {number} [o.pageCap] the most messages one after_seq answer carries
+   * @param {{events: number, perMs: number}} [o.sendLimit] message.send per user: a token
+   *   bucket of `events` that refills evenly over perMs; past it 4029 with the real server's detail
+   * @param {number} [o.readLimit] frames over it close the connection with 1009, as the real server
+   *   does: the queued answers are dropped, the reason states the limit
    */
   constructor(o = {}) {
     this.mode = o.mode ?? 'echo';
     this.pageCap = o.pageCap ?? 100;
+    this.sendLimit = o.sendLimit ?? null;
+    this.readLimit = o.readLimit ?? 0;
+    this.buckets = new Map();
+    this.refused = []; // every 4029: {at, clientMsgId}
     this.rooms = new Map();
     this.conns = new Set();
     this.connections = 0; // every connection ever accepted
@@ -30,6 +38,9 @@ export class FakeChat {
     this.onEvent = null;
     // dropDispatch(msg, conn) returns true to not deliver a message.dispatch to conn.
     this.dropDispatch = null;
+    // invalidUtf8(env) returns true for frames to treat as not UTF-8: the answers
+    // before it go out, then the connection is closed with 1007 (as the real server does).
+    this.invalidUtf8 = null;
   }
 
   /** start listens on 127.0.0.1:port (0: a free port). */
@@ -125,6 +136,18 @@ export class FakeChat {
     this.conns.add(conn);
     ws.on('close', () => this.conns.delete(conn));
     ws.on('message', (data) => {
+      if (this.readLimit && data.length > this.readLimit) {
+        let env = {};
+        try {
+          env = JSON.parse(String(data));
+        } catch {
+          // kept as {}
+        }
+        this.received.push({ conn, env, bytes: data.length, tooBig: true });
+        conn.queue = [];
+        ws.close(1009, `message over ${this.readLimit} bytes`);
+        return;
+      }
       let env;
       try {
         env = JSON.parse(String(data));
@@ -132,7 +155,11 @@ export class FakeChat {
         conn.push({ error: { code: 4003, detail: ['Invalid JSON.'] } });
         return;
       }
-      this.received.push({ conn, env });
+      this.received.push({ conn, env, at: Date.now() });
+      if (this.invalidUtf8?.(env)) {
+        conn.close(1007, 'invalid UTF-8');
+        return;
+      }
       if (this.onEvent?.(conn, env)) return;
       this.handle(conn, env);
     });
@@ -152,6 +179,11 @@ export class FakeChat {
         reply({ status: 'success' });
         return done();
       case 'message.send': {
+        if (!this.allowSend(conn.user.username)) {
+          this.refused.push({ at: Date.now(), clientMsgId: d.client_msg_id });
+          const per = this.sendLimit.perMs % 1000 === 0 ? `${this.sendLimit.perMs / 1000}s` : `${this.sendLimit.perMs}ms`;
+          return fail(4029, `Rate limit exceeded: ${this.sendLimit.events} events per ${per} for message.send.`);
+        }
         const room = this.rooms.get(d.room_id);
         if (!room) return fail(4004, 'Resource not found.');
         if (!room.members.has(conn.user.username)) return fail(4002, 'User is not authorized to send message to this room');
@@ -205,6 +237,20 @@ export class FakeChat {
       default:
         return reply({ error: 'invalid event type' });
     }
+  }
+
+  /** allowSend takes a token of the user's send bucket, if the server has a limit and one is left. */
+  allowSend(name) {
+    if (!this.sendLimit) return true;
+    const { events, perMs } = this.sendLimit;
+    const now = Date.now();
+    let b = this.buckets.get(name);
+    if (!b) this.buckets.set(name, (b = { tokens: events, at: now }));
+    b.tokens = Math.min(events, b.tokens + ((now - b.at) * events) / perMs);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
   }
 
   detail(room) {

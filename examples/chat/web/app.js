@@ -62,7 +62,7 @@
     document.body.replaceChildren(h('p.fatal', 'The chat client failed to load: ' + err.message));
     return;
   }
-  const { ChatClient, ServerError, ClientClosedError, ConnectionLostError, RequestTimeoutError, WebStorageOutbox, formatDetail } = lib;
+  const { ChatClient, ServerError, ClientClosedError, ConnectionLostError, RequestTimeoutError, FrameRejectedError, WebStorageOutbox, formatDetail } = lib;
 
   // ------------------------------------------------------------------
   // State
@@ -78,7 +78,7 @@
     cred: null, // {user} or {token}
     me: null, // {id, username, ...}
     client: null,
-    conn: { state: 'idle', everConnected: false, retryAt: 0 },
+    conn: { state: 'idle', everConnected: false, retryAt: 0, paced: false },
     stateLog: [], // every connection state change, for the browser test and debugging
     rooms: new Map(), // room id -> RoomListItem (kept up to date), plus listedSeq
     details: new Map(), // room id -> RoomDetail
@@ -215,6 +215,7 @@
       }
       return formatDetail(d) || 'Something went wrong.';
     }
+    if (err instanceof FrameRejectedError) return 'The message is too large to send.';
     if (err instanceof ConnectionLostError || err instanceof RequestTimeoutError) return 'Not connected: try again in a moment.';
     if (err instanceof ClientClosedError) return 'Signed out.';
     return (err && err.message) || 'Something went wrong.';
@@ -264,6 +265,11 @@
     on('message', onMessage);
     on('sent', ({ clientMsgId, message }) => onSent(clientMsgId, message));
     on('sendFailed', ({ clientMsgId, roomId, error }) => onSendFailed(clientMsgId, roomId, error));
+    // Messages sent again after a reconnect that the server asks to slow
+    // down (4029) stay in the outbox and go out at the rate it allows.
+    on('sendDelayed', ({ error }) => {
+      if (error instanceof ServerError && error.code === 4029 && !state.conn.paced) { state.conn.paced = true; renderConnection(); }
+    });
     on('roomRemoved', ({ roomId }) => { if (state.rooms.has(roomId) || state.details.has(roomId)) { dropRoom(roomId); renderRoomList(); } });
     on('resync', () => refreshRooms());
     on('error', (err) => console.warn('chat:', err && err.message));
@@ -320,9 +326,11 @@
     const s = state.conn.state;
     let kind = '';
     let text = 'Connecting…';
+    const waiting = state.pending.size;
+    if (!waiting) state.conn.paced = false;
     if (s === 'connected') {
       kind = 'online';
-      text = 'Online';
+      text = state.conn.paced ? `Online · sending ${waiting} queued message${waiting === 1 ? '' : 's'}` : 'Online';
     } else if (s === 'disconnected') {
       kind = 'offline';
       const left = Math.ceil((state.conn.retryAt - Date.now()) / 1000);
@@ -336,7 +344,6 @@
     const cutOff = state.conn.everConnected && s !== 'connected' && !!state.me;
     banner.hidden = !cutOff;
     if (cutOff) {
-      const waiting = Array.from(state.pending.values()).length;
       $('conn-banner-text').textContent = 'Reconnecting…';
       $('conn-banner-sub').textContent = (s === 'disconnected' ? text.replace(/^Offline: /, '') : 'connecting') +
         (waiting ? ` · ${waiting} message${waiting === 1 ? '' : 's'} waiting to be sent` : '');
@@ -605,9 +612,10 @@
     if (opts.parent) options.parentMessageId = opts.parent.id;
     if (opts.forwardedFromId) options.forwardedFromId = opts.forwardedFromId;
     state.client.sendMessage(roomId, textToHTML(text), options).catch((err) => {
-      // A refusal (ServerError) arrives as 'sendFailed' too; an outbox
-      // that is full only here.
-      if (!(err instanceof ServerError) && !(err instanceof ClientClosedError)) onSendFailed(cid, roomId, err);
+      // A refusal of the server arrives as 'sendFailed' first (which drops
+      // the pending bubble); a full outbox or a message too large to send
+      // only here.
+      if (!(err instanceof ClientClosedError) && state.pending.has(cid)) onSendFailed(cid, roomId, err);
     });
     if (roomId === state.current) { renderMessages({ stickToBottom: true }); renderSendError(); }
     renderConnection();
@@ -1425,7 +1433,7 @@
     $('me-name').textContent = `${userName(state.me)} · #${state.me.id}`;
     $('me-name').title = `@${state.me.username}, user id ${state.me.id}`;
     $('empty-id').textContent = `You are @${state.me.username}: others find you by that name.`;
-    state.conn = { state: 'idle', everConnected: false, retryAt: 0 };
+    state.conn = { state: 'idle', everConnected: false, retryAt: 0, paced: false };
     renderConnection();
     renderRoomList();
     startClient();
@@ -1439,7 +1447,7 @@
     state.loaded.clear(); state.acked.clear(); state.readSent.clear();
     closeRoom();
     state.current = null; state.me = null; state.cred = null;
-    state.conn = { state: 'idle', everConnected: false, retryAt: 0 };
+    state.conn = { state: 'idle', everConnected: false, retryAt: 0, paced: false };
     renderConnection();
     $('app').hidden = true;
     showLogin(reason);

@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { ChatClient } from '../../dist/index.js';
 
 const run = promisify(execFile);
@@ -52,12 +52,11 @@ export function freePort() {
  * startServer runs the example server on 127.0.0.1:port with the given
  * environment (DATABASE_URL for PostgreSQL, REDIS_URL for Redis; none: the
  * in-memory store and broker) and extra flags, and resolves once /healthz
- * answers 200. The per-user send limit is off (args may set one): these
- * tests measure delivery, and a client back from a cut sends its whole
- * outbox at once, past the default 100 messages.
+ * answers 200. The server runs with its defaults otherwise, the per-user
+ * send limit included (100 messages at once, then one per 200 ms).
  */
 export async function startServer(bin, port, env = {}, args = []) {
-  const proc = spawn(bin, ['-addr', `127.0.0.1:${port}`, '-log-level', 'error', '-shutdown-timeout', '2s', '-send-limit', 'off', ...args], {
+  const proc = spawn(bin, ['-addr', `127.0.0.1:${port}`, '-log-level', 'error', '-shutdown-timeout', '2s', ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -121,9 +120,11 @@ export const quick = {
 /**
  * newClient returns a connected client of a development user and a record
  * of what it hands to the application: seen[roomId] = messages in the order
- * of 'message' events.
+ * of 'message' events; states; resyncs (each chat.resync handled, with
+ * when). expectMode is the request_id mode verify expects ("echo": the
+ * server echoes request_id).
  */
-export async function newClient(url, name, extra = {}) {
+export async function newClient(url, name, extra = {}, expectMode = 'echo') {
   const c = new ChatClient({ url: `${url}?user=${encodeURIComponent(name)}`, ...quick, ...extra });
   const seen = new Map();
   c.on('message', (m) => {
@@ -132,9 +133,11 @@ export async function newClient(url, name, extra = {}) {
   });
   const states = [];
   c.on('state', (s) => states.push(s));
+  const resyncs = [];
+  c.on('resync', (r) => resyncs.push({ at: Date.now(), ...r }));
   await c.connect();
   await c.whenConnected();
-  return { name, client: c, seen, states };
+  return { name, client: c, seen, states, resyncs, expectMode };
 }
 
 /**
@@ -204,6 +207,123 @@ export async function startProxy(targetPort) {
       return new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * startStripProxy is a WebSocket proxy on 127.0.0.1 in front of a server
+ * that removes request_id from every frame a client sends: behind it the
+ * server answers as a server without request_id does
+ * (docs/protocol.md#request-id: no echo, no ok frame). Close codes and the
+ * batch subprotocol pass through.
+ */
+export async function startStripProxy(targetPort) {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: (ps) => [...ps][0] ?? false });
+  await new Promise((resolve) => wss.once('listening', resolve));
+  let stripped = 0;
+  wss.on('connection', (down, req) => {
+    const up = new WebSocket(`ws://127.0.0.1:${targetPort}${req.url}`, down.protocol ? [down.protocol] : []);
+    const early = [];
+    up.on('open', () => {
+      for (const m of early.splice(0)) up.send(m);
+    });
+    down.on('message', (data) => {
+      let text = String(data);
+      try {
+        const env = JSON.parse(text);
+        if (env && typeof env === 'object' && 'request_id' in env) {
+          delete env.request_id;
+          stripped++;
+          text = JSON.stringify(env);
+        }
+      } catch {
+        // not JSON: as it is
+      }
+      if (up.readyState === WebSocket.OPEN) up.send(text);
+      else early.push(text);
+    });
+    up.on('message', (data) => down.readyState === WebSocket.OPEN && down.send(String(data)));
+    const closeCode = (c) => (c === 1005 || c === 1006 ? 1000 : c);
+    up.on('close', (code, reason) => down.readyState <= WebSocket.OPEN && down.close(closeCode(code), reason));
+    down.on('close', (code, reason) => up.readyState <= WebSocket.OPEN && up.close(closeCode(code), reason));
+    up.on('error', () => down.terminate());
+    down.on('error', () => up.terminate());
+  });
+  const port = wss.address().port;
+  return {
+    url: `ws://127.0.0.1:${port}/messaging/`,
+    get stripped() {
+      return stripped;
+    },
+    close() {
+      for (const c of wss.clients) c.terminate();
+      return new Promise((resolve) => wss.close(resolve));
+    },
+  };
+}
+
+/**
+ * startRedis runs a redis-server of the test's own on 127.0.0.1:port (no
+ * persistence) and resolves once it answers PING. kill() sends SIGKILL to
+ * its PID and waits for it to be gone; the test can start another on the
+ * same port.
+ */
+export async function startRedis(port) {
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr.on('data', (b) => {
+    stderr = (stderr + b).slice(-2000);
+  });
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  proc.once('error', (err) => {
+    stderr += String(err);
+  });
+  const deadline = Date.now() + 10_000;
+  while (!(await redisPing(port))) {
+    if (proc.exitCode !== null || proc.signalCode !== null || Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`redis-server on port ${port} did not start: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    pid: proc.pid,
+    port,
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) process.kill(proc.pid, 'SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** redisPing reports whether a Redis on 127.0.0.1:port answers PING. */
+function redisPing(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let got = '';
+    const done = (ok) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1000, () => done(false));
+    sock.on('error', () => done(false));
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (b) => {
+      got += b;
+      if (got.includes('\r\n')) done(got.startsWith('+PONG'));
+    });
+  });
+}
+
+/** hasRedisServer reports whether redis-server is on PATH. */
+export async function hasRedisServer() {
+  try {
+    await run('redis-server', ['--version'], { timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -311,7 +431,9 @@ export function verify({ senders, peers, stored }) {
         problems.push(`${p.name}: room ${roomId}: saw ${ids.length} of ${want.length} (missing ${miss}), ${ids.length === want.length ? 'out of order' : ''}`);
       }
     }
-    perClient[p.name] = { seen: seenCount, ...pick(p.client.stats) };
+    const mode = p.client.requestIdMode;
+    if (p.expectMode && mode !== p.expectMode) problems.push(`${p.name}: request_id mode ${mode}, want ${p.expectMode}`);
+    perClient[p.name] = { seen: seenCount, mode, ...pick(p.client.stats) };
   }
   const figures = {
     sent: handed.length,
@@ -331,6 +453,7 @@ function pick(s) {
     batches: s.batches,
     reconnects: Math.max(0, s.connections - 1),
     resends: s.resends,
+    rateLimited: s.rateLimited,
     gapsDetected: s.gapsDetected,
     duplicatesDropped: s.duplicatesDropped,
     catchUpRequests: s.catchUpRequests,
@@ -345,7 +468,7 @@ export function printFigures(title, figures, extra = {}) {
   );
   for (const [name, s] of Object.entries(figures.perClient)) {
     lines.push(
-      `  ${name}: seen ${s.seen}, reconnects ${s.reconnects}, resends ${s.resends}, gaps ${s.gapsDetected}, duplicates dropped ${s.duplicatesDropped}, catch-up requests ${s.catchUpRequests}, batched WebSocket messages ${s.batches}`,
+      `  ${name}: request_id mode ${s.mode}, seen ${s.seen}, reconnects ${s.reconnects}, resends ${s.resends}, 4029 kept and retried ${s.rateLimited}, gaps ${s.gapsDetected}, duplicates dropped ${s.duplicatesDropped}, catch-up requests ${s.catchUpRequests}, batched WebSocket messages ${s.batches}`,
     );
   }
   for (const [k, v] of Object.entries(extra)) lines.push(`  ${k}: ${v}`);

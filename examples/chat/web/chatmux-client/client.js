@@ -1,8 +1,9 @@
 import { backoffDelay } from './backoff.js';
 import { Emitter } from './emitter.js';
-import { ClientClosedError, ConnectionLostError, ErrorCode, OutboxFullError, RequestTimeoutError, ServerError, } from './errors.js';
+import { ClientClosedError, ConnectionLostError, ErrorCode, FrameRejectedError, OutboxFullError, RequestTimeoutError, ServerError, } from './errors.js';
 import { MemoryOutboxStorage } from './outbox.js';
-import { BATCH_SUBPROTOCOL, decodeFrames, encodeEnvelope, withToken, } from './socket.js';
+import { ReplayPacer } from './pacing.js';
+import { BATCH_SUBPROTOCOL, closeLimit, decodeFrames, encodeEnvelope, utf8Length, withToken, } from './socket.js';
 /** The event sent after each request in fence mode: no server has it, so it is answered "invalid event type". */
 export const FENCE_EVENT = '$chatmux.fence';
 const BUILTIN_EVENTS = new Set([
@@ -49,6 +50,9 @@ export class ChatClient extends Emitter {
     rooms = new Map();
     catchUpSlots;
     catchUpQueue = [];
+    pacer;
+    pacerTimer;
+    frameLimit;
     currentState = 'idle';
     counters = {
         delivered: 0,
@@ -57,6 +61,7 @@ export class ChatClient extends Emitter {
         catchUpRequests: 0,
         sendsTransmitted: 0,
         resends: 0,
+        rateLimited: 0,
         connections: 0,
         batches: 0,
     };
@@ -69,6 +74,8 @@ export class ChatClient extends Emitter {
         this.WS = WS;
         this.storage = options.outbox?.storage ?? new MemoryOutboxStorage();
         this.catchUpSlots = options.catchUpConcurrency ?? 4;
+        this.pacer = new ReplayPacer(options.backoff);
+        this.frameLimit = options.maxFrameBytes ?? 65536;
     }
     // ---- state ----
     /** The connection's current state. */
@@ -134,7 +141,7 @@ export class ChatClient extends Emitter {
             this.outbox.clear();
             for (const e of restored) {
                 if (!current.some(([id]) => id === e.clientMsgId)) {
-                    this.outbox.set(e.clientMsgId, { entry: e, state: 'queued', attempts: 0, transmitted: 0 });
+                    this.outbox.set(e.clientMsgId, { entry: e, state: 'queued', replay: true, ticket: 0, attempts: 0, transmitted: 0 });
                 }
             }
             for (const [id, item] of current)
@@ -173,6 +180,9 @@ export class ChatClient extends Emitter {
         }
         for (const p of this.waiting.splice(0))
             this.settle(p, new ClientClosedError(reason));
+        if (this.pacerTimer)
+            clearTimeout(this.pacerTimer);
+        this.pacerTimer = undefined;
         for (const item of this.outbox.values()) {
             if (item.timer)
                 clearTimeout(item.timer);
@@ -236,6 +246,7 @@ export class ChatClient extends Emitter {
             helloId: this.nextId(),
             ready: false,
             inflight: new Map(),
+            unanswered: new Map(),
             fenceQueue: [],
             timers: [],
         };
@@ -300,7 +311,23 @@ export class ChatClient extends Emitter {
         this.closed(sock, 1006, '', reason);
     }
     closed(sock, code, closeReason, reason) {
+        const offenders = code === 1007 || code === 1009 ? this.offenders(sock, code, closeReason) : [];
+        if (this.sock === sock)
+            this.sock = undefined; // nothing more goes out on it
+        const refused = offenders.map((p) => [
+            p,
+            new FrameRejectedError(code, code === 1009 ? `the server closed the connection on a frame of ${p.bytes} bytes, over its limit (1009)` : 'the server closed the connection on this frame: not valid UTF-8 (1007)', p.eventType),
+        ]);
+        for (const [p, err] of refused)
+            this.settle(p, err);
         this.dropSocket(sock, new ConnectionLostError(`connection lost (${reason}${code ? ', ' + code : ''})`));
+        // docs/protocol.md#close-codes: never send again the frame that caused 1007 or 1009.
+        for (const [p, err] of refused) {
+            const id = p.eventType === 'message.send' ? p.data?.client_msg_id : undefined;
+            const item = typeof id === 'string' ? this.outbox.get(id) : undefined;
+            if (item)
+                this.failSend(item, err);
+        }
         if (this.closing)
             return;
         if (code === 1000) {
@@ -334,6 +361,30 @@ export class ChatClient extends Emitter {
         const s = { state: 'disconnected', reason, code, closeReason, willReconnect: false, attempt: this.attempt };
         this.emit('signedOut', s);
     }
+    /**
+     * offenders returns the requests a 1007 or 1009 close is about, among
+     * those sent on sock without a final answer. 1007: the server answers
+     * every event before the frame that is not UTF-8, then closes, so it is
+     * the first unanswered one. 1009: the server drops its queued answers and
+     * closes at once, so any unanswered one may be it; every unanswered frame
+     * over the limit the close states is refused (and the limit kept), or,
+     * when it states none, the largest one, which is over the limit too.
+     */
+    offenders(sock, code, closeReason) {
+        const sent = [...sock.unanswered.values()];
+        if (sent.length === 0)
+            return [];
+        if (code === 1007)
+            return [sent[0]];
+        const limit = closeLimit(closeReason);
+        if (limit !== undefined) {
+            this.frameLimit = limit;
+            const over = sent.filter((p) => p.bytes > limit);
+            if (over.length > 0)
+                return over;
+        }
+        return [sent.reduce((a, b) => (b.bytes > a.bytes ? b : a))];
+    }
     /** dropSocket forgets a connection: its timers stop and its open requests reject with err. */
     dropSocket(sock, err) {
         if (this.sock === sock)
@@ -348,9 +399,13 @@ export class ChatClient extends Emitter {
         for (const p of [...sock.inflight.values()])
             this.settle(p, err);
         sock.inflight.clear();
-        for (const item of this.outbox.values())
+        sock.unanswered.clear();
+        for (const item of this.outbox.values()) {
             if (item.state === 'inflight')
                 item.state = 'queued';
+            // Whatever is left goes out again after the reconnect: a replay.
+            item.replay = true;
+        }
     }
     ready(sock, mode) {
         sock.mode = mode;
@@ -368,7 +423,7 @@ export class ChatClient extends Emitter {
                     this.dead(sock, 'heartbeat timeout');
             });
         }, hb.intervalMs ?? 20000);
-        this.setState({ state: 'connected', reason, willReconnect: true, attempt: 0 });
+        this.setState({ state: 'connected', reason, requestIdMode: mode, willReconnect: true, attempt: 0 });
         if (this.sock !== sock)
             return;
         for (const p of this.waiting.splice(0))
@@ -400,6 +455,7 @@ export class ChatClient extends Emitter {
                 id: this.nextId(),
                 eventType,
                 data,
+                bytes: 0,
                 collect: options.collect,
                 frames: [],
                 resolve,
@@ -421,13 +477,20 @@ export class ChatClient extends Emitter {
         });
     }
     transmit(sock, p) {
+        const frame = encodeEnvelope(p.eventType, p.data, p.id);
+        p.bytes = utf8Length(frame);
+        if (this.frameLimit > 0 && p.bytes > this.frameLimit) {
+            this.settle(p, new FrameRejectedError(1009, `a frame of ${p.bytes} bytes is over the server's limit of ${this.frameLimit}`, p.eventType));
+            return;
+        }
         p.sock = sock;
         sock.inflight.set(p.id, p);
+        sock.unanswered.set(p.id, p);
         if (sock.mode === 'fence') {
             p.fence = p.eventType === 'session.heartbeat' ? 'none' : BUILTIN_EVENTS.has(p.eventType) ? 'marker' : 'heartbeat';
             sock.fenceQueue.push(p);
         }
-        if (!this.rawSend(sock, encodeEnvelope(p.eventType, p.data, p.id)))
+        if (!this.rawSend(sock, frame))
             return;
         if (p.fence === 'marker')
             this.rawSend(sock, encodeEnvelope(FENCE_EVENT, undefined));
@@ -479,20 +542,25 @@ export class ChatClient extends Emitter {
                 return;
             }
             if (sock.mode === 'echo') {
-                const p = rid !== undefined ? sock.inflight.get(rid) : undefined;
+                if (f.ok !== true || rid === undefined)
+                    return; // a heartbeat's status: its ok frame follows
+                sock.unanswered.delete(rid);
+                const p = sock.inflight.get(rid);
                 if (p)
                     this.settle(p, p.frames);
                 return;
             }
             const head = sock.fenceQueue[0];
             if (f.status === 'success' && head && head.fence !== 'marker') {
-                sock.fenceQueue.shift();
+                this.endFence(sock);
                 this.settle(head, head.error ?? head.frames);
             }
         }
     }
     answerError(sock, err, rid, bare) {
         if (sock.mode === 'echo') {
+            if (rid !== undefined)
+                sock.unanswered.delete(rid);
             const p = rid !== undefined ? sock.inflight.get(rid) : undefined;
             if (p)
                 this.settle(p, new ServerError(err.code, err.detail, p.eventType));
@@ -508,13 +576,13 @@ export class ChatClient extends Emitter {
         const own = new ServerError(err.code, err.detail, head.eventType);
         if (head.fence === 'none') {
             // A heartbeat's own error.
-            sock.fenceQueue.shift();
+            this.endFence(sock);
             this.settle(head, own);
         }
         else if (head.fence === 'marker' && bare && err.detail === 'invalid event type') {
             // The fence's answer (a built-in event never answers this): the
             // request before it is done.
-            sock.fenceQueue.shift();
+            this.endFence(sock);
             this.settle(head, head.error ?? head.frames);
         }
         else if (!head.error) {
@@ -522,12 +590,18 @@ export class ChatClient extends Emitter {
         }
         else if (head.fence === 'heartbeat' && !bare) {
             // The heartbeat that ends a host event failed too.
-            sock.fenceQueue.shift();
+            this.endFence(sock);
             this.settle(head, head.error);
         }
         else {
             this.emit('error', err);
         }
+    }
+    /** endFence ends the request at the head of the fence queue: its last answer has come. */
+    endFence(sock) {
+        const head = sock.fenceQueue.shift();
+        if (head)
+            sock.unanswered.delete(head.id);
     }
     collect(sock, d) {
         if (sock.mode === 'fence') {
@@ -821,8 +895,11 @@ export class ChatClient extends Emitter {
      * client_msg_id. While disconnected the message waits in the outbox and
      * is sent after the reconnect with the same client_msg_id, so it is
      * stored once however often it is sent. Rejects with ServerError when the
-     * server refuses it (nothing stored; 4013 is retried instead),
-     * OutboxFullError when the outbox is full, ClientClosedError on close.
+     * server refuses it (nothing stored), OutboxFullError when the outbox is
+     * full, FrameRejectedError when its frame is over the server's limit,
+     * ClientClosedError on close. 4013 is retried; so is 4029 unless the
+     * message is one the user made while connected with nothing waiting
+     * before it (a replayed message is kept until the server takes it).
      */
     sendMessage(roomId, content, options = {}) {
         if (this.closing)
@@ -855,8 +932,15 @@ export class ChatClient extends Emitter {
         const entry = { clientMsgId, roomId, content, createdAt: Date.now() };
         if (Object.keys(extra).length > 0)
             entry.extraFields = extra;
+        // The frame with the longest request_id the client makes (r + 10 base-36 digits).
+        const bytes = utf8Length(encodeEnvelope('message.send', sendData(entry), 'r0000000000'));
+        if (this.frameLimit > 0 && bytes > this.frameLimit) {
+            return Promise.reject(new FrameRejectedError(1009, `a frame of ${bytes} bytes is over the server's limit of ${this.frameLimit}`, 'message.send'));
+        }
+        // A message waits behind a replay in progress, and is paced with it.
+        const replay = !this.sock?.ready || [...this.outbox.values()].some((i) => i.replay);
         return new Promise((resolve, reject) => {
-            this.outbox.set(clientMsgId, { entry, state: 'queued', attempts: 0, transmitted: 0, resolve, reject });
+            this.outbox.set(clientMsgId, { entry, state: 'queued', replay, ticket: 0, attempts: 0, transmitted: 0, resolve, reject });
             this.saveOutbox();
             this.pumpOutbox();
         });
@@ -875,23 +959,67 @@ export class ChatClient extends Emitter {
             .then(() => this.storage.save(entries))
             .catch((err) => this.emit('error', asError(err, 'failed to save the outbox')));
     }
+    /**
+     * pumpOutbox sends what the outbox holds, in order, up to
+     * maxSendsInFlight at once. Replayed messages go one per room at a time,
+     * so that one the server refuses for now (4029, 4013) is not overtaken by
+     * the next of its room, and, once the server said 4029, one at a time
+     * over all rooms at the rate it stated.
+     */
     pumpOutbox() {
         const sock = this.sock;
         if (!sock?.ready || this.closing)
             return;
         const max = this.opts.maxSendsInFlight ?? 32;
         let inflight = 0;
-        for (const item of this.outbox.values())
-            if (item.state === 'inflight')
-                inflight++;
+        let replaysInflight = 0;
+        let replays = false;
+        const busy = new Set();
+        for (const item of this.outbox.values()) {
+            if (item.replay)
+                replays = true;
+            if (item.state !== 'queued')
+                busy.add(item.entry.roomId);
+            if (item.state !== 'inflight')
+                continue;
+            inflight++;
+            if (item.replay)
+                replaysInflight++;
+        }
+        if (!replays)
+            this.pacer.reset();
         for (const item of this.outbox.values()) {
             if (inflight >= max)
                 break;
             if (item.state !== 'queued')
                 continue;
+            if (item.replay) {
+                if (busy.has(item.entry.roomId))
+                    continue;
+                const wait = this.pacer.wait(replaysInflight);
+                if (wait > 0)
+                    this.armPacer(wait);
+                // In order: what comes after waits too.
+                if (wait !== 0)
+                    break;
+                item.ticket = this.pacer.ticket();
+                replaysInflight++;
+                busy.add(item.entry.roomId);
+            }
+            else {
+                item.ticket = this.pacer.current;
+            }
             inflight++;
             this.transmitSend(item);
         }
+    }
+    armPacer(ms) {
+        if (this.pacerTimer)
+            return;
+        this.pacerTimer = setTimeout(() => {
+            this.pacerTimer = undefined;
+            this.pumpOutbox();
+        }, ms);
     }
     transmitSend(item) {
         const e = item.entry;
@@ -900,10 +1028,7 @@ export class ChatClient extends Emitter {
             this.counters.resends++;
         item.transmitted++;
         this.counters.sendsTransmitted++;
-        const data = { room_id: e.roomId, content: e.content, client_msg_id: e.clientMsgId };
-        if (e.extraFields)
-            data.extra_fields = e.extraFields;
-        this.request('message.send', data).then(() => {
+        this.request('message.send', sendData(e)).then(() => {
             if (this.outbox.get(e.clientMsgId) !== item)
                 return;
             // Answered without the message: it was stored (one truthful answer
@@ -918,6 +1043,22 @@ export class ChatClient extends Emitter {
         }, (err) => {
             if (this.outbox.get(e.clientMsgId) !== item)
                 return;
+            if (err instanceof FrameRejectedError) {
+                this.failSend(item, err);
+                return;
+            }
+            if (err instanceof ServerError && err.code === ErrorCode.RateLimited && (item.replay || item.transmitted > 1)) {
+                // Sent again by the client (a replay, a retry): the user's send
+                // is not refused for the rate of the client's own resending. It
+                // keeps its place and the replay is paced (docs/protocol.md#rate-limits).
+                item.replay = true;
+                item.state = 'queued';
+                this.counters.rateLimited++;
+                const delayMs = this.pacer.rateLimited(item.ticket, err.detail);
+                this.emit('sendDelayed', { clientMsgId: e.clientMsgId, roomId: e.roomId, error: err, delayMs });
+                this.pumpOutbox();
+                return;
+            }
             if (err instanceof ServerError && err.code !== ErrorCode.Unavailable && err.code !== 0) {
                 this.failSend(item, err);
                 return;
@@ -926,7 +1067,9 @@ export class ChatClient extends Emitter {
                 // 4013 or no answer: nothing or the message was stored; the same
                 // client_msg_id is safe to send again.
                 item.state = 'waiting';
-                item.timer = setTimeout(() => this.requeue(item), backoffDelay(item.attempts++, this.opts.backoff));
+                const delayMs = backoffDelay(item.attempts++, this.opts.backoff);
+                item.timer = setTimeout(() => this.requeue(item), delayMs);
+                this.emit('sendDelayed', { clientMsgId: e.clientMsgId, roomId: e.roomId, error: err, delayMs });
                 return;
             }
             // Connection lost or closed: stays queued for the next connection.
@@ -960,6 +1103,8 @@ export class ChatClient extends Emitter {
         this.outbox.delete(id);
         if (item.timer)
             clearTimeout(item.timer);
+        if (item.replay)
+            this.pacer.succeeded();
         this.saveOutbox();
         item.resolve?.(m);
         this.emit('sent', { clientMsgId: id, message: m });
@@ -1126,6 +1271,13 @@ function fitsCreate(d, input) {
     if (d.type === 'OneToOneChat' && found !== asked.length)
         return -1;
     return found;
+}
+/** sendData is the data of the message.send that stores an outbox entry. */
+function sendData(e) {
+    const data = { room_id: e.roomId, content: e.content, client_msg_id: e.clientMsgId };
+    if (e.extraFields)
+        data.extra_fields = e.extraFields;
+    return data;
 }
 function reactionOf(messageId) {
     return (d) => d.eventType === 'reaction.dispatch' && d.data?.message?.id === messageId;

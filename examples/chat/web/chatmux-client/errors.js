@@ -46,6 +46,25 @@ export class ClientClosedError extends ChatmuxError {
 export class OutboxFullError extends ChatmuxError {
     name = 'OutboxFullError';
 }
+/**
+ * FrameRejectedError: the server cannot read the request's frame, so the
+ * client never sends it (again). code 1009: the frame is larger than the
+ * server's read limit, known beforehand (maxFrameBytes, or the limit a
+ * 1009 close stated) or named by the server's 1009 close. code 1007: the
+ * server closed the connection with 1007 (not valid UTF-8) on this frame.
+ * A message of the outbox rejected so leaves the outbox ('sendFailed');
+ * nothing was stored (docs/protocol.md#close-codes).
+ */
+export class FrameRejectedError extends ChatmuxError {
+    code;
+    eventType;
+    name = 'FrameRejectedError';
+    constructor(code, message, eventType) {
+        super(`${eventType ? eventType + ': ' : ''}${message}`);
+        this.code = code;
+        this.eventType = eventType;
+    }
+}
 /** formatDetail turns an error detail into one line of text. */
 export function formatDetail(d) {
     if (typeof d === 'string')
