@@ -129,8 +129,8 @@ func benchSockets(b *testing.B, n int) {
 		defer c.CloseNow()
 		clients[i] = c
 	}
-	for len(srv.conns) < n {
-		time.Sleep(time.Millisecond)
+	for srv.Len() < n { // counted once in srv.conns; len(srv.conns) would race
+		time.Sleep(time.Millisecond) // polling interval
 	}
 	srv.mu.Lock()
 	for c := range srv.conns {

@@ -86,7 +86,7 @@ func TestDecodeEnvelopeRequestID(t *testing.T) {
 
 func readRaw(t *testing.T, c *websocket.Conn) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, b, err := c.Read(ctx)
 	if err != nil {

@@ -113,6 +113,13 @@ func (c *client) expectClose() int {
 	}
 }
 
+// hangingStoreTimeout is the StoreTimeout of the tests that make store
+// calls hang. Every other store call of those tests runs under it too
+// (connecting, the sends that succeed), so it is far above what those
+// take on a busy machine under the race detector (100ms was not); each
+// hanging call costs that long.
+const hangingStoreTimeout = 500 * time.Millisecond
+
 // TestStoreTimeout: a store call that does not return within
 // Config.StoreTimeout is answered 4013 (never 4006 or 4001), the
 // connection stays open, and a send retried with its client_msg_id once
@@ -120,7 +127,7 @@ func (c *client) expectClose() int {
 func TestStoreTimeout(t *testing.T) {
 	var bs *blockingStore
 	e := newEnv(t, func(t *testing.T) store.Store { bs = newBlockingStore(t, memoryStore(t)); return bs },
-		func(c *chat.Config) { c.StoreTimeout = 100 * time.Millisecond })
+		func(c *chat.Config) { c.StoreTimeout = hangingStoreTimeout })
 	e.users(2)
 	group := e.room(store.Group, 1, 2)
 	c1, c2 := e.dial(1), e.dial(2)
@@ -199,7 +206,7 @@ func TestStoreFrozenPostgres(t *testing.T) {
 			t.Fatalf("Migrate: %v", err)
 		}
 		return st
-	}, func(c *chat.Config) { c.StoreTimeout = 300 * time.Millisecond })
+	}, func(c *chat.Config) { c.StoreTimeout = hangingStoreTimeout })
 	e.users(2)
 	group := e.room(store.Group, 1, 2)
 	c1, c2 := e.dial(1), e.dial(2)
@@ -365,7 +372,7 @@ func TestBrokerOutage(t *testing.T) {
 func TestResyncStoreDown(t *testing.T) {
 	var bs *blockingStore
 	e := resyncEnv(t, func(t *testing.T) store.Store { bs = newBlockingStore(t, memoryStore(t)); return bs }, nil,
-		func(c *chat.Config) { c.StoreTimeout = 100 * time.Millisecond })
+		func(c *chat.Config) { c.StoreTimeout = hangingStoreTimeout })
 	e.users(1)
 	c := e.dial(1)
 	bs.block("UserRoomIDs")
@@ -409,7 +416,7 @@ func TestNodeKeeper(t *testing.T) {
 			}
 			return s
 		}
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(waitTimeout)
 		for len(sessions(1)) != 0 {
 			if time.Now().After(deadline) {
 				t.Fatalf("the dead node's session is still open: %+v", sessions(1))

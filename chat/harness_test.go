@@ -29,7 +29,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var bg = context.Background()
 
-const waitTimeout = 5 * time.Second
+// waitTimeout bounds each wait for something the test expects (a frame, a
+// close): generous, since a passing test never waits for it.
+const waitTimeout = 30 * time.Second
 
 // factory returns a fresh store for one test.
 type factory func(t *testing.T) store.Store

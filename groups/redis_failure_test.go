@@ -41,7 +41,7 @@ func sendAndExpect(t *testing.T, from *Redis, group string, m *recorder, tag str
 			t.Fatalf("publish %s%d: %v", tag, i, err)
 		}
 	}
-	got := m.wait(t, before+n, 5*time.Second)[before:]
+	got := m.wait(t, before+n, generous)[before:]
 	for i := range n {
 		if want := tag + strconv.Itoa(i); got[i] != want {
 			t.Fatalf("message %d = %q, want %q", i, got[i], want)
@@ -55,7 +55,10 @@ func sendAndExpect(t *testing.T, from *Redis, group string, m *recorder, tag str
 func TestRedisResubscribesAfterKill(t *testing.T) {
 	prefix := testenv.UniqueName("t") + ":"
 	admin := adminClient(t)
-	opts := RedisOptions{Prefix: prefix, HealthCheckInterval: 100 * time.Millisecond}
+	// A killed connection is noticed when its read fails; the health
+	// check's timeout is long enough that a busy machine does not make a
+	// healthy connection look silent (a replacement loses messages).
+	opts := RedisOptions{Prefix: prefix, HealthCheckInterval: 100 * time.Millisecond, HealthCheckTimeout: 2 * time.Second}
 	a := newRedisNode(t, prefix+"a", "", opts)
 	b := newRedisNode(t, prefix+"b", "", opts)
 	ctx := context.Background()
@@ -70,7 +73,7 @@ func TestRedisResubscribesAfterKill(t *testing.T) {
 		if n := killPubSub(t, admin, b.name); n != 1 {
 			t.Fatalf("killed %d pub/sub connections of node b, want 1", n)
 		}
-		d := probe(t, a.broker, "room", mb, 5*time.Second)
+		d := probe(t, a.broker, "room", mb, generous)
 		t.Logf("round %d: delivery resumed %v after the kill", round, d.Round(time.Millisecond))
 		sendAndExpect(t, a.broker, "room", mb, "a"+strconv.Itoa(round)+"-", 50)
 		sendAndExpect(t, b.broker, "room", ma, "b"+strconv.Itoa(round)+"-", 50)
@@ -86,7 +89,9 @@ func TestRedisResubscribesAfterKill(t *testing.T) {
 func TestRedisHealthCheckReplacesSilentConnection(t *testing.T) {
 	prefix := testenv.UniqueName("t") + ":"
 	p := newProxy(t, testRedisOptions(t).Addr)
-	opts := RedisOptions{Prefix: prefix, HealthCheckInterval: 50 * time.Millisecond, HealthCheckTimeout: 250 * time.Millisecond}
+	// HealthCheckTimeout is long enough that a busy machine does not make
+	// a healthy connection look silent: only the freeze does.
+	opts := RedisOptions{Prefix: prefix, HealthCheckInterval: 50 * time.Millisecond, HealthCheckTimeout: 2 * time.Second}
 	a := newRedisNode(t, prefix+"a", "", opts)
 	b := newRedisNode(t, prefix+"b", p.addr(), opts)
 	mb := newRecorder()
@@ -98,8 +103,8 @@ func TestRedisHealthCheckReplacesSilentConnection(t *testing.T) {
 	sendAndExpect(t, a.broker, "room", mb, "before-", 10)
 	frozen := time.Now()
 	p.freeze() // b's connections stay open but carry nothing
-	lost := l.wait(t, 0, 1, 5*time.Second)
-	back := l.wait(t, 0, 2, 5*time.Second)
+	lost := l.wait(t, 0, 1, generous)
+	back := l.wait(t, 0, 2, generous)
 	t.Logf("silent for %v: false after %v, true after %v", opts.HealthCheckTimeout,
 		lost.at.Sub(frozen).Round(time.Millisecond), back.at.Sub(frozen).Round(time.Millisecond))
 	l.checkAlternates(t, 0, 2)
@@ -112,7 +117,9 @@ func TestRedisHealthCheckReplacesSilentConnection(t *testing.T) {
 func TestRedisDownAndBack(t *testing.T) {
 	prefix := testenv.UniqueName("t") + ":"
 	p := newProxy(t, testRedisOptions(t).Addr)
-	opts := RedisOptions{Prefix: prefix, PublishTimeout: 300 * time.Millisecond, HealthCheckInterval: 100 * time.Millisecond}
+	// PublishTimeout is the default: the publications made once Redis is
+	// back must not time out on a busy machine.
+	opts := RedisOptions{Prefix: prefix, HealthCheckInterval: 100 * time.Millisecond, HealthCheckTimeout: 2 * time.Second}
 	a := newRedisNode(t, prefix+"a", "", opts)
 	b := newRedisNode(t, prefix+"b", p.addr(), opts)
 	ctx := context.Background()
@@ -125,15 +132,15 @@ func TestRedisDownAndBack(t *testing.T) {
 	}
 	p.setDown(true)
 
-	start := time.Now()
-	err := b.broker.Publish(ctx, "room", dataMsg("during"))
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Publish with Redis down = %v, want ErrUnavailable", err)
+	// Publish is bounded by its own timeout: it returns ErrUnavailable
+	// (not the error of a context that ended) well before a generous
+	// deadline.
+	bounded := boundedContext(t)
+	err := b.broker.Publish(bounded, "room", dataMsg("during"))
+	if !errors.Is(err, ErrUnavailable) || bounded.Err() != nil {
+		t.Fatalf("Publish with Redis down = %v, want ErrUnavailable within %v", err, generous)
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("Publish with Redis down took %v (PublishTimeout %v)", d, opts.PublishTimeout)
-	}
-	if !mb.waitFor(time.Second, "during") {
+	if !mb.waitFor(generous, "during") {
 		t.Fatal("local member did not get the message published while Redis was down")
 	}
 	// A control message still moves local members; its wait is bounded.
@@ -141,17 +148,16 @@ func TestRedisDownAndBack(t *testing.T) {
 	if err := b.broker.Join(ctx, User(1), local); err != nil {
 		t.Fatalf("Join while Redis is down: %v", err)
 	}
-	start = time.Now()
-	_ = b.broker.Publish(ctx, User(1), &Message{Kind: KindJoin, Group: "later"})
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("control Publish with Redis down took %v", d)
+	_ = b.broker.Publish(bounded, User(1), &Message{Kind: KindJoin, Group: "later"})
+	if bounded.Err() != nil {
+		t.Fatalf("control Publish with Redis down did not return within %v", generous)
 	}
 	if b.broker.Hub().Len("later") != 1 {
 		t.Fatal("local member did not join while Redis was down")
 	}
 
 	p.setDown(false)
-	d := probe(t, a.broker, "room", mb, 10*time.Second)
+	d := probe(t, a.broker, "room", mb, generous)
 	t.Logf("delivery to node b resumed %v after Redis came back", d.Round(time.Millisecond))
 	sendAndExpect(t, a.broker, "room", mb, "a-", 50)
 	sendAndExpect(t, b.broker, "room", ma, "b-", 50)
@@ -169,36 +175,36 @@ func TestRedisWaitsAreBounded(t *testing.T) {
 		Prefix:              prefix,
 		JoinTimeout:         200 * time.Millisecond,
 		ControlTimeout:      300 * time.Millisecond,
-		HealthCheckInterval: 5 * time.Second, // the freeze goes unnoticed
+		HealthCheckInterval: time.Hour, // the freeze goes unnoticed
 	}
 	a := newRedisNode(t, prefix+"a", "", opts)
 	b := newRedisNode(t, prefix+"b", p.addr(), opts)
-	ctx := context.Background()
 	device := joiner(b.broker)
-	if err := b.broker.Join(ctx, User(5), device); err != nil {
-		t.Fatal(err)
-	}
+	joinConfirmed(t, b.broker, User(5), device)
 	p.freeze()
 
+	// Each wait ends by its own timeout: not before it, and with its own
+	// result rather than the error of the caller's (generous) context.
+	bounded := boundedContext(t)
 	start := time.Now()
 	m := newRecorder()
-	err := b.broker.Join(ctx, "unconfirmed", m)
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Join without confirmation = %v, want ErrUnavailable", err)
+	err := b.broker.Join(bounded, "unconfirmed", m)
+	if !errors.Is(err, ErrUnavailable) || bounded.Err() != nil {
+		t.Fatalf("Join without confirmation = %v, want ErrUnavailable after JoinTimeout", err)
 	}
-	if d := time.Since(start); d < opts.JoinTimeout || d > opts.JoinTimeout+time.Second {
-		t.Fatalf("Join without confirmation returned after %v, want about %v", d, opts.JoinTimeout)
+	if d := time.Since(start); d < opts.JoinTimeout {
+		t.Fatalf("Join without confirmation returned after %v, before JoinTimeout %v", d, opts.JoinTimeout)
 	}
 	if n := b.broker.Hub().Len("unconfirmed"); n != 0 {
 		t.Fatalf("failed Join left %d members", n)
 	}
 
 	start = time.Now()
-	if err := a.broker.Publish(ctx, User(5), &Message{Kind: KindJoin, Group: "room"}); err != nil {
-		t.Fatalf("unacknowledged control Publish: %v", err)
+	if err := a.broker.Publish(bounded, User(5), &Message{Kind: KindJoin, Group: "room"}); err != nil {
+		t.Fatalf("unacknowledged control Publish: %v (want nil after ControlTimeout)", err)
 	}
-	if d := time.Since(start); d < opts.ControlTimeout || d > opts.ControlTimeout+time.Second {
-		t.Fatalf("unacknowledged control Publish returned after %v, want about %v", d, opts.ControlTimeout)
+	if d := time.Since(start); d < opts.ControlTimeout {
+		t.Fatalf("unacknowledged control Publish returned after %v, before ControlTimeout %v", d, opts.ControlTimeout)
 	}
 }
 
@@ -236,7 +242,7 @@ func TestRedisJoinLeaveChurn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(generous)
 	for {
 		got := channels(t, admin, prefix)
 		slices.Sort(got)

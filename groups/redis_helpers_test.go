@@ -3,6 +3,7 @@ package groups
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +20,73 @@ import (
 )
 
 var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// generous bounds a wait that the broker bounds itself by a timeout of a
+// few seconds at most: a test fails when it runs out only if that bound
+// was not applied at all, never because the machine is busy.
+const generous = time.Minute
+
+// boundedContext returns a context that ends after generous: a call that
+// returns while it is still alive returned by a bound of its own.
+func boundedContext(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), generous)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+// joinConfirmed joins m to group, trying again while Redis does not
+// confirm the subscription within the node's JoinTimeout (a short one in
+// the tests that exercise it, which a busy machine may exceed).
+func joinConfirmed(tb testing.TB, b *Redis, group string, m Member) {
+	tb.Helper()
+	deadline := time.Now().Add(generous)
+	for {
+		err := b.Join(context.Background(), group, m)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrUnavailable) || time.Now().After(deadline) {
+			tb.Fatalf("Join(%s): %v", group, err)
+		}
+	}
+}
+
+// logLines is a log of the messages at level Warn and above that a
+// broker logged.
+type logLines struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logLines) logger() *slog.Logger { return slog.New(l) }
+
+// matching returns the messages logged so far that contain s.
+func (l *logLines) matching(s string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, m := range l.msgs {
+		if strings.Contains(m, s) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Enabled, Handle, WithAttrs and WithGroup make logLines a slog.Handler.
+func (l *logLines) Enabled(_ context.Context, level slog.Level) bool {
+	return level >= slog.LevelWarn
+}
+
+func (l *logLines) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.msgs = append(l.msgs, r.Message)
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *logLines) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logLines) WithGroup(string) slog.Handler      { return l }
 
 // redisNode is one "node" of a test: a client of its own (named, so that
 // its pub/sub connection can be found in CLIENT LIST) and a broker.

@@ -205,7 +205,7 @@ func (c *client) call(event string, data any) []frame {
 	}
 	var got []frame
 	for {
-		f, err := c.read(5 * time.Second)
+		f, err := c.read(30 * time.Second)
 		if err != nil {
 			c.t.Fatalf("waiting for the reply to %s: %v", event, err)
 		}
@@ -226,7 +226,7 @@ func (c *client) expect(pending []frame, eventType string, n int) []frame {
 		}
 	}
 	for len(out) < n {
-		f, err := c.read(5 * time.Second)
+		f, err := c.read(30 * time.Second)
 		if err != nil {
 			c.t.Fatalf("got %d of %d %s: %v", len(out), n, eventType, err)
 		}
@@ -304,7 +304,7 @@ func TestRedisServersActAsOne(t *testing.T) {
 // After a node's pub/sub connection is killed, delivery to its connections
 // resumes by itself, and nothing published after that is lost.
 func TestRedisServerRecoversAfterKill(t *testing.T) {
-	prefix, nodes := startNodes(t, 2, groups.RedisOptions{HealthCheckInterval: 100 * time.Millisecond})
+	prefix, nodes := startNodes(t, 2, groups.RedisOptions{HealthCheckInterval: 100 * time.Millisecond, HealthCheckTimeout: 2 * time.Second})
 	admin := redis.NewClient(must(redis.ParseURL(testenv.RedisURL(t))))
 	defer admin.Close()
 	_ = prefix
@@ -328,8 +328,8 @@ func TestRedisServerRecoversAfterKill(t *testing.T) {
 		} else if err != nil && !errors.Is(err, errNoFrame) {
 			t.Fatalf("bob: %v", err)
 		}
-		if time.Since(start) > 5*time.Second {
-			t.Fatal("delivery did not resume within 5s")
+		if time.Since(start) > time.Minute {
+			t.Fatal("delivery did not resume within a minute")
 		}
 	}
 	const n = 20
@@ -338,7 +338,7 @@ func TestRedisServerRecoversAfterKill(t *testing.T) {
 	}
 	next := 0
 	for next < n {
-		f, err := bob.read(5 * time.Second)
+		f, err := bob.read(30 * time.Second)
 		if err != nil {
 			t.Fatalf("bob got %d of %d messages after recovery: %v", next, n, err)
 		}

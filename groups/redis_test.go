@@ -50,13 +50,20 @@ func TestNewRedisUnreachable(t *testing.T) {
 	p.setDown(true)
 	o := testRedisOptions(t)
 	o.Addr = p.addr()
-	start := time.Now()
-	_, err := NewRedisURL("redis://"+p.addr()+"/0", RedisOptions{PublishTimeout: 300 * time.Millisecond, Logger: quietLogger})
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("NewRedisURL with Redis down = %v, want ErrUnavailable", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("NewRedisURL took %v with Redis down", d)
+	// NewRedisURL takes no context: it is bounded by PublishTimeout. Its
+	// bound is told from a hang by a generous wait, not timed.
+	done := make(chan error, 1)
+	go func() {
+		_, err := NewRedisURL("redis://"+p.addr()+"/0", RedisOptions{PublishTimeout: 300 * time.Millisecond, Logger: quietLogger})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("NewRedisURL with Redis down = %v, want ErrUnavailable", err)
+		}
+	case <-time.After(generous):
+		t.Fatalf("NewRedisURL with Redis down did not return within %v (PublishTimeout 300ms)", generous)
 	}
 }
 
@@ -153,7 +160,7 @@ func TestRedisReferenceCountedSubscriptions(t *testing.T) {
 	}
 	eventually := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(generous)
 		for !cond() {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s", what)
@@ -251,8 +258,12 @@ func TestRedisControlMessagesAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	var ns []*redisNode
 	var devices []*recorder
+	// ControlTimeout is generous: a busy machine may delay the
+	// acknowledgements, which this test expects every time.
+	warnings := &logLines{}
+	opts := RedisOptions{Prefix: prefix, ControlTimeout: 30 * time.Second, Logger: warnings.logger()}
 	for i := range 3 {
-		n := newRedisNode(t, prefix+"n"+strconv.Itoa(i), "", RedisOptions{Prefix: prefix})
+		n := newRedisNode(t, prefix+"n"+strconv.Itoa(i), "", opts)
 		ns = append(ns, n)
 		if i == 0 {
 			continue // node 0 has no device of the user: it only publishes
@@ -266,12 +277,13 @@ func TestRedisControlMessagesAcrossNodes(t *testing.T) {
 	const rounds = 30
 	for r := range rounds {
 		room := Room(strconv.Itoa(r))
-		start := time.Now()
 		if err := ns[0].broker.Publish(ctx, User(7), &Message{Kind: KindJoin, Group: room}); err != nil {
 			t.Fatal(err)
 		}
-		if d := time.Since(start); d > time.Second {
-			t.Fatalf("control publish took %v", d)
+		// Publish returned because both nodes acknowledged, not because
+		// ControlTimeout ran out (which is logged).
+		if w := warnings.matching("did not confirm"); len(w) > 0 {
+			t.Fatalf("round %d: control publish returned without every acknowledgement: %q", r, w)
 		}
 		// Published at once, from the node that moved the user.
 		if err := ns[0].broker.Publish(ctx, room, dataMsg("welcome "+room)); err != nil {
@@ -279,7 +291,7 @@ func TestRedisControlMessagesAcrossNodes(t *testing.T) {
 		}
 	}
 	for i, d := range devices {
-		got := d.wait(t, rounds, 5*time.Second)
+		got := d.wait(t, rounds, generous)
 		for r := range rounds {
 			if want := "welcome " + Room(strconv.Itoa(r)); got[r] != want {
 				t.Fatalf("device %d message %d = %q, want %q", i, r, got[r], want)
@@ -297,7 +309,7 @@ func TestRedisControlMessagesAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, d := range devices {
-		got := d.wait(t, rounds+1, 5*time.Second)
+		got := d.wait(t, rounds+1, generous)
 		if slices.Contains(got, "after leave") || got[len(got)-1] != "marker" {
 			t.Fatalf("device %d after leave: %q", i, got[rounds:])
 		}

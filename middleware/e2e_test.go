@@ -34,7 +34,7 @@ func startServer(t *testing.T, router chatmux.Router) string {
 	}})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
@@ -51,7 +51,7 @@ type client struct {
 
 func dial(t *testing.T, url string) *client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, url, nil)
 	if err != nil {
@@ -64,7 +64,7 @@ func dial(t *testing.T, url string) *client {
 // call sends an event and returns the one frame that answers it.
 func (c *client) call(event string) map[string]any {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	msg := `{"event_type":` + strconv.Quote(event) + `,"data":{}}`
 	if err := c.ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
@@ -173,7 +173,7 @@ func TestEndToEndAnonymous(t *testing.T) {
 	srv := chatmux.NewServer(r, chatmux.ServerOptions{Logger: discard})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		ts.Close()

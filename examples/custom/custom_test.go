@@ -91,7 +91,7 @@ type client struct {
 
 func (e *env) dial(name string) *client {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, e.url+"?user="+name, nil)
 	if err != nil {
@@ -107,7 +107,7 @@ func (e *env) dial(name string) *client {
 func (c *client) send(event string, data any) {
 	c.t.Helper()
 	b, _ := json.Marshal(map[string]any{"event_type": event, "data": data})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
 		c.t.Fatal(err)
@@ -116,7 +116,7 @@ func (c *client) send(event string, data any) {
 
 func (c *client) next() map[string]any {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, b, err := c.ws.Read(ctx)
 	if err != nil {
@@ -301,7 +301,7 @@ func TestConnectDisconnectLogging(t *testing.T) {
 	e := newEnv(t, Options{})
 	alice := e.dial("alice")
 	_ = alice.ws.Close(websocket.StatusNormalClosure, "bye")
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(e.logs.String(), "msg=disconnected") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no disconnect log in:\n%s", e.logs.String())

@@ -535,7 +535,7 @@ func TestHijackKeepsEarlyBytes(t *testing.T) {
 // given frames.
 func waitForStack(t *testing.T, frames ...string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -554,7 +554,7 @@ func waitForStack(t *testing.T, frames ...string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no goroutine blocked in %v", frames)
 		}
-		runtime.Gosched()
+		time.Sleep(time.Millisecond) // polling interval: each check stops the world
 	}
 }
 

@@ -254,13 +254,13 @@ func TestObserver(t *testing.T) {
 	srv := chatmux.NewServer(r, chatmux.ServerOptions{Observer: m, MaxQueueBytes: 256, Logger: slog.New(slog.DiscardHandler)})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		ts.Close()
 	})
 	url := "ws" + strings.TrimPrefix(ts.URL, "http")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dial := func() *websocket.Conn {
 		ws, _, err := websocket.Dial(ctx, url, nil)
@@ -277,7 +277,7 @@ func TestObserver(t *testing.T) {
 	}
 	waitFor := func(name string, want float64) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for counter(t, reg, name) != want {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s = %v, want %v", name, counter(t, reg, name), want)
