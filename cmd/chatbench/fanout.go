@@ -106,14 +106,13 @@ func buildRooms(ctx context.Context, o *options, t *target) (*world, error) {
 			})
 		}
 	}
-	// Churner i belongs to room i%R.
+	// Churner i belongs to room i%R, at index i/R. Every slice has its
+	// final length before any goroutine writes into it.
 	for r := range w.rooms {
-		w.rooms[r].churners = make([]*benchConn, 0, o.churners/o.rooms+1)
+		w.rooms[r].churners = make([]*benchConn, o.churners/o.rooms+btoi(r < o.churners%o.rooms))
 	}
 	for i := 0; i < o.churners; i++ {
-		r := i % o.rooms
-		k := len(w.rooms[r].churners)
-		w.rooms[r].churners = append(w.rooms[r].churners, nil)
+		r, k := i%o.rooms, i/o.rooms
 		g.Go(func() error {
 			c, err := w.connect(gctx, fmt.Sprintf("cb%s_r%d_c%d", w.run, r, k))
 			if err != nil {
@@ -615,4 +614,12 @@ func round(v float64, digits int) float64 {
 		return -float64(int64(-v*p+0.5)) / p
 	}
 	return float64(int64(v*p+0.5)) / p
+}
+
+// btoi is 1 for true and 0 for false.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -178,15 +178,26 @@ func TestConversationPostgresRedis(t *testing.T) {
 	cfg := config{Addr: "127.0.0.1:0", DatabaseURL: dbURL, RedisURL: redisURL, RedisPrefix: "example_chat_" + suffix + ":"}
 	nodeA := newTestServerWith(t, cfg)
 	nodeB := newTestServerWith(t, cfg)
+	// Redis is connected in the background: each node becomes healthy
+	// once its broker is up.
 	for _, ts := range []*httptest.Server{nodeA, nodeB} {
-		res, err := http.Get(ts.URL + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK || string(b) != `{"broker":"ok","store":"ok"}`+"\n" {
-			t.Fatalf("healthz = %d %s", res.StatusCode, b)
+		var code int
+		var body []byte
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			res, err := http.Get(ts.URL + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(res.Body)
+			res.Body.Close()
+			code = res.StatusCode
+			if code == http.StatusOK && string(body) == `{"broker":"ok","store":"ok"}`+"\n" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("healthz = %d %s", code, body)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	conversation(t, nodeA, nodeB, "alice"+suffix, "bob"+suffix)
