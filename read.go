@@ -111,7 +111,7 @@ func (c *Conn) closeTooBig(r io.Reader) {
 func (c *Conn) connect() error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.opts.ConnectTimeout)
 	defer cancel()
-	return c.srv.routeLifecycleCtx(ctx, c, EventConnect)
+	return c.srv.routeLifecycle(ctx, c, EventConnect)
 }
 
 // connectClose returns the close code and reason of a connection whose
@@ -207,7 +207,7 @@ func (c *Conn) finish() {
 	c.emu.Unlock()
 	c.leaveAll(context.Background())
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.srv.opts.DisconnectTimeout)
-	if err := c.srv.routeLifecycleCtx(dctx, c, EventDisconnect); err != nil {
+	if err := c.srv.routeLifecycle(dctx, c, EventDisconnect); err != nil {
 		c.srv.logger.Warn("chatmux: $disconnect failed", "conn", c.id, "err", err)
 	}
 	cancel()

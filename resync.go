@@ -3,6 +3,8 @@ package chatmux
 import (
 	"context"
 	"sync"
+
+	"github.com/coder/websocket"
 )
 
 // EventResync is the reserved event the server routes to each of its
@@ -10,8 +12,8 @@ import (
 // contact with the other nodes. Only a broker that reports it (one with
 // the method OnAvailability(func(available bool)), as groups.Availability
 // has it) makes connections stale; the in-process broker never does. The
-// handler re-reads what the
-// connection needs (its rooms), fixes its groups with Join and Leave, calls
+// handler re-reads what the connection needs (its rooms), fixes its groups
+// with Join and Leave, calls
 // Conn.Resume, and only then reads what it tells the client (each room's
 // latest seq), so that nothing published in between is missed: it is
 // either delivered or counted in what the client is told
@@ -22,9 +24,8 @@ import (
 // the connection, and on at most 8 connections at a time. When
 // no route exists, or the handler does not call Resume, the server clears
 // the mark after the handler returns. A handler that returns an error
-// closes the connection as a failed $connect does (1013 when a dependency
-// is unavailable, else 1011 or the error's code): the client reconnects and
-// catches up.
+// closes the connection with 1013 (try again later): the client reconnects
+// and catches up.
 const EventResync = "$resync"
 
 // resyncConcurrency bounds the $resync handlers running at once.
@@ -51,20 +52,20 @@ func (c *Conn) Stale() bool { return c.stale.Load() != 0 }
 
 // Resume clears the connection's stale mark, so that its group frames are
 // delivered again. The $resync handler calls it once it has fixed the
-// connection's groups, before it reads what it tells the client. It does
-// nothing while the broker is down: the connection stays stale until the
-// next resync.
+// connection's groups, before it reads what it tells the client. It clears
+// only the mark of the outage that this resync repairs, and does nothing
+// outside a $resync or while the broker is down: a connection whose broker
+// was lost again meanwhile (even if it is already back) stays stale until
+// its next resync, which the server routes.
 func (c *Conn) Resume() {
 	if c.srv == nil {
 		return
 	}
-	st := c.srv.avail.Load()
-	if st&1 != 0 {
+	mark := c.resyncMark.Load()
+	if mark == 0 || c.srv.avail.Load()&1 != 0 {
 		return
 	}
-	// A loss of the broker after the Load marks the connection with a
-	// new epoch, which this does not clear.
-	c.stale.CompareAndSwap(st>>1, 0)
+	c.stale.CompareAndSwap(mark, 0)
 }
 
 // BrokerAvailable reports whether the server's broker is in contact with
@@ -164,16 +165,18 @@ feed:
 func (c *Conn) resync(round context.Context) {
 	c.emu.Lock()
 	defer c.emu.Unlock()
-	if round.Err() != nil || c.ctx.Err() != nil || c.draining.Load() || c.stale.Load() == 0 {
+	mark := c.stale.Load()
+	if round.Err() != nil || c.ctx.Err() != nil || c.draining.Load() || mark == 0 {
 		return
 	}
+	c.resyncMark.Store(mark)
+	defer c.resyncMark.Store(0)
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.opts.ConnectTimeout)
-	err := c.srv.routeLifecycleCtx(ctx, c, EventResync)
+	err := c.srv.routeLifecycle(ctx, c, EventResync)
 	cancel()
 	if err != nil {
-		code, reason := connectClose(err)
-		c.srv.logger.Warn("chatmux: $resync failed: closing the connection", "conn", c.id, "code", int(code), "err", err)
-		c.Close(int(code), reason)
+		c.srv.logger.Warn("chatmux: $resync failed: closing the connection", "conn", c.id, "err", err)
+		c.Close(int(websocket.StatusTryAgainLater), "try again later")
 		return
 	}
 	c.Resume()

@@ -3,6 +3,7 @@ package chatmux
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"runtime"
 	"strconv"
 	"strings"
@@ -392,20 +393,55 @@ func TestConnectionsOpenedWhileDown(t *testing.T) {
 	}
 }
 
-// TestResyncErrorCloses: a $resync handler that fails closes the
-// connection as a failed $connect does.
+// TestResyncErrorCloses: a $resync handler that fails, whatever its error,
+// closes the connection with 1013, so that the client reconnects and
+// catches up.
 func TestResyncErrorCloses(t *testing.T) {
-	r := resyncRouter(func(c *Context) error { return Unavailable(context.DeadlineExceeded) })
+	for _, err := range []error{Unavailable(context.DeadlineExceeded), errors.New("boom"), Validation("no")} {
+		r := resyncRouter(func(c *Context) error { return err })
+		b := newFlakyBroker()
+		h := newHarness(t, r, ServerOptions{Broker: b})
+		a := h.dial(1)
+		h.onlyConn()
+		b.set(false)
+		b.set(true)
+		ce := readClose(t, a)
+		if ce.Code != websocket.StatusTryAgainLater || ce.Reason != "try again later" {
+			t.Fatalf("%v: close %d %q, want 1013 %q", err, ce.Code, ce.Reason, "try again later")
+		}
+	}
+}
+
+// TestResyncLostAndBackDuringResync: the broker is lost and comes back
+// while a $resync runs. That resync's Resume must not clear the mark of the
+// second loss: the connection gets a second $resync.
+func TestResyncLostAndBackDuringResync(t *testing.T) {
+	var calls atomic.Int64
+	entered, release := make(chan struct{}), make(chan struct{})
+	r := resyncRouter(func(c *Context) error {
+		if calls.Add(1) == 1 {
+			close(entered)
+			waitOrEnd(c, release)
+			c.Conn().Resume() // for the first loss only
+			return nil
+		}
+		return c.Send("resynced", nil)
+	})
 	b := newFlakyBroker()
 	h := newHarness(t, r, ServerOptions{Broker: b})
 	a := h.dial(1)
-	h.onlyConn()
+	c := h.onlyConn()
 	b.set(false)
 	b.set(true)
-	ce := readClose(t, a)
-	if ce.Code != websocket.StatusTryAgainLater || ce.Reason != DetailUnavailable {
-		t.Fatalf("close %d %q, want 1013", ce.Code, ce.Reason)
+	waitSignal(t, entered)
+	b.set(false)
+	b.set(true)
+	close(release)
+	expectFrames(t, "client", a, `{"eventType":"resynced","data":null}`)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d $resync, want 2", n)
 	}
+	waitFor(t, "the mark to clear", func() bool { return !c.Stale() })
 }
 
 // TestShutdownDuringResync: Shutdown stops a resync: the $resync in flight

@@ -307,7 +307,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err := c.Join(ctx, groups.User(user.ID)); err != nil {
 			s.logger.Error("chatmux: failed to join the user's group", "err", err)
 			cancel()
-			http.Error(w, "broker unavailable", http.StatusServiceUnavailable)
+			s.refuse(w, r, websocket.StatusTryAgainLater, DetailUnavailable)
 			return
 		}
 	}
@@ -425,12 +425,9 @@ func recoverTo(err *error, logger interface {
 	}
 }
 
-func (s *Server) routeLifecycle(c *Conn, event string) error {
-	return s.routeLifecycleCtx(c.ctx, c, event)
-}
-
-// routeLifecycleCtx routes $connect or $disconnect when a route exists.
-func (s *Server) routeLifecycleCtx(ctx context.Context, c *Conn, event string) error {
+// routeLifecycle routes a reserved event ($connect, $disconnect, $resync)
+// when a route exists.
+func (s *Server) routeLifecycle(ctx context.Context, c *Conn, event string) error {
 	if m, ok := s.router.(*Mux); ok {
 		if _, found := m.Match(event); !found {
 			return nil
