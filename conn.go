@@ -59,14 +59,14 @@ type Conn struct {
 	draining atomic.Bool
 	// stale is 0, or the epoch of the broker loss (Server.avail) since
 	// which the connection drops its group data frames (resync.go).
-	stale   atomic.Uint64
+	stale atomic.Uint64
 	// resyncMark is the stale mark that the $resync running now was
 	// started for (0 outside a resync): Resume clears that mark only, so
 	// that a loss during the resync keeps the connection stale for the
 	// next one.
 	resyncMark atomic.Uint64
-	pinging atomic.Bool
-	batched bool // SubprotocolBatch was negotiated
+	pinging    atomic.Bool
+	batched    bool // SubprotocolBatch was negotiated
 
 	mu      sync.Mutex
 	queue   [][]byte

@@ -1,6 +1,9 @@
 package chat
 
 import (
+	"errors"
+	"slices"
+
 	"github.com/google/uuid"
 
 	"github.com/chatmux/chatmux"
@@ -38,7 +41,7 @@ func (s *Service) JoinRoom(c *chatmux.Context) error {
 	s.joinUser(c, u.ID, group)
 	detail, _, err := s.roomDetail(c.Context(), roomID)
 	if err != nil {
-		return err
+		return s.committed(c, err)
 	}
 	return s.broadcast(c, group, DispatchRoomAddMembers, addMembersPayload{detail, []string{u.Username}, "self"})
 }
@@ -58,18 +61,22 @@ func (s *Service) LeaveRoom(c *chatmux.Context) error {
 	if m.RoomType == store.OneToOne {
 		return chatmux.Validation(msgLeaveOneToOne)
 	}
-	res, err := s.st.RemoveMembers(c.Context(), store.RemoveMembers{RoomID: roomID, ActorID: u.ID, UserIDs: []int64{u.ID}})
-	if err != nil {
-		return StoreError(err)
-	}
+	// The leaver's connections leave the room's group before the removal
+	// commits, so that no message stored after it reaches them
+	// (docs/protocol.md#faults); they join again if it does not commit.
 	group := RoomGroup(roomID)
 	s.leaveUser(c, u.ID, group)
+	res, err := s.st.RemoveMembers(c.Context(), store.RemoveMembers{RoomID: roomID, ActorID: u.ID, UserIDs: []int64{u.ID}})
+	if err != nil {
+		s.rejoinMembers(c, roomID, []int64{u.ID}, nil)
+		return StoreError(err)
+	}
 	if res.RoomDeleted {
 		return s.sendUser(c, u.ID, DispatchRoomDelete, deletePayload{roomID.String()})
 	}
 	detail, d, err := s.roomDetail(c.Context(), roomID)
 	if err != nil {
-		return err
+		return s.committed(c, err)
 	}
 	if err := s.sendUser(c, u.ID, DispatchRoomExit, exitPayload{detail, "You left " + d.Name}); err != nil {
 		return err
@@ -98,11 +105,11 @@ func (s *Service) AddMembers(c *chatmux.Context) error {
 	}
 	names, err := s.usernames(c, added)
 	if err != nil {
-		return err
+		return s.committed(c, err)
 	}
 	detail, _, err := s.roomDetail(c.Context(), roomID)
 	if err != nil {
-		return err
+		return s.committed(c, err)
 	}
 	return s.broadcast(c, group, DispatchRoomAddMembers, addMembersPayload{detail, names, u.Username})
 }
@@ -122,14 +129,19 @@ func (s *Service) RemoveMembers(c *chatmux.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.st.RemoveMembers(c.Context(), store.RemoveMembers{RoomID: roomID, ActorID: u.ID, UserIDs: ids})
-	if err != nil {
-		return StoreError(err)
-	}
+	// As in LeaveRoom: out of the group before the removal commits; those
+	// not removed after all (the creator, an error) and still members join
+	// again.
 	group := RoomGroup(roomID)
-	for _, id := range res.Removed {
+	for _, id := range ids {
 		s.leaveUser(c, id, group)
 	}
+	res, err := s.st.RemoveMembers(c.Context(), store.RemoveMembers{RoomID: roomID, ActorID: u.ID, UserIDs: ids})
+	if err != nil {
+		s.rejoinMembers(c, roomID, ids, nil)
+		return StoreError(err)
+	}
+	s.rejoinMembers(c, roomID, ids, res.Removed)
 	if res.RoomDeleted {
 		for _, id := range res.Removed {
 			if err := s.sendUser(c, id, DispatchRoomDelete, deletePayload{roomID.String()}); err != nil {
@@ -140,11 +152,11 @@ func (s *Service) RemoveMembers(c *chatmux.Context) error {
 	}
 	names, err := s.usernames(c, res.Removed)
 	if err != nil {
-		return err
+		return s.committed(c, err)
 	}
 	detail, _, err := s.roomDetail(c.Context(), roomID)
 	if err != nil {
-		return err
+		return s.committed(c, err)
 	}
 	exit := exitPayload{detail, "You have been removed by " + u.Username}
 	for _, id := range res.Removed {
@@ -219,4 +231,35 @@ type exitPayload struct {
 
 type deletePayload struct {
 	RoomID string `json:"room_id"`
+}
+
+// rejoinMembers puts back into the room's group the users of ids that are
+// not in removed and are still members: a removal that left them there
+// took their connections out of the group before it committed.
+func (s *Service) rejoinMembers(c *chatmux.Context, roomID uuid.UUID, ids, removed []int64) {
+	for _, id := range ids {
+		if slices.Contains(removed, id) {
+			continue
+		}
+		m, err := s.st.Membership(c.Context(), roomID, id)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				s.log.WarnContext(c.Context(), "chat: failed to check a membership after a removal; the user's connections catch up on reconnect",
+					"room_id", roomID, "user_id", id, "err", err)
+			}
+			continue
+		}
+		if m.IsMember {
+			s.joinUser(c, id, RoomGroup(roomID))
+		}
+	}
+}
+
+// committed answers an event whose change was stored but whose dispatch
+// could not be built (a read after the commit failed): the change stands,
+// so the requester gets no error (docs/protocol.md#one-answer-per-send);
+// the failure is logged, and clients see the change on their next read.
+func (s *Service) committed(c *chatmux.Context, err error) error {
+	s.log.WarnContext(c.Context(), "chat: a change was stored but its dispatch could not be built", "event", c.Event(), "err", err)
+	return nil
 }

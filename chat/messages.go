@@ -97,13 +97,21 @@ func (s *Service) SendMessage(c *chatmux.Context) error {
 	}
 	var msgs []*wireMessage
 	if res.Duplicate || nm.ParentID != nil || nm.ForwardedFromID != nil {
-		if msgs, err = s.messagesJSON(c.Context(), []uuid.UUID{res.Message.ID}); err != nil {
-			return err
+		msgs, err = s.messagesJSON(c.Context(), []uuid.UUID{res.Message.ID})
+		if err == nil && len(msgs) != 1 {
+			err = store.ErrNotFound
 		}
-		if len(msgs) != 1 {
-			return chatmux.NotFound()
+		if err != nil && res.Duplicate {
+			return StoreError(err) // nothing new was stored: the retry may retry
 		}
-	} else {
+		if err != nil {
+			// Stored: the sender's answer is the message as sent, without
+			// the referenced message's object.
+			s.log.WarnContext(c.Context(), "chat: failed to read a stored message back; sending it as sent", "message_id", res.Message.ID, "err", err)
+			msgs = nil
+		}
+	}
+	if msgs == nil {
 		// A new message without references: everything its Message
 		// object shows is at hand (no receipts, reactions or deliveries
 		// yet; the sender was stored from this identity on connect), so
@@ -115,7 +123,17 @@ func (s *Service) SendMessage(c *chatmux.Context) error {
 	if res.Duplicate {
 		return send(c, DispatchMessage, msgs[0])
 	}
-	return s.broadcast(c, RoomGroup(roomID), DispatchMessage, msgs[0])
+	// A connection that is not in the room's group although its user is a
+	// member (a group move it missed) still gets its answer.
+	group := RoomGroup(roomID)
+	joined := inGroup(c, group)
+	if err := s.broadcast(c, group, DispatchMessage, msgs[0]); err != nil {
+		return err
+	}
+	if !joined && c.Conn() != nil {
+		return send(c, DispatchMessage, msgs[0])
+	}
+	return nil
 }
 
 // extraFields returns the host-registered extra fields of extra_fields

@@ -115,7 +115,9 @@ func (k *NodeKeeper) Beat(ctx context.Context) (int, error) {
 // sessions of its connections, so that none stays open. It returns how many
 // sessions it deleted.
 func (k *NodeKeeper) Leave(ctx context.Context) (int, error) {
-	n, err := k.st.RemoveNode(ctx, k.id)
+	n, err := bounded(ctx, k.opts.Interval, func(ctx context.Context) (int, error) {
+		return k.st.RemoveNode(ctx, k.id)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("failed to remove node %s: %w", k.id, err)
 	}

@@ -49,7 +49,11 @@ type resyncPayload struct {
 // may be stale: the client reconnects, and its $connect reads them afresh.
 func (s *Service) Resync(c *chatmux.Context) error {
 	u := c.User()
-	if u == nil || c.Conn() == nil {
+	if c.Conn() == nil {
+		return nil
+	}
+	if u == nil {
+		// An anonymous connection belongs to no room: nothing to fix.
 		c.Conn().Resume()
 		return nil
 	}
