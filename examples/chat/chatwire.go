@@ -13,6 +13,10 @@ import (
 // wsPath is where the WebSocket endpoint is mounted.
 const wsPath = "/messaging/"
 
+// searchLimit bounds each user's user.search events: 30 at once, then
+// one every 2 s (past it, 4029).
+var searchLimit = rateSpec{Events: 30, Per: time.Minute}
+
 // chatSettings are the settings of the chat domain that this program sets.
 type chatSettings struct {
 	// Store persists everything.
@@ -45,6 +49,9 @@ func registerChat(events chatmux.Router, s chatSettings) *chat.Service {
 	if s.SendLimit.Events > 0 {
 		m[chat.EventMessageSend] = middleware.RateLimit(s.SendLimit.Events, s.SendLimit.Per)(m[chat.EventMessageSend])
 	}
+	// A search box sends a query per pause in typing; walking the whole
+	// directory prefix by prefix takes many more.
+	m[chat.EventUserSearch] = middleware.RateLimit(searchLimit.Events, searchLimit.Per)(m[chat.EventUserSearch])
 	chat.RegisterEvents(events, m)
 	return svc
 }

@@ -741,3 +741,23 @@ func TestJWTConnections(t *testing.T) {
 		_ = ws.CloseNow()
 	}
 }
+
+// TestSearchLimit: user.search is limited per user (searchLimit), so
+// that no client walks the user directory at full speed.
+func TestSearchLimit(t *testing.T) {
+	ts := newTestServer(t)
+	alice := connect(t, ts, "alice")
+	for range searchLimit.Events {
+		alice.send("user.search", map[string]any{"query": "b"})
+		alice.expect("usersearch.dispatch")
+	}
+	alice.send("user.search", map[string]any{"query": "b"})
+	f := alice.read()
+	var e struct {
+		Code   int    `json:"code"`
+		Detail string `json:"detail"`
+	}
+	if err := json.Unmarshal(f.Error, &e); err != nil || e.Code != 4029 || !strings.Contains(e.Detail, "user.search") {
+		t.Fatalf("answer %s %s %s, want error 4029 for user.search", f.EventType, f.Data, f.Error)
+	}
+}
