@@ -66,7 +66,8 @@ var testConnIDs atomic.Int64
 
 // RequestID returns the request_id the client sent with the event, "" when
 // it sent none. Frames sent with Reply, ReplyRaw and Send carry it, and so
-// does the error envelope (docs/protocol.md#request-id).
+// does the error envelope (docs/protocol.md#request-id). It is the
+// client's correlation id, not middleware.RequestID's server-side log id.
 func (c *Context) RequestID() string { return c.requestID }
 
 // Event returns the event name the client sent.

@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,4 +196,49 @@ func TestEndToEndAnonymous(t *testing.T) {
 			t.Fatalf("step %d (%s): code %d (%v), want %d", i, s.event, code, detail, s.want)
 		}
 	}
+}
+
+// TestLoggerClientRequestID: the request_id a client sends is logged as
+// client_request_id, beside the server's own request_id.
+func TestLoggerClientRequestID(t *testing.T) {
+	var buf lockedBuffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	r := chatmux.NewRouter()
+	r.Use(middleware.RequestID, middleware.Logger(logger))
+	r.HandleFunc("x", func(c *chatmux.Context) error { return nil })
+	c := dial(t, startServer(t, r)+"?user=1")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, []byte(`{"event_type":"x","data":{},"request_id":"r-7"}`)); err != nil {
+		t.Fatal(err)
+	}
+	// The final ok frame: the event has been handled, and logged.
+	if _, b, err := c.ws.Read(ctx); err != nil || string(b) != `{"request_id":"r-7","ok":true}` {
+		t.Fatalf("answer %s, %v", b, err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(buf.bytes(), &line); err != nil {
+		t.Fatalf("log %q: %v", buf.bytes(), err)
+	}
+	if line["client_request_id"] != "r-7" || line["request_id"] == nil || line["request_id"] == "r-7" {
+		t.Fatalf("log line %v, want client_request_id r-7 and a server request_id", line)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }

@@ -16,6 +16,7 @@ import (
 //	user        the user's id (null when anonymous)
 //	conn        the connection's id
 //	request_id  the event's id, when RequestID runs before Logger
+//	client_request_id  the request_id the client sent, when it sent one
 //	duration    the time spent in the rest of the chain
 //	outcome     "ok", or the error code answered ("4003", "4029", ...)
 //	err         the error, for 4006 (internal) errors only
@@ -60,6 +61,9 @@ func Logger(logger *slog.Logger) chatmux.Middleware {
 			)
 			if id := GetRequestID(c); id != "" {
 				attrs = append(attrs, slog.String("request_id", id))
+			}
+			if id := c.RequestID(); id != "" {
+				attrs = append(attrs, slog.String("client_request_id", id))
 			}
 			attrs = append(attrs,
 				slog.Duration("duration", time.Since(start)),

@@ -36,7 +36,9 @@ func newRequestIDPrefix() string {
 // the context is put back when the chain returns. Logger writes it when
 // RequestID runs before it. Ids are a random per-process prefix and a
 // counter ("K7QW2NBXAE-000042"): unique, cheap, and ordered within a
-// process.
+// process. This server-side id is not the client's request_id
+// (chatmux.Context.RequestID), which a client chooses to match answers to
+// its requests; Logger writes both when both are present.
 func RequestID(next chatmux.Handler) chatmux.Handler {
 	return func(c *chatmux.Context) error {
 		orig := c.Context()
