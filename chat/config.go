@@ -55,8 +55,10 @@ type Config struct {
 	// it opens carries it, and a NodeKeeper with the same id keeps the
 	// node's heartbeat, so that the sessions of a node that died are
 	// expired by the others (default: a random UUID per Service). It
-	// must be unique among the nodes that share a store, and at most
-	// store.MaxNodeIDLen characters.
+	// must be unique among the nodes that share a store, new for every
+	// run of the process (a restarted process that took the id of a
+	// killed one would keep that one's sessions alive with its own
+	// heartbeat), and at most store.MaxNodeIDLen characters.
 	NodeID string
 	// Logger receives what the service does not report to a client: a
 	// dispatch that could not be published, or a membership change that
