@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,16 +19,30 @@ const DefaultStoreTimeout = 5 * time.Second
 // Config.StoreTimeout; it wraps context.DeadlineExceeded.
 var errStoreTimeout = fmt.Errorf("failed to get an answer from the store in time: %w", context.DeadlineExceeded)
 
+// maxStuckCalls bounds the store calls that went past their deadline and
+// still run in the background (a store whose connections hang): past it,
+// bounded fails at once instead of starting another.
+const maxStuckCalls = 1024
+
+// stuckCalls counts the calls of bounded whose caller gave up while they
+// still run.
+var stuckCalls atomic.Int64
+
 // bounded runs f under a deadline d after which the caller gets its answer
 // whether f has returned or not: the caller's context gets the deadline,
 // and when f does not return by then (a store whose connection hangs,
 // which no context reaches) it goes on in the background and its result is
-// dropped. A call that ends in an error because of the deadline returns an
-// error wrapping context.DeadlineExceeded (StoreError: 4013). d <= 0 runs
-// f as is.
+// dropped. At most maxStuckCalls such calls run at once: past that, bounded
+// fails at once. A call that ends in an error because of the deadline
+// returns an error wrapping context.DeadlineExceeded (StoreError: 4013).
+// d <= 0 runs f as is.
 func bounded[T any](ctx context.Context, d time.Duration, f func(context.Context) (T, error)) (T, error) {
 	if d <= 0 {
 		return f(ctx)
+	}
+	var zero T
+	if stuckCalls.Load() >= maxStuckCalls {
+		return zero, errStoreTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	type result struct {
@@ -35,9 +50,14 @@ func bounded[T any](ctx context.Context, d time.Duration, f func(context.Context
 		err error
 	}
 	done := make(chan result, 1)
+	// state: 0 running, 1 returned, 2 given up by the caller.
+	var state atomic.Int32
 	go func() {
 		v, err := f(ctx)
 		done <- result{v, err}
+		if !state.CompareAndSwap(0, 1) {
+			stuckCalls.Add(-1)
+		}
 	}()
 	select {
 	case r := <-done:
@@ -49,7 +69,9 @@ func bounded[T any](ctx context.Context, d time.Duration, f func(context.Context
 	case <-ctx.Done():
 		err := ctx.Err()
 		cancel()
-		var zero T
+		if state.CompareAndSwap(0, 2) {
+			stuckCalls.Add(1)
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return zero, errStoreTimeout
 		}
