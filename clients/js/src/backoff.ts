@@ -1,4 +1,8 @@
-/** Reconnect delays (docs/protocol.md#close-codes). The zero value of every field is its default. */
+/**
+ * Reconnect delays (docs/protocol.md#close-codes). The zero value of every
+ * field is its default: a field that is absent, 0, negative or NaN takes
+ * it, so no setting makes the client retry without waiting.
+ */
 export interface BackoffOptions {
   /** The first retry's upper bound, in ms (default 1000). */
   baseMs?: number;
@@ -13,13 +17,18 @@ export interface BackoffOptions {
 /** The defaults of BackoffOptions. */
 export const defaultBackoff = { baseMs: 1000, capMs: 30000, slowConsumerMs: 5000 } as const;
 
+/** orDefault returns v when it is a number above 0, else def. */
+function orDefault(v: number | undefined, def: number): number {
+  return typeof v === 'number' && v > 0 ? v : def;
+}
+
 /**
  * backoffCeiling returns the upper bound of the delay before retry number
  * attempt (0 for the first retry): min(cap, base * 2^attempt).
  */
 export function backoffCeiling(attempt: number, opts: BackoffOptions = {}): number {
-  const base = opts.baseMs ?? defaultBackoff.baseMs;
-  const cap = opts.capMs ?? defaultBackoff.capMs;
+  const base = orDefault(opts.baseMs, defaultBackoff.baseMs);
+  const cap = orDefault(opts.capMs, defaultBackoff.capMs);
   // 2^attempt overflows to Infinity for large attempts; min() keeps the cap.
   return Math.min(cap, base * Math.pow(2, Math.max(0, attempt)));
 }
@@ -33,5 +42,5 @@ export function backoffCeiling(attempt: number, opts: BackoffOptions = {}): numb
 export function backoffDelay(attempt: number, opts: BackoffOptions = {}, slowConsumer = false): number {
   const random = opts.random ?? Math.random;
   const jitter = Math.floor(random() * backoffCeiling(attempt, opts));
-  return slowConsumer ? (opts.slowConsumerMs ?? defaultBackoff.slowConsumerMs) + jitter : jitter;
+  return slowConsumer ? orDefault(opts.slowConsumerMs, defaultBackoff.slowConsumerMs) + jitter : jitter;
 }

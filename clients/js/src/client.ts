@@ -2,6 +2,7 @@ import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { Emitter } from './emitter.js';
 import {
   ClientClosedError,
+  ConnectionClosedError,
   ConnectionLostError,
   ErrorCode,
   FrameRejectedError,
@@ -90,9 +91,11 @@ export interface ChatClientOptions {
   /** Catch-up requests in flight at once, over all rooms (default 4). */
   catchUpConcurrency?: number;
   /**
-   * Track rooms the client learns of (room.list, room.create, new members,
-   * first message) so their messages are delivered in order (default true).
-   * Without it only rooms given to trackRoom are.
+   * Track rooms the client learns of so their messages are delivered in
+   * order (default true): a room of room.list from its newest message on;
+   * any other (created, added to, listed by chat.resync, a first message)
+   * from seq 0, since all of its messages may be new to the user
+   * (docs/protocol.md#delivery). Without it only rooms given to trackRoom are.
    */
   autoTrackRooms?: boolean;
   /** Generates client_msg_id values (default "c-" + a random UUID). */
@@ -137,7 +140,7 @@ export interface ResyncResult {
   reason: string;
   /** Rooms whose seq was ahead of the client's: being caught up. */
   caughtUp: Id[];
-  /** Rooms listed that the client did not track (now tracked from their latest seq). */
+  /** Rooms listed that the client did not track: now tracked from seq 0, their messages delivered from the first. */
   added: Id[];
   /** Tracked rooms not listed: the user is no longer a member; no longer tracked. */
   removed: Id[];
@@ -296,8 +299,8 @@ interface OutboxItem {
 
 interface Room {
   id: Id;
-  /** The last seq handed to the application; null: start at the first message seen. */
-  lastSeq: number | null;
+  /** The last seq handed to the application (0: none yet, the room's messages start at 1). */
+  lastSeq: number;
   /** Live messages waiting for a catch-up, by seq, with the pass number they arrived in. */
   buffer: Map<number, { msg: Message; pass: number }>;
   pass: number;
@@ -323,6 +326,8 @@ export class ChatClient extends Emitter<ClientEvents> {
   private reqSeq = 0;
   private started = false;
   private closing = false;
+  /** The server closed with 1000 (the session ended); connect() clears it. */
+  private ended?: { reason: string; closeReason: string };
   private signedOutFlag = false;
   private attempt = 0;
   private authFailures = 0;
@@ -385,8 +390,7 @@ export class ChatClient extends Emitter<ClientEvents> {
 
   /** The last seq handed to the application for a room, or undefined when the room is not tracked. */
   lastSeq(roomId: Id): number | undefined {
-    const r = this.rooms.get(roomId);
-    return r ? (r.lastSeq ?? undefined) : undefined;
+    return this.rooms.get(roomId)?.lastSeq;
   }
 
   /** The ids of the tracked rooms. */
@@ -396,11 +400,14 @@ export class ChatClient extends Emitter<ClientEvents> {
 
   /**
    * Resolves once the client is connected (at once if it is); rejects with
-   * ClientClosedError when it stops trying (closed, signed out, 1000).
+   * ClientClosedError when it stops trying (closed, signed out), with
+   * ConnectionClosedError when the server ended the session (1000) until
+   * connect() is called again.
    */
   whenConnected(): Promise<void> {
     if (this.currentState === 'connected') return Promise.resolve();
-    if (this.closing) return Promise.reject(new ClientClosedError('the client is closed'));
+    const stopped = this.stoppedError();
+    if (stopped) return Promise.reject(stopped);
     return new Promise((resolve, reject) => {
       const off = this.on('state', (s) => {
         if (s.state === 'connected') {
@@ -408,22 +415,36 @@ export class ChatClient extends Emitter<ClientEvents> {
           resolve();
         } else if (s.state === 'disconnected' && !s.willReconnect) {
           off();
-          reject(new ClientClosedError(s.reason));
+          reject(this.ended && !this.closing ? this.endedError() : new ClientClosedError(s.reason));
         }
       });
     });
   }
 
+  /** stoppedError is the error of a request made now, when the client is not trying to connect. */
+  private stoppedError(): ClientClosedError | undefined {
+    if (this.closing) return new ClientClosedError('the client is closed');
+    if (this.ended) return this.endedError();
+    return undefined;
+  }
+
+  private endedError(): ConnectionClosedError {
+    const why = this.ended?.closeReason ? `: ${this.ended.closeReason}` : '';
+    return new ConnectionClosedError(`the server ended the session (1000${why}); connect() starts again`);
+  }
+
   // ---- connection ----
 
   /**
-   * Starts connecting (and reconnecting, until close or a sign-out). It
-   * loads the outbox from its storage first; messages restored from it are
-   * sent once connected ('sent' or 'sendFailed' tell how they ended).
+   * Starts connecting (and reconnecting, until close, a sign-out or a 1000
+   * close by the server, after which connect() starts again). It loads the
+   * outbox from its storage first; messages restored from it are sent once
+   * connected ('sent' or 'sendFailed' tell how they ended).
    */
   async connect(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    this.ended = undefined;
     try {
       const restored = await this.storage.load();
       const current = [...this.outbox.entries()];
@@ -452,24 +473,28 @@ export class ChatClient extends Emitter<ClientEvents> {
     await this.saving;
   }
 
-  private shutdown(reason: string, code?: number, closeReason?: string): void {
+  /**
+   * shutdown stops the client: no reconnect, requests and the promises of
+   * unsent messages reject with stopped() (the messages stay in the outbox).
+   */
+  private shutdown(reason: string, code?: number, closeReason?: string, stopped: () => ClientClosedError = () => new ClientClosedError(reason)): void {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     const sock = this.sock;
     if (sock) {
-      this.dropSocket(sock, new ClientClosedError(reason));
+      this.dropSocket(sock, stopped());
       try {
         sock.ws.close(1000, '');
       } catch {
         // already closing
       }
     }
-    for (const p of this.waiting.splice(0)) this.settle(p, new ClientClosedError(reason));
+    for (const p of this.waiting.splice(0)) this.settle(p, stopped());
     if (this.pacerTimer) clearTimeout(this.pacerTimer);
     this.pacerTimer = undefined;
     for (const item of this.outbox.values()) {
       if (item.timer) clearTimeout(item.timer);
-      item.reject?.(new ClientClosedError(reason));
+      item.reject?.(stopped());
       item.resolve = item.reject = undefined;
       item.state = 'queued';
     }
@@ -602,7 +627,11 @@ export class ChatClient extends Emitter<ClientEvents> {
     if (this.closing) return;
     if (code === 1000) {
       // docs/protocol.md#close-codes: a normal closure asks for nothing.
-      this.setState({ state: 'disconnected', reason, code, closeReason, willReconnect: false, attempt: this.attempt });
+      // The session ends: nothing is left pending, unsent messages stay in
+      // the outbox, and connect() starts the client again.
+      this.ended = { reason, closeReason };
+      this.started = false;
+      this.shutdown(reason, code, closeReason, () => this.endedError());
       return;
     }
     if (code === 4001) {
@@ -692,7 +721,7 @@ export class ChatClient extends Emitter<ClientEvents> {
     if (this.sock !== sock) return;
     for (const p of this.waiting.splice(0)) this.transmit(sock, p);
     this.pumpOutbox();
-    for (const r of this.rooms.values()) if (r.lastSeq !== null) this.catchUp(r);
+    for (const r of this.rooms.values()) this.catchUp(r);
   }
 
   // ---- requests ----
@@ -711,8 +740,9 @@ export class ChatClient extends Emitter<ClientEvents> {
    */
   request(eventType: string, data?: unknown, options: RequestOptions = {}): Promise<Dispatch[]> {
     return new Promise<Dispatch[]>((resolve, reject) => {
-      if (this.closing) {
-        reject(new ClientClosedError('the client is closed'));
+      const stopped = this.stoppedError();
+      if (stopped) {
+        reject(stopped);
         return;
       }
       const p: Pending = {
@@ -889,8 +919,9 @@ export class ChatClient extends Emitter<ClientEvents> {
         break;
       }
       case 'roomaddmembers.dispatch': {
+        // A room the user was added to: all of its messages are new to the user.
         const id = (data as DispatchMap['roomaddmembers.dispatch'] | undefined)?.room?.id;
-        if (this.opts.autoTrackRooms !== false && typeof id === 'string' && !this.rooms.has(id)) this.addRoom(id, null);
+        if (this.opts.autoTrackRooms !== false && typeof id === 'string' && !this.rooms.has(id)) this.addRoom(id, 0);
         break;
       }
       case 'roomexit.dispatch': {
@@ -929,10 +960,14 @@ export class ChatClient extends Emitter<ClientEvents> {
     this.rooms.delete(roomId);
   }
 
-  private addRoom(id: Id, lastSeq: number | null): Room {
+  /**
+   * addRoom tracks a room from lastSeq on and, when connected, catches it up
+   * (unless catchUp is false: the room is known to have nothing after lastSeq).
+   */
+  private addRoom(id: Id, lastSeq: number, catchUp = true): Room {
     const r: Room = { id, lastSeq, buffer: new Map(), pass: 0, catching: false, again: false };
     this.rooms.set(id, r);
-    if (lastSeq !== null && this.sock?.ready) this.catchUp(r);
+    if (catchUp && this.sock?.ready) this.catchUp(r);
     return r;
   }
 
@@ -951,9 +986,10 @@ export class ChatClient extends Emitter<ClientEvents> {
         this.emit('message', m);
         return;
       }
-      r = this.addRoom(m.room.id, null);
+      // A room the client did not know (the user may have been added while
+      // away): from seq 0, so the messages before this one come first.
+      r = this.addRoom(m.room.id, 0);
     }
-    if (r.lastSeq === null) r.lastSeq = m.seq - 1;
     if (m.seq <= r.lastSeq || r.buffer.has(m.seq)) {
       this.counters.duplicatesDropped++;
       return;
@@ -996,15 +1032,14 @@ export class ChatClient extends Emitter<ClientEvents> {
       do {
         r.again = false;
         const pass = ++r.pass;
-        if (r.lastSeq === null) return;
         for (;;) {
-          const after: number = r.lastSeq ?? 0;
+          const after = r.lastSeq;
           const page = await this.fetchAfter(r.id, after);
           if (this.rooms.get(r.id) !== r) return;
           const msgs = page.data?.messages ?? [];
           for (const m of msgs) {
             this.matchSend(m);
-            if (r.lastSeq === null || m.seq > r.lastSeq) {
+            if (m.seq > r.lastSeq) {
               r.buffer.delete(m.seq);
               this.deliver(r, m);
             } else {
@@ -1017,7 +1052,7 @@ export class ChatClient extends Emitter<ClientEvents> {
         // arrived before this pass asked is a deleted message.
         const waiting = [...r.buffer.values()].sort((a, b) => a.msg.seq - b.msg.seq);
         for (const w of waiting) {
-          const last = r.lastSeq ?? 0;
+          const last = r.lastSeq;
           if (w.msg.seq <= last) {
             r.buffer.delete(w.msg.seq);
             this.counters.duplicatesDropped++;
@@ -1105,12 +1140,12 @@ export class ChatClient extends Emitter<ClientEvents> {
     for (const [id, seq] of listed) {
       const r = this.rooms.get(id);
       if (!r) {
+        // A room the user was added to while the broker was away: all of
+        // its messages are new to the user.
         if (this.opts.autoTrackRooms !== false) {
-          this.addRoom(id, seq);
+          this.addRoom(id, 0, seq > 0);
           res.added.push(id);
         }
-      } else if (r.lastSeq === null) {
-        r.lastSeq = seq;
       } else if (seq > r.lastSeq) {
         res.caughtUp.push(id);
         this.catchUp(r);
@@ -1129,12 +1164,14 @@ export class ChatClient extends Emitter<ClientEvents> {
    * stored once however often it is sent. Rejects with ServerError when the
    * server refuses it (nothing stored), OutboxFullError when the outbox is
    * full, FrameRejectedError when its frame is over the server's limit,
-   * ClientClosedError on close. 4013 is retried; so is 4029 unless the
+   * ClientClosedError on close (ConnectionClosedError when the server ended
+   * the session with 1000: the message stays in the outbox for connect()). 4013 is retried; so is 4029 unless the
    * message is one the user made while connected with nothing waiting
    * before it (a replayed message is kept until the server takes it).
    */
   sendMessage(roomId: Id, content: string, options: SendOptions = {}): Promise<Message> {
-    if (this.closing) return Promise.reject(new ClientClosedError('the client is closed'));
+    const stopped = this.stoppedError();
+    if (stopped) return Promise.reject(stopped);
     const max = this.opts.outbox?.max ?? 200;
     if (this.outbox.size >= max) return Promise.reject(new OutboxFullError(`the outbox holds ${max} unsent messages`));
     const clientMsgId = options.clientMsgId ?? this.newClientMsgId();
@@ -1253,7 +1290,7 @@ export class ChatClient extends Emitter<ClientEvents> {
         // room up, then send again if it is still missing (the server
         // answers a known client_msg_id with the stored message).
         const r = this.rooms.get(e.roomId);
-        if (r && r.lastSeq !== null) this.catchUp(r);
+        if (r) this.catchUp(r);
         item.state = 'waiting';
         item.timer = setTimeout(() => this.requeue(item), backoffDelay(item.attempts++, this.opts.backoff) + 200);
       },

@@ -48,6 +48,18 @@ export class ClientClosedError extends ChatmuxError {
   override name = 'ClientClosedError';
 }
 
+/**
+ * ConnectionClosedError: the server ended the session with a normal closure
+ * (1000, docs/protocol.md#close-codes), so the client stopped without
+ * reconnecting. Requests waiting for the connection and whenConnected
+ * reject with it, and so do the promises of unsent messages, which stay in
+ * the outbox (and its storage): connect() starts the client again and sends
+ * them. It is a ClientClosedError.
+ */
+export class ConnectionClosedError extends ClientClosedError {
+  override name = 'ConnectionClosedError';
+}
+
 /** sendMessage was refused because the outbox holds its maximum of unsent messages. */
 export class OutboxFullError extends ChatmuxError {
   override name = 'OutboxFullError';

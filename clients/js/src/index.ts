@@ -17,6 +17,7 @@ export type { BackoffOptions } from './backoff.js';
 export {
   ChatmuxError,
   ClientClosedError,
+  ConnectionClosedError,
   ConnectionLostError,
   ErrorCode,
   FrameRejectedError,

@@ -43,6 +43,44 @@ test('after a slow-consumer close the delay is at least slowConsumerMs', () => {
   assert.ok(backoffDelay(0, { random: () => 0 }, true) >= 5000, 'default slowConsumerMs is 5 s');
 });
 
+test('a field of 0 or below is its default, as documented', () => {
+  const cases = [
+    { name: 'baseMs 0', o: { baseMs: 0 }, ceiling: [1000, 2000] },
+    { name: 'baseMs -5', o: { baseMs: -5 }, ceiling: [1000, 2000] },
+    { name: 'capMs 0', o: { baseMs: 100, capMs: 0 }, ceiling: [100, 200] },
+    { name: 'capMs -1, attempt 20', o: { capMs: -1 }, attempt: 20, ceiling: [30000] },
+    { name: 'NaN', o: { baseMs: NaN, capMs: NaN }, ceiling: [1000, 2000] },
+  ];
+  for (const c of cases) {
+    const got = c.ceiling.map((_, i) => backoffCeiling((c.attempt ?? 0) + i, c.o));
+    assert.deepEqual(got, c.ceiling, c.name);
+  }
+  for (const slowConsumerMs of [0, -1]) {
+    const d = backoffDelay(0, { slowConsumerMs, random: () => 0 }, true);
+    assert.equal(d, 5000, `slowConsumerMs ${slowConsumerMs}: the 4008 floor stays`);
+  }
+});
+
+test('{baseMs: 0} against a server answering 1013 waits between attempts (no tight loop)', async (t) => {
+  const s = await new FakeChat().start();
+  t.after(() => s.stop());
+  s.onConnect = (conn) => {
+    if (s.connections <= 3) {
+      conn.close(1013, 'try again later');
+      return false;
+    }
+  };
+  // capMs keeps the test short; baseMs 0 means the default 1000, capped at 40.
+  const c = new ChatClient({ url: s.url + '?user=alice', WebSocket, ...fast, backoff: { baseMs: 0, capMs: 40, random: () => 0.5 } });
+  t.after(() => c.close());
+  const log = record(c, 'disconnected');
+  await c.connect();
+  await c.whenConnected();
+  const downs = log.filter((e) => e.name === 'disconnected');
+  assert.equal(downs.length, 3);
+  for (const e of downs) assert.equal(e.delayMs, 20, `attempt ${e.attempt}`);
+});
+
 test('a client reconnects after 1013 with delays within the bounds, then connects', async (t) => {
   const s = await new FakeChat().start();
   t.after(() => s.stop());

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { backoffCeiling, ChatClient, FrameRejectedError } from '../../dist/index.js';
+import { backoffCeiling, ChatClient, ClientClosedError, ConnectionClosedError, FrameRejectedError } from '../../dist/index.js';
 import { FakeChat, waitFor, fast, record } from '../fake-server.mjs';
 
 const sendFrames = (s) => s.received.filter((r) => r.env.event_type === 'message.send');
@@ -140,4 +140,70 @@ test('a message whose frame is over maxFrameBytes (default 64 KiB) is refused at
   const ok = await c.sendMessage(room, 'z'.repeat(60_000));
   assert.equal(ok.content.length, 60_000);
   assert.equal(sendFrames(s).length, 1);
+});
+
+// docs/protocol.md#close-codes: 1000 asks for nothing. The client ends the
+// session: nothing is left pending, unsent messages stay in the outbox, and
+// connect() starts again.
+test('1000 from the server ends the session: promises settle with ConnectionClosedError, the outbox is kept for connect()', { timeout: 10_000 }, async (t) => {
+  const s = await new FakeChat().start();
+  t.after(() => s.stop());
+  const room = s.addRoom(['alice']);
+  const c = new ChatClient({ url: s.url + '?user=alice', WebSocket, ...fast });
+  t.after(() => c.close());
+  const log = record(c, 'disconnected', 'sent');
+  await c.connect();
+  await c.whenConnected();
+  // The server closes with 1000 on the message.send, without handling it.
+  s.onEvent = (conn, env) => {
+    if (env.event_type !== 'message.send') return false;
+    conn.close(1000, 'bye');
+    return true;
+  };
+  let outcome;
+  c.sendMessage(room, 'kept').then(
+    (m) => (outcome = { value: m }),
+    (err) => (outcome = { err }),
+  );
+  await waitFor(() => outcome, 3000, 'the send promise settles');
+  assert.ok(outcome.err instanceof ConnectionClosedError, String(outcome.err));
+  assert.ok(outcome.err instanceof ClientClosedError, 'a kind of ClientClosedError');
+  const down = log.find((e) => e.name === 'disconnected');
+  assert.equal(down.code, 1000);
+  assert.equal(down.willReconnect, false);
+  assert.equal(c.state, 'disconnected');
+  // Nothing waits for ever: whenConnected and new requests reject at once.
+  await assert.rejects(c.whenConnected(), ConnectionClosedError);
+  await assert.rejects(c.roomInfo(room), ConnectionClosedError);
+  await assert.rejects(c.sendMessage(room, 'after the close'), ConnectionClosedError);
+  assert.equal(s.connections, 1, 'no reconnect');
+  // The unsent message stays in the outbox; connect() sends it, stored once.
+  assert.deepEqual(c.pendingMessages.map((e) => e.content), ['kept']);
+  s.onEvent = null;
+  await c.connect();
+  await c.whenConnected();
+  await waitFor(() => log.some((e) => e.name === 'sent'), 3000, 'the kept message is sent');
+  assert.deepEqual(s.messages(room).map((m) => m.content), ['kept']);
+  assert.equal(c.pendingMessages.length, 0);
+  assert.equal((await c.sendMessage(room, 'again')).content, 'again');
+});
+
+test('a request waiting for the connection when the server closes with 1000 rejects with ConnectionClosedError', { timeout: 10_000 }, async (t) => {
+  const s = await new FakeChat().start();
+  t.after(() => s.stop());
+  const room = s.addRoom(['alice']);
+  // The server closes with 1000 before it answers the first heartbeat.
+  s.onConnect = (conn) => {
+    setTimeout(() => conn.close(1000, ''), 20);
+  };
+  s.onEvent = () => true;
+  const c = new ChatClient({ url: s.url + '?user=alice', WebSocket, ...fast, requestTimeoutMs: 60_000 });
+  t.after(() => c.close());
+  const settled = { waiting: null, connected: null };
+  c.roomInfo(room).catch((err) => (settled.waiting = err));
+  c.whenConnected().catch((err) => (settled.connected = err));
+  await c.connect();
+  await waitFor(() => settled.waiting && settled.connected, 3000, 'both settle');
+  assert.ok(settled.waiting instanceof ConnectionClosedError, String(settled.waiting));
+  assert.ok(settled.connected instanceof ConnectionClosedError, String(settled.connected));
 });

@@ -127,3 +127,51 @@ test('a room the user lost (4002 on catch-up) is no longer tracked', async (t) =
   assert.equal(removed[0].roomId, room);
   assert.deepEqual(c.trackedRooms, []);
 });
+
+// docs/protocol.md#delivery: a room the client learns of without a known
+// position (being added, a first message of a room it did not know) starts
+// at seq 0, and is caught up after every reconnect like every tracked room.
+test('a room the user was added to is caught up after a reconnect from seq 0: no message is skipped', async (t) => {
+  const s = await new FakeChat().start();
+  t.after(() => s.stop());
+  const c = new ChatClient({ url: s.url + '?user=bob', WebSocket, ...fast });
+  t.after(() => c.close());
+  const seen = [];
+  c.on('message', (m) => seen.push(m.seq));
+  await c.connect();
+  await c.whenConnected();
+  // Bob is added to G before any message of it.
+  const g = s.addRoom(['alice', 'bob']);
+  s.toUser('bob', { eventType: 'roomaddmembers.dispatch', data: { room: s.detail(s.rooms.get(g)), members: [s.user('bob')] } });
+  await waitFor(() => c.trackedRooms.includes(g), 3000, 'G tracked');
+  // His connection drops; Alice sends seq 1 meanwhile.
+  s.dropDispatch = () => true;
+  for (const conn of s.conns) conn.ws.terminate();
+  s.deliver(s.store(g, 'alice', 'one'));
+  s.dropDispatch = null;
+  await waitFor(() => c.stats.connections === 2, 3000, 'reconnect');
+  // After the reconnect Alice sends seq 2.
+  s.deliver(s.store(g, 'alice', 'two'));
+  await waitFor(() => seen.includes(2), 3000, 'seq 2');
+  await c.roomInfo(g); // a round trip: every frame before it was handled
+  assert.deepEqual(seen, [1, 2]);
+  assert.equal(c.lastSeq(g), 2);
+});
+
+test('a first message of a room the client did not know is delivered after the room\'s earlier messages', async (t) => {
+  const s = await new FakeChat().start();
+  t.after(() => s.stop());
+  const c = new ChatClient({ url: s.url + '?user=bob', WebSocket, ...fast });
+  t.after(() => c.close());
+  const seen = [];
+  c.on('message', (m) => seen.push(m.seq));
+  await c.connect();
+  await c.whenConnected();
+  // Bob was added while away (the roomaddmembers.dispatch never reached him) and Alice wrote twice.
+  const g = s.addRoom(['alice', 'bob']);
+  s.store(g, 'alice', 'one');
+  s.store(g, 'alice', 'two');
+  s.deliver(s.store(g, 'alice', 'three'));
+  await waitFor(() => seen.length === 3, 3000, 'the room from seq 1');
+  assert.deepEqual(seen, [1, 2, 3]);
+});

@@ -37,15 +37,43 @@ test('chat.resync: listed rooms ahead are caught up, unlisted rooms dropped, new
     eventType: 'chat.resync',
     data: { rooms: [{ room_id: a, seq: 3 }, { room_id: quiet, seq: 0 }, { room_id: d, seq: 1 }], reason: 'broker' },
   });
-  await waitFor(() => seen.length === 3, 3000, 'catch-up of a');
-  assert.deepEqual(seen, [[a, 1], [a, 2], [a, 3]]);
+  await waitFor(() => seen.length === 4, 3000, 'catch-up of a and d');
+  // d is new to the user: its messages are delivered from seq 1.
+  assert.deepEqual(seen.filter(([r]) => r === a), [[a, 1], [a, 2], [a, 3]]);
+  assert.deepEqual(seen.filter(([r]) => r === d), [[d, 1]]);
   assert.equal(results.length, 1);
   assert.deepEqual(results[0], { reason: 'broker', caughtUp: [a], added: [d], removed: [b] });
   assert.equal(raw.length, 1);
   assert.deepEqual(removed, [{ roomId: b, reason: 'resync' }]);
   assert.deepEqual(c.trackedRooms.sort(), [a, quiet, d].sort());
-  assert.equal(c.lastSeq(d), 1, 'a new room is tracked from its latest seq');
-  // Only a (and d, added with its seq) were asked for; quiet was up to date.
+  assert.equal(c.lastSeq(d), 1);
+  // Only a and d were asked for; quiet was up to date.
   const asked = s.received.filter((r) => r.env.event_type === 'room.messages').slice(-(c.stats.catchUpRequests - before));
   assert.ok(asked.every((r) => r.env.data.room_id !== quiet));
+});
+
+test('chat.resync catches up a room the user was added to before any message: nothing is skipped', async (t) => {
+  const s = await new FakeChat().start();
+  t.after(() => s.stop());
+  const c = new ChatClient({ url: s.url + '?user=bob', WebSocket, ...fast });
+  t.after(() => c.close());
+  const seen = [];
+  c.on('message', (m) => seen.push(m.seq));
+  const results = [];
+  c.on('resync', (r) => results.push(r));
+  await c.connect();
+  await c.whenConnected();
+  const g = s.addRoom(['alice', 'bob']);
+  s.toUser('bob', { eventType: 'roomaddmembers.dispatch', data: { room: s.detail(s.rooms.get(g)), members: [s.user('bob')] } });
+  await waitFor(() => c.trackedRooms.includes(g), 3000, 'G tracked');
+  // The broker was away: seq 1 was stored without dispatch.
+  s.store(g, 'alice', 'one');
+  s.toUser('bob', { eventType: 'chat.resync', data: { rooms: [{ room_id: g, seq: 1 }], reason: 'broker' } });
+  await waitFor(() => results.length === 1, 3000, 'resync');
+  assert.deepEqual(results[0].caughtUp, [g]);
+  await waitFor(() => seen.length === 1, 3000, 'seq 1');
+  // Then live again.
+  s.deliver(s.store(g, 'alice', 'two'));
+  await waitFor(() => seen.length === 2, 3000, 'seq 2');
+  assert.deepEqual(seen, [1, 2]);
 });

@@ -1,6 +1,6 @@
 import { backoffDelay } from './backoff.js';
 import { Emitter } from './emitter.js';
-import { ClientClosedError, ConnectionLostError, ErrorCode, FrameRejectedError, OutboxFullError, RequestTimeoutError, ServerError, } from './errors.js';
+import { ClientClosedError, ConnectionClosedError, ConnectionLostError, ErrorCode, FrameRejectedError, OutboxFullError, RequestTimeoutError, ServerError, } from './errors.js';
 import { MemoryOutboxStorage } from './outbox.js';
 import { ReplayPacer } from './pacing.js';
 import { BATCH_SUBPROTOCOL, closeLimit, decodeFrames, encodeEnvelope, utf8Length, withToken, } from './socket.js';
@@ -40,6 +40,8 @@ export class ChatClient extends Emitter {
     reqSeq = 0;
     started = false;
     closing = false;
+    /** The server closed with 1000 (the session ended); connect() clears it. */
+    ended;
     signedOutFlag = false;
     attempt = 0;
     authFailures = 0;
@@ -96,8 +98,7 @@ export class ChatClient extends Emitter {
     }
     /** The last seq handed to the application for a room, or undefined when the room is not tracked. */
     lastSeq(roomId) {
-        const r = this.rooms.get(roomId);
-        return r ? (r.lastSeq ?? undefined) : undefined;
+        return this.rooms.get(roomId)?.lastSeq;
     }
     /** The ids of the tracked rooms. */
     get trackedRooms() {
@@ -105,13 +106,16 @@ export class ChatClient extends Emitter {
     }
     /**
      * Resolves once the client is connected (at once if it is); rejects with
-     * ClientClosedError when it stops trying (closed, signed out, 1000).
+     * ClientClosedError when it stops trying (closed, signed out), with
+     * ConnectionClosedError when the server ended the session (1000) until
+     * connect() is called again.
      */
     whenConnected() {
         if (this.currentState === 'connected')
             return Promise.resolve();
-        if (this.closing)
-            return Promise.reject(new ClientClosedError('the client is closed'));
+        const stopped = this.stoppedError();
+        if (stopped)
+            return Promise.reject(stopped);
         return new Promise((resolve, reject) => {
             const off = this.on('state', (s) => {
                 if (s.state === 'connected') {
@@ -120,21 +124,35 @@ export class ChatClient extends Emitter {
                 }
                 else if (s.state === 'disconnected' && !s.willReconnect) {
                     off();
-                    reject(new ClientClosedError(s.reason));
+                    reject(this.ended && !this.closing ? this.endedError() : new ClientClosedError(s.reason));
                 }
             });
         });
     }
+    /** stoppedError is the error of a request made now, when the client is not trying to connect. */
+    stoppedError() {
+        if (this.closing)
+            return new ClientClosedError('the client is closed');
+        if (this.ended)
+            return this.endedError();
+        return undefined;
+    }
+    endedError() {
+        const why = this.ended?.closeReason ? `: ${this.ended.closeReason}` : '';
+        return new ConnectionClosedError(`the server ended the session (1000${why}); connect() starts again`);
+    }
     // ---- connection ----
     /**
-     * Starts connecting (and reconnecting, until close or a sign-out). It
-     * loads the outbox from its storage first; messages restored from it are
-     * sent once connected ('sent' or 'sendFailed' tell how they ended).
+     * Starts connecting (and reconnecting, until close, a sign-out or a 1000
+     * close by the server, after which connect() starts again). It loads the
+     * outbox from its storage first; messages restored from it are sent once
+     * connected ('sent' or 'sendFailed' tell how they ended).
      */
     async connect() {
         if (this.started)
             return;
         this.started = true;
+        this.ended = undefined;
         try {
             const restored = await this.storage.load();
             const current = [...this.outbox.entries()];
@@ -164,13 +182,17 @@ export class ChatClient extends Emitter {
         this.shutdown('closed by client');
         await this.saving;
     }
-    shutdown(reason, code, closeReason) {
+    /**
+     * shutdown stops the client: no reconnect, requests and the promises of
+     * unsent messages reject with stopped() (the messages stay in the outbox).
+     */
+    shutdown(reason, code, closeReason, stopped = () => new ClientClosedError(reason)) {
         if (this.reconnectTimer)
             clearTimeout(this.reconnectTimer);
         this.reconnectTimer = undefined;
         const sock = this.sock;
         if (sock) {
-            this.dropSocket(sock, new ClientClosedError(reason));
+            this.dropSocket(sock, stopped());
             try {
                 sock.ws.close(1000, '');
             }
@@ -179,14 +201,14 @@ export class ChatClient extends Emitter {
             }
         }
         for (const p of this.waiting.splice(0))
-            this.settle(p, new ClientClosedError(reason));
+            this.settle(p, stopped());
         if (this.pacerTimer)
             clearTimeout(this.pacerTimer);
         this.pacerTimer = undefined;
         for (const item of this.outbox.values()) {
             if (item.timer)
                 clearTimeout(item.timer);
-            item.reject?.(new ClientClosedError(reason));
+            item.reject?.(stopped());
             item.resolve = item.reject = undefined;
             item.state = 'queued';
         }
@@ -332,7 +354,11 @@ export class ChatClient extends Emitter {
             return;
         if (code === 1000) {
             // docs/protocol.md#close-codes: a normal closure asks for nothing.
-            this.setState({ state: 'disconnected', reason, code, closeReason, willReconnect: false, attempt: this.attempt });
+            // The session ends: nothing is left pending, unsent messages stay in
+            // the outbox, and connect() starts the client again.
+            this.ended = { reason, closeReason };
+            this.started = false;
+            this.shutdown(reason, code, closeReason, () => this.endedError());
             return;
         }
         if (code === 4001) {
@@ -430,8 +456,7 @@ export class ChatClient extends Emitter {
             this.transmit(sock, p);
         this.pumpOutbox();
         for (const r of this.rooms.values())
-            if (r.lastSeq !== null)
-                this.catchUp(r);
+            this.catchUp(r);
     }
     // ---- requests ----
     nextId() {
@@ -447,8 +472,9 @@ export class ChatClient extends Emitter {
      */
     request(eventType, data, options = {}) {
         return new Promise((resolve, reject) => {
-            if (this.closing) {
-                reject(new ClientClosedError('the client is closed'));
+            const stopped = this.stoppedError();
+            if (stopped) {
+                reject(stopped);
                 return;
             }
             const p = {
@@ -643,9 +669,10 @@ export class ChatClient extends Emitter {
                 break;
             }
             case 'roomaddmembers.dispatch': {
+                // A room the user was added to: all of its messages are new to the user.
                 const id = data?.room?.id;
                 if (this.opts.autoTrackRooms !== false && typeof id === 'string' && !this.rooms.has(id))
-                    this.addRoom(id, null);
+                    this.addRoom(id, 0);
                 break;
             }
             case 'roomexit.dispatch': {
@@ -685,10 +712,14 @@ export class ChatClient extends Emitter {
             clearTimeout(r.retry);
         this.rooms.delete(roomId);
     }
-    addRoom(id, lastSeq) {
+    /**
+     * addRoom tracks a room from lastSeq on and, when connected, catches it up
+     * (unless catchUp is false: the room is known to have nothing after lastSeq).
+     */
+    addRoom(id, lastSeq, catchUp = true) {
         const r = { id, lastSeq, buffer: new Map(), pass: 0, catching: false, again: false };
         this.rooms.set(id, r);
-        if (lastSeq !== null && this.sock?.ready)
+        if (catchUp && this.sock?.ready)
             this.catchUp(r);
         return r;
     }
@@ -708,10 +739,10 @@ export class ChatClient extends Emitter {
                 this.emit('message', m);
                 return;
             }
-            r = this.addRoom(m.room.id, null);
+            // A room the client did not know (the user may have been added while
+            // away): from seq 0, so the messages before this one come first.
+            r = this.addRoom(m.room.id, 0);
         }
-        if (r.lastSeq === null)
-            r.lastSeq = m.seq - 1;
         if (m.seq <= r.lastSeq || r.buffer.has(m.seq)) {
             this.counters.duplicatesDropped++;
             return;
@@ -751,17 +782,15 @@ export class ChatClient extends Emitter {
             do {
                 r.again = false;
                 const pass = ++r.pass;
-                if (r.lastSeq === null)
-                    return;
                 for (;;) {
-                    const after = r.lastSeq ?? 0;
+                    const after = r.lastSeq;
                     const page = await this.fetchAfter(r.id, after);
                     if (this.rooms.get(r.id) !== r)
                         return;
                     const msgs = page.data?.messages ?? [];
                     for (const m of msgs) {
                         this.matchSend(m);
-                        if (r.lastSeq === null || m.seq > r.lastSeq) {
+                        if (m.seq > r.lastSeq) {
                             r.buffer.delete(m.seq);
                             this.deliver(r, m);
                         }
@@ -776,7 +805,7 @@ export class ChatClient extends Emitter {
                 // arrived before this pass asked is a deleted message.
                 const waiting = [...r.buffer.values()].sort((a, b) => a.msg.seq - b.msg.seq);
                 for (const w of waiting) {
-                    const last = r.lastSeq ?? 0;
+                    const last = r.lastSeq;
                     if (w.msg.seq <= last) {
                         r.buffer.delete(w.msg.seq);
                         this.counters.duplicatesDropped++;
@@ -873,13 +902,12 @@ export class ChatClient extends Emitter {
         for (const [id, seq] of listed) {
             const r = this.rooms.get(id);
             if (!r) {
+                // A room the user was added to while the broker was away: all of
+                // its messages are new to the user.
                 if (this.opts.autoTrackRooms !== false) {
-                    this.addRoom(id, seq);
+                    this.addRoom(id, 0, seq > 0);
                     res.added.push(id);
                 }
-            }
-            else if (r.lastSeq === null) {
-                r.lastSeq = seq;
             }
             else if (seq > r.lastSeq) {
                 res.caughtUp.push(id);
@@ -897,13 +925,15 @@ export class ChatClient extends Emitter {
      * stored once however often it is sent. Rejects with ServerError when the
      * server refuses it (nothing stored), OutboxFullError when the outbox is
      * full, FrameRejectedError when its frame is over the server's limit,
-     * ClientClosedError on close. 4013 is retried; so is 4029 unless the
+     * ClientClosedError on close (ConnectionClosedError when the server ended
+     * the session with 1000: the message stays in the outbox for connect()). 4013 is retried; so is 4029 unless the
      * message is one the user made while connected with nothing waiting
      * before it (a replayed message is kept until the server takes it).
      */
     sendMessage(roomId, content, options = {}) {
-        if (this.closing)
-            return Promise.reject(new ClientClosedError('the client is closed'));
+        const stopped = this.stoppedError();
+        if (stopped)
+            return Promise.reject(stopped);
         const max = this.opts.outbox?.max ?? 200;
         if (this.outbox.size >= max)
             return Promise.reject(new OutboxFullError(`the outbox holds ${max} unsent messages`));
@@ -1036,7 +1066,7 @@ export class ChatClient extends Emitter {
             // room up, then send again if it is still missing (the server
             // answers a known client_msg_id with the stored message).
             const r = this.rooms.get(e.roomId);
-            if (r && r.lastSeq !== null)
+            if (r)
                 this.catchUp(r);
             item.state = 'waiting';
             item.timer = setTimeout(() => this.requeue(item), backoffDelay(item.attempts++, this.opts.backoff) + 200);
