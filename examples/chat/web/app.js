@@ -304,6 +304,14 @@
       onConnected();
     }
     state.conn.retryAt = s.state === 'disconnected' && s.willReconnect ? Date.now() + (s.delayMs || 0) : 0;
+    // A normal closure (1000) ends the client's session: this page, which
+    // never closes it itself while signed in, starts a new one after a
+    // pause; messages waiting in the outbox go out then.
+    if (s.state === 'disconnected' && !s.willReconnect && s.code === 1000 && state.client) {
+      const client = state.client;
+      state.conn.retryAt = Date.now() + 5000;
+      setTimeout(() => { if (state.client === client) client.connect().catch(() => {}); }, 5000);
+    }
     renderConnection();
   }
   // After every (re)connection: the rooms' latest state. The client itself
