@@ -49,3 +49,21 @@ func TestRemovedBeforeCommit(t *testing.T) {
 		c1.expect(chat.DispatchRoomRemoveMembers)
 	})
 }
+
+// TestSenderOutsideGroup: a member whose connection is not in the room's
+// group (it missed the move: here the room was created in the store after
+// it connected) still gets its message.dispatch, exactly once, and the
+// room's other connections get theirs.
+func TestSenderOutsideGroup(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore factory) {
+		e := newEnv(t, newStore)
+		e.users(2)
+		c1 := e.dial(1)
+		room := e.room(store.Group, 1, 2) // after c1 connected: c1 is not in its group
+		c2 := e.dial(2)                   // connects after: c2 is
+		c1.send(chat.EventMessageSend, map[string]any{"room_id": room.String(), "content": "hi"})
+		c1.expect(chat.DispatchMessage)
+		c2.expect(chat.DispatchMessage)
+		c1.quiet()
+	})
+}
