@@ -105,17 +105,17 @@ func median(ds []time.Duration) (med, largest time.Duration) {
 // CHATMUX_REDIS_DOWNTIME (default 0) how long Redis stays down each time
 // after both nodes have reported false; the figures are logged (-v).
 func TestRedisAvailabilityAcrossRestarts(t *testing.T) {
-	srv := startPrivateRedis(t)
+	srv := testenv.StartRedis(t)
 	restarts := envInt(t, "CHATMUX_REDIS_RESTARTS", 20)
 	downtime := envDuration(t, "CHATMUX_REDIS_DOWNTIME")
 	// Node b talks to Redis over a link with latency, which widens the
 	// window in which a node could report true before its subscriptions
 	// are confirmed; node a's link is direct (its figures are the
 	// node's own).
-	p := newProxy(t, srv.addr)
+	p := newProxy(t, srv.Addr)
 	p.delay = 5 * time.Millisecond
 	opts := RedisOptions{Prefix: "t:"}
-	a := newPrivateNode(t, "a", srv.addr, opts)
+	a := newPrivateNode(t, "a", srv.Addr, opts)
 	b := newPrivateNode(t, "b", p.addr(), opts)
 	ctx := context.Background()
 	mb := newRecorder()
@@ -147,7 +147,7 @@ func TestRedisAvailabilityAcrossRestarts(t *testing.T) {
 	joinedTotal := 0
 	for round := range restarts {
 		killed := time.Now()
-		srv.kill()
+		srv.Kill()
 		fa := la.wait(t, 0, 2*round+1, generous)
 		fb := lb.wait(t, 0, 2*round+1, generous)
 		if fa.available || fb.available {
@@ -171,7 +171,7 @@ func TestRedisAvailabilityAcrossRestarts(t *testing.T) {
 		if downtime > 0 {
 			time.Sleep(downtime) // the outage lasts that long
 		}
-		started := srv.start()
+		started := srv.Start()
 		trueA := la.wait(t, 0, 2*round+2, generous)
 		trueB := lb.wait(t, 0, 2*round+2, generous)
 		close(stop)
@@ -230,10 +230,10 @@ func TestRedisAvailabilityAcrossRestarts(t *testing.T) {
 // they return at once (Publish with ErrUnavailable, having served the local
 // members), on true Join waits for its confirmation, and nothing deadlocks.
 func TestRedisAvailabilityCallbackUsesBroker(t *testing.T) {
-	srv := startPrivateRedis(t)
+	srv := testenv.StartRedis(t)
 	opts := RedisOptions{Prefix: "t:"}
-	a := newPrivateNode(t, "a", srv.addr, opts)
-	b := newPrivateNode(t, "b", srv.addr, opts)
+	a := newPrivateNode(t, "a", srv.Addr, opts)
+	b := newPrivateNode(t, "b", srv.Addr, opts)
 	ctx := context.Background()
 	local := newRecorder()
 	if err := b.broker.Join(ctx, "room", local); err != nil {
@@ -280,7 +280,7 @@ func TestRedisAvailabilityCallbackUsesBroker(t *testing.T) {
 	a.broker.OnAvailability(la.callback(0, nil))
 	const restarts = 3
 	for round := range restarts {
-		srv.kill()
+		srv.Kill()
 		r := next()
 		if r.available || r.err != nil {
 			t.Fatalf("round %d: callback(false): %+v", round, r)
@@ -288,7 +288,7 @@ func TestRedisAvailabilityCallbackUsesBroker(t *testing.T) {
 		if !local.waitFor(time.Second, r.group) {
 			t.Fatalf("round %d: Publish in callback(false) did not serve the local member", round)
 		}
-		srv.start()
+		srv.Start()
 		r = next()
 		if !r.available || r.err != nil {
 			t.Fatalf("round %d: callback(true): %+v", round, r)
@@ -310,10 +310,10 @@ func TestRedisAvailabilityCallbackUsesBroker(t *testing.T) {
 // false when its first attempt fails, and true once it is connected with
 // its subscriptions confirmed.
 func TestRedisAvailabilityStartsDown(t *testing.T) {
-	srv := startPrivateRedis(t)
-	srv.kill()
+	srv := testenv.StartRedis(t)
+	srv.Kill()
 	opts := RedisOptions{Prefix: "t:", ConnectInBackground: true}
-	b := newPrivateNode(t, "b", srv.addr, opts)
+	b := newPrivateNode(t, "b", srv.Addr, opts)
 	l := newAvailabilityLog()
 	b.broker.OnAvailability(l.callback(0, nil))
 	if c := l.wait(t, 0, 1, generous); c.available {
@@ -330,11 +330,11 @@ func TestRedisAvailabilityStartsDown(t *testing.T) {
 	if !m.waitFor(time.Second, "local") {
 		t.Fatal("the local member was not served while down")
 	}
-	srv.start()
+	srv.Start()
 	if c := l.wait(t, 0, 2, generous); !c.available {
 		t.Fatal("second call false after Redis started")
 	}
-	a := newPrivateNode(t, "a", srv.addr, RedisOptions{Prefix: "t:"})
+	a := newPrivateNode(t, "a", srv.Addr, RedisOptions{Prefix: "t:"})
 	if err := a.broker.Publish(ctx, "room", dataMsg("remote")); err != nil {
 		t.Fatal(err)
 	}
@@ -353,13 +353,13 @@ func TestRedisAvailabilityStartsDown(t *testing.T) {
 // pool from giving up on dialing (go-redis stops dialing for up to a second
 // after PoolSize failed dials): the first Publish after true goes through.
 func TestRedisPublishFailsFastWhileDown(t *testing.T) {
-	srv := startPrivateRedis(t)
+	srv := testenv.StartRedis(t)
 	// PublishTimeout is longer than the generous deadline of the
 	// publications below: one that waited for it would outlive that
 	// deadline.
 	opts := RedisOptions{Prefix: "t:", PublishTimeout: 2 * generous}
-	a := newPrivateNode(t, "a", srv.addr, opts)
-	b := newPrivateNode(t, "b", srv.addr, opts)
+	a := newPrivateNode(t, "a", srv.Addr, opts)
+	b := newPrivateNode(t, "b", srv.Addr, opts)
 	ctx := context.Background()
 	m, remote := newRecorder(), newRecorder()
 	if err := b.broker.Join(ctx, "room", m); err != nil {
@@ -371,7 +371,7 @@ func TestRedisPublishFailsFastWhileDown(t *testing.T) {
 	l, la := newAvailabilityLog(), newAvailabilityLog()
 	b.broker.OnAvailability(l.callback(0, nil))
 	a.broker.OnAvailability(la.callback(0, nil))
-	srv.kill()
+	srv.Kill()
 	l.wait(t, 0, 1, generous)
 	var took []time.Duration
 	const n = 50
@@ -408,7 +408,7 @@ func TestRedisPublishFailsFastWhileDown(t *testing.T) {
 		t.Fatal("the local member did not join while down")
 	}
 
-	srv.start()
+	srv.Start()
 	l.wait(t, 0, 2, generous)
 	// The other node's member hears it only once that node has
 	// resubscribed: it reconnects on its own schedule, which may be after

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -426,104 +425,6 @@ func (p *proxy) close() {
 		_ = c.Close()
 	}
 	p.wg.Wait()
-}
-
-// privateRedis is a redis-server of a test's own, on a free loopback port,
-// that the test may kill and restart (by its PID, never the machine's
-// Redis).
-type privateRedis struct {
-	tb   testing.TB
-	bin  string
-	port string
-	dir  string
-	addr string
-
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has exited
-}
-
-// startPrivateRedis starts a redis-server found on PATH, or skips the test
-// when there is none (fails under CHATMUX_REQUIRE_SERVICES=1). It is
-// killed when the test ends.
-func startPrivateRedis(tb testing.TB) *privateRedis {
-	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if testenv.Required() {
-			tb.Fatalf("redis-server is not on PATH but CHATMUX_REQUIRE_SERVICES=1: this test kills and restarts a Redis of its own")
-		}
-		tb.Skip("redis-server not on PATH: skipping a test that kills and restarts a Redis of its own (install redis-server, e.g. apt-get install redis-server)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("listen: %v", err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	p := &privateRedis{tb: tb, bin: bin, port: port, dir: tb.TempDir(), addr: addr}
-	tb.Cleanup(p.kill)
-	p.start()
-	return p
-}
-
-// start starts the server (again) on its port and waits until it answers
-// PING. It returns when the process was started.
-func (p *privateRedis) start() (started time.Time) {
-	p.tb.Helper()
-	cmd := exec.Command(p.bin,
-		"--port", p.port, "--bind", "127.0.0.1", "--dir", p.dir,
-		"--save", "", "--appendonly", "no", "--protected-mode", "no")
-	if err := cmd.Start(); err != nil {
-		p.tb.Fatalf("start redis-server: %v", err)
-	}
-	started = time.Now()
-	p.cmd, p.exited = cmd, make(chan struct{})
-	exited := p.exited
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !p.answers() {
-		select {
-		case <-exited:
-			p.tb.Fatalf("redis-server on port %s exited at start", p.port)
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.tb.Fatalf("redis-server on port %s did not answer within 10s", p.port)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval
-	}
-	return started
-}
-
-// answers reports whether the server answers a PING.
-func (p *privateRedis) answers() bool {
-	c, err := net.DialTimeout("tcp", p.addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
-		return false
-	}
-	buf := make([]byte, 7)
-	n, _ := io.ReadFull(c, buf)
-	return string(buf[:n]) == "+PONG\r\n"
-}
-
-// kill kills the server (SIGKILL, by its PID) and waits until it has
-// exited. Killing a server that is not running does nothing.
-func (p *privateRedis) kill() {
-	if p.cmd == nil {
-		return
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-	p.cmd = nil
 }
 
 // newPrivateNode starts a broker on a client of its own to addr.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatmux/chatmux/internal/testenv"
 )
 
 // createGroup has owner create a group with members and waits until every
@@ -248,10 +250,10 @@ const resyncBound = 3 * time.Second
 // every message of the room (counted against the database).
 func TestFaultRedisOutage(t *testing.T) {
 	dbURL := faultDatabase(t)
-	rds := startPrivateRedis(t)
+	rds := testenv.StartRedis(t)
 	db := openFaultDB(t, dbURL)
 	hc := newHTTPClient(t)
-	env := faultNodeSettings(dbURL, rds.url(), nil)
+	env := faultNodeSettings(dbURL, rds.URL(), nil)
 	a := startFaultNode(t, "A", env)
 	b := startFaultNode(t, "B", env)
 
@@ -277,14 +279,14 @@ func TestFaultRedisOutage(t *testing.T) {
 	answered.waitMore(t, 40)
 
 	killed := time.Now()
-	rds.kill()
+	rds.Kill()
 	waitBroker(t, hc, false, a.httpURL(), b.httpURL())
 	downSeen := time.Since(killed)
 	answered.waitMore(t, 20) // sends go on while the nodes know Redis is away
 	if rest := outage - time.Since(killed); rest > 0 {
 		time.Sleep(rest) // the outage lasts that long
 	}
-	up := rds.start()
+	up := rds.Start()
 	downFor := up.Sub(killed)
 
 	// Every client, on either node, is told to resync.
@@ -367,10 +369,10 @@ func TestFaultRedisOutage(t *testing.T) {
 // and N has every one of them (after its resync catch-up).
 func TestFaultMembershipDuringRedisOutage(t *testing.T) {
 	dbURL := faultDatabase(t)
-	rds := startPrivateRedis(t)
+	rds := testenv.StartRedis(t)
 	db := openFaultDB(t, dbURL)
 	hc := newHTTPClient(t)
-	env := faultNodeSettings(dbURL, rds.url(), nil)
+	env := faultNodeSettings(dbURL, rds.URL(), nil)
 	a := startFaultNode(t, "A", env)
 	b := startFaultNode(t, "B", env)
 
@@ -401,7 +403,7 @@ func TestFaultMembershipDuringRedisOutage(t *testing.T) {
 	}
 
 	killed := time.Now()
-	rds.kill()
+	rds.Kill()
 	waitBroker(t, hc, false, a.httpURL(), b.httpURL())
 
 	changes := []struct {
@@ -431,7 +433,7 @@ func TestFaultMembershipDuringRedisOutage(t *testing.T) {
 	}
 
 	sendN("down", 3) // while Redis is down
-	up := rds.start()
+	up := rds.Start()
 	sendN("back", 5) // right after Redis is back, before or while the nodes resync
 	for _, c := range []*fclient{owner, r, l, n} {
 		if !c.waitUntil(resyncBound, func() bool {

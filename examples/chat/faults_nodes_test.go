@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/chatmux/chatmux/internal/testenv"
 )
 
 // Node settings of these tests: a heartbeat every second and an expiry of
@@ -25,10 +27,10 @@ const (
 // with SIGTERM and SIGKILL, on one PostgreSQL schema and a private Redis.
 func TestFaultNodeStops(t *testing.T) {
 	dbURL := faultDatabase(t)
-	rds := startPrivateRedis(t)
+	rds := testenv.StartRedis(t)
 	db := openFaultDB(t, dbURL)
 	bin := buildChat(t)
-	env := faultNodeSettings(dbURL, rds.url(), nodeEnv{
+	env := faultNodeSettings(dbURL, rds.URL(), nodeEnv{
 		"CHATMUX_NODE_HEARTBEAT":   nodeHeartbeat.String(),
 		"CHATMUX_NODE_EXPIRY":      nodeExpiry.String(),
 		"CHATMUX_SHUTDOWN_TIMEOUT": "5s",

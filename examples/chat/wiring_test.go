@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -459,71 +457,20 @@ func TestWiredParseConfig(t *testing.T) {
 	}
 }
 
-// redisLater is a redis-server of the test's own on a free loopback port,
-// started when the test says so and killed (by its PID) when it ends.
-type redisLater struct {
-	port   string
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-// reserveRedisPort returns a redisLater on a loopback port that nothing
-// listens on yet, or skips the test when redis-server is not installed.
-func reserveRedisPort(t *testing.T) *redisLater {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if testenv.Required() {
-			t.Fatal("redis-server is not on PATH but CHATMUX_REQUIRE_SERVICES=1")
-		}
-		t.Skip("redis-server not on PATH: skipping a test that starts a Redis of its own")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	_ = ln.Close()
-	r := &redisLater{port: port}
-	t.Cleanup(func() {
-		if r.cmd != nil {
-			_ = r.cmd.Process.Kill()
-			<-r.exited
-		}
-	})
-	return r
-}
-
-func (r *redisLater) url() string { return "redis://127.0.0.1:" + r.port + "/0" }
-
-// start starts redis-server on the port.
-func (r *redisLater) start(t *testing.T) {
-	t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", r.port, "--bind", "127.0.0.1", "--dir", t.TempDir(),
-		"--save", "", "--appendonly", "no", "--protected-mode", "no")
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	r.exited = make(chan struct{})
-	go func() {
-		_ = r.cmd.Wait()
-		close(r.exited)
-	}()
-}
-
 // TestWiredRedisDownAtStart: a node starts while Redis is down (the broker
 // connects in the background): /healthz reports the broker unavailable,
 // connections open (stale); once Redis answers, each connection gets
 // chat.resync and /healthz reports 200.
 func TestWiredRedisDownAtStart(t *testing.T) {
-	rds := reserveRedisPort(t)
-	ts := newTestServerWith(t, config{Addr: "127.0.0.1:0", RedisURL: rds.url(), RedisPrefix: testenv.UniqueName("wired") + ":"})
+	rds := testenv.NewRedis(t)
+	ts := newTestServerWith(t, config{Addr: "127.0.0.1:0", RedisURL: rds.URL(), RedisPrefix: testenv.UniqueName("wired") + ":"})
 	if code, body := getBody(t, ts.URL+"/healthz"); code != http.StatusServiceUnavailable || body != `{"broker":"unavailable","store":"ok"}` {
 		t.Errorf("/healthz with Redis down = %d %s", code, body)
 	}
 	alice := connect(t, ts, "alice")
 	waitMetrics(t, ts, "chatmux_broker_available 0")
 
-	rds.start(t)
+	rds.Start()
 	var rs struct {
 		Rooms  []json.RawMessage `json:"rooms"`
 		Reason string            `json:"reason"`
