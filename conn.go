@@ -137,6 +137,14 @@ func (c *Conn) Groups() []string {
 	return out
 }
 
+// InGroup reports whether the connection belongs to group.
+func (c *Conn) InGroup(group string) bool {
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	_, ok := c.groups[group]
+	return ok
+}
+
 // Join adds the connection to a group.
 func (c *Conn) Join(ctx context.Context, group string) error {
 	c.gmu.Lock()

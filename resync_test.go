@@ -148,6 +148,9 @@ func TestStaleConnectionsDropGroupFrames(t *testing.T) {
 	if !strings.Contains(strings.Join(conns[2].Groups(), ","), "h") {
 		t.Fatalf("a stale connection did not apply a join: groups %v", conns[2].Groups())
 	}
+	if !conns[2].InGroup("h") || conns[2].InGroup("not-joined") {
+		t.Fatalf("InGroup(h) = %v, InGroup(not-joined) = %v; groups %v", conns[2].InGroup("h"), conns[2].InGroup("not-joined"), conns[2].Groups())
+	}
 
 	b.set(true)
 	if !h.srv.BrokerAvailable() {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"slices"
 	"sort"
 	"time"
 
@@ -482,7 +481,7 @@ func (s *Service) broadcast(c *chatmux.Context, group, eventType string, v any) 
 
 // inGroup reports whether the event's connection is a member of group.
 func inGroup(c *chatmux.Context, group string) bool {
-	return c.Conn() != nil && slices.Contains(c.Conn().Groups(), group)
+	return c.Conn() != nil && c.Conn().InGroup(group)
 }
 
 func (s *Service) sendUser(c *chatmux.Context, userID int64, eventType string, v any) error {
