@@ -76,6 +76,7 @@ const (
 	msgNotBool              = "Must be a valid boolean."
 	msgNotObject            = "Must be an object."
 	msgNotInt               = "A valid integer is required."
+	msgMinOne               = "Ensure this value is greater than or equal to 1."
 	msgEmptyList            = "This list may not be empty."
 	msgDeniedSend           = "User is not authorized to send message to this room"
 	msgDeniedMessage        = "User is not authorized to access this message"

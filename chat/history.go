@@ -91,7 +91,7 @@ func (s *Service) paginate(v json.RawMessage) (page, size int, paginated bool, e
 		return 0, 0, false, chatmux.Validation(msgPageAndSize)
 	}
 	if sz < 0 {
-		return 0, 0, false, chatmux.FieldError("size", "Ensure this value is greater than or equal to 1.")
+		return 0, 0, false, chatmux.FieldError("size", msgMinOne)
 	}
 	sz = min(sz, int64(s.cfg.MaxPageSize))
 	if pg > math.MaxInt32 || pg < math.MinInt32 {
@@ -113,19 +113,11 @@ func (s *Service) messagesBySeq(c *chatmux.Context, userID int64, roomID uuid.UU
 	if !ok || seq < 0 {
 		return chatmux.FieldError(key, msgNotInt)
 	}
-	limit := int64(s.cfg.MaxPageSize)
-	if lv := f.get("limit"); lv != nil {
-		n, ok := ParseUserID(lv)
-		if !ok {
-			return chatmux.FieldError("limit", msgNotInt)
-		}
-		if n < 1 {
-			return chatmux.FieldError("limit", "Ensure this value is greater than or equal to 1.")
-		}
-		limit = min(n, limit)
+	limit, err := f.limit(int64(s.cfg.MaxPageSize), int64(s.cfg.MaxPageSize))
+	if err != nil {
+		return err
 	}
 	var views []store.MessageView
-	var err error
 	if key == "after_seq" {
 		views, err = s.st.MessagesAfter(c.Context(), roomID, seq, int(limit)+1)
 	} else {

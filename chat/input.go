@@ -54,6 +54,23 @@ func (f fields) get(key string) json.RawMessage {
 	return v
 }
 
+// limit reads the optional "limit" field: def when it is absent, an
+// integer (a JSON number or a numeric string) of at least 1, cut to max.
+func (f fields) limit(def, max int64) (int64, error) {
+	lv := f.get("limit")
+	if lv == nil {
+		return def, nil
+	}
+	n, ok := ParseUserID(lv)
+	if !ok {
+		return 0, chatmux.FieldError("limit", msgNotInt)
+	}
+	if n < 1 {
+		return 0, chatmux.FieldError("limit", msgMinOne)
+	}
+	return min(n, max), nil
+}
+
 func isNull(v json.RawMessage) bool {
 	v = bytes.TrimSpace(v)
 	return len(v) == 0 || string(v) == "null"

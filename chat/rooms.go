@@ -100,7 +100,7 @@ func (s *Service) roomFields(f fields, nr *store.NewRoom) error {
 			return chatmux.FieldError(capKey, msgNotInt)
 		}
 		if n < 1 {
-			return chatmux.FieldError(capKey, "Ensure this value is greater than or equal to 1.")
+			return chatmux.FieldError(capKey, msgMinOne)
 		}
 		if n > int64(bound) {
 			return chatmux.FieldError(capKey, fmt.Sprintf("Ensure this value is less than or equal to %d.", bound))

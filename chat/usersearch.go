@@ -54,16 +54,9 @@ func (s *Service) SearchUsers(c *chatmux.Context) error {
 	if utf8.RuneCountInString(prefix) > MaxUserSearchQueryLen {
 		return chatmux.FieldError("query", fmt.Sprintf("Ensure this field has no more than %d characters.", MaxUserSearchQueryLen))
 	}
-	limit := int64(DefaultUserSearchLimit)
-	if lv := f.get("limit"); lv != nil {
-		n, ok := ParseUserID(lv)
-		if !ok {
-			return chatmux.FieldError("limit", msgNotInt)
-		}
-		if n < 1 {
-			return chatmux.FieldError("limit", "Ensure this value is greater than or equal to 1.")
-		}
-		limit = min(n, MaxUserSearchLimit)
+	limit, err := f.limit(DefaultUserSearchLimit, MaxUserSearchLimit)
+	if err != nil {
+		return err
 	}
 	found, err := s.st.SearchUsers(c.Context(), prefix, u.ID, int(limit))
 	if err != nil {
