@@ -248,7 +248,7 @@ func (s *Store) CreateSession(ctx context.Context, ns store.NewSession) (store.S
 
 // seen moves a user's last seen time forward to t. s.mu is held.
 func (s *Store) seen(userID int64, t time.Time) {
-	if _, ok := s.users[userID]; !ok {
+	if u, ok := s.users[userID]; !ok || u.Deleted {
 		return
 	}
 	if old, ok := s.lastSeen[userID]; !ok || t.After(old) {

@@ -2,9 +2,11 @@ package postgres_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/lib/pq"
@@ -176,4 +178,62 @@ func sortedIDs(ids ...uuid.UUID) []uuid.UUID {
 	out := slices.Clone(ids)
 	slices.SortFunc(out, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	return out
+}
+
+// TestLeftoverSessionOfDeletedUser: a session that a connection opened
+// while its user was being deleted (the row below is what such a race
+// leaves) is touched, closed and expired like any other, and the deleted
+// user's last seen time stays unset.
+func TestLeftoverSessionOfDeletedUser(t *testing.T) {
+	st := newPGStore(t)
+	for _, u := range []store.User{{ID: 1, Username: "gone"}, {ID: 2, Username: "here"}} {
+		if _, err := st.UpsertUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.DeleteUser(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(conn, node string) int64 {
+		t.Helper()
+		var id int64
+		if err := st.DB().GetContext(ctx, &id, `
+			INSERT INTO sessions (user_id, conn_id, node_id, last_seen, created_at)
+			VALUES (1, $1, $2, now() - interval '1 hour', now() - interval '1 hour') RETURNING id`, conn, node); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	a := insert("a", "n1")
+	if _, err := st.TouchSession(ctx, a); err != nil {
+		t.Fatalf("TouchSession: %v", err)
+	}
+	if err := st.CloseSession(ctx, a); err != nil {
+		t.Fatalf("CloseSession: %v", err)
+	}
+	insert("b", "n1")
+	if n, err := st.RemoveNode(ctx, "n1"); err != nil || n != 1 {
+		t.Fatalf("RemoveNode = %d, %v", n, err)
+	}
+	insert("c", "dead-node")
+	if _, err := st.CreateSession(ctx, store.NewSession{UserID: 2, ConnID: "d", NodeID: "dead-node"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.ExpireNodes(ctx, time.Minute); err != nil || n != 1 {
+		t.Fatalf("ExpireNodes = %d, %v: want the deleted user's old session expired", n, err)
+	}
+	seen, err := st.LastSeen(ctx, []int64{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := seen[1]; ok || seen[2].IsZero() {
+		t.Fatalf("LastSeen = %v: want user 2 only", seen)
+	}
+	// A new session of the deleted user is refused; of an unknown one, a conflict.
+	if _, err := st.CreateSession(ctx, store.NewSession{UserID: 1, ConnID: "e"}); !errors.Is(err, store.ErrUserDeleted) {
+		t.Fatalf("CreateSession(deleted) = %v", err)
+	}
+	if _, err := st.CreateSession(ctx, store.NewSession{UserID: 404, ConnID: "f"}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CreateSession(unknown) = %v", err)
+	}
 }

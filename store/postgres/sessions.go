@@ -15,7 +15,10 @@ import (
 
 // Sessions and node heartbeats take their times from the database's clock
 // (clock_timestamp()), so that ExpireNodes compares times of one clock
-// whatever the nodes' clocks say.
+// whatever the nodes' clocks say. The last seen time of a deleted user is
+// never set again (the users_deleted_anonymous check keeps it NULL): every
+// update of it skips deleted users, so that a session left over from a
+// connection that raced the deletion closes and expires like any other.
 
 // CreateSession implements store.Store.
 func (s *Store) CreateSession(ctx context.Context, ns store.NewSession) (store.Session, error) {
@@ -23,16 +26,26 @@ func (s *Store) CreateSession(ctx context.Context, ns store.NewSession) (store.S
 		return store.Session{}, err
 	}
 	out := store.Session{UserID: ns.UserID, ConnID: ns.ConnID, NodeID: ns.NodeID}
+	// The user's row is read with a key share lock: a DeleteUser in
+	// progress (which holds it for update) is waited for, and the row is
+	// then read again, deleted.
 	err := s.db.QueryRowxContext(ctx, `
 		WITH t AS (SELECT clock_timestamp() AS now),
 		s AS (INSERT INTO sessions (user_id, conn_id, node_id, last_seen, created_at)
-		      SELECT $1, $2, $3, t.now, t.now FROM t
-		      WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NOT NULL)
+		      SELECT $1, $2, $3, t.now, t.now
+		      FROM t, (SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE) live
 		      RETURNING id, last_seen),
 		u AS (UPDATE users SET last_seen = greatest(users.last_seen, (SELECT now FROM t)) WHERE id = $1 AND deleted_at IS NULL)
 		SELECT id, last_seen FROM s`, ns.UserID, ns.ConnID, ns.NodeID).Scan(&out.ID, &out.LastSeen)
 	if errors.Is(err, sql.ErrNoRows) {
-		// Nothing inserted: the user is deleted.
+		// Nothing inserted: the user is deleted, or not a user at all.
+		var exists bool
+		if err := s.db.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, ns.UserID); err != nil {
+			return store.Session{}, mapErr(err)
+		}
+		if !exists {
+			return store.Session{}, fmt.Errorf("user %d: %w", ns.UserID, store.ErrConflict)
+		}
 		return store.Session{}, fmt.Errorf("user %d: %w", ns.UserID, store.ErrUserDeleted)
 	}
 	if err != nil {
@@ -48,7 +61,8 @@ func (s *Store) TouchSession(ctx context.Context, sessionID int64) (time.Time, e
 	var seen time.Time
 	err := s.db.QueryRowxContext(ctx, `
 		WITH s AS (UPDATE sessions SET last_seen = clock_timestamp() WHERE id = $1 RETURNING user_id, last_seen),
-		u AS (UPDATE users SET last_seen = greatest(users.last_seen, s.last_seen) FROM s WHERE users.id = s.user_id)
+		u AS (UPDATE users SET last_seen = greatest(users.last_seen, s.last_seen) FROM s
+		      WHERE users.id = s.user_id AND users.deleted_at IS NULL)
 		SELECT last_seen FROM s`, sessionID).Scan(&seen)
 	if err != nil {
 		return time.Time{}, mapErr(err)
@@ -60,7 +74,8 @@ func (s *Store) TouchSession(ctx context.Context, sessionID int64) (time.Time, e
 func (s *Store) CloseSession(ctx context.Context, sessionID int64) error {
 	_, err := s.db.ExecContext(ctx, `
 		WITH s AS (DELETE FROM sessions WHERE id = $1 RETURNING user_id)
-		UPDATE users SET last_seen = greatest(users.last_seen, clock_timestamp()) FROM s WHERE users.id = s.user_id`,
+		UPDATE users SET last_seen = greatest(users.last_seen, clock_timestamp()) FROM s
+		WHERE users.id = s.user_id AND users.deleted_at IS NULL`,
 		sessionID)
 	return mapErr(err)
 }
@@ -126,7 +141,7 @@ func (s *Store) ExpireNodes(ctx context.Context, maxAge time.Duration) (int, err
 		u AS (
 			UPDATE users SET last_seen = greatest(users.last_seen, g.seen)
 			FROM (SELECT user_id, max(last_seen) AS seen FROM gone GROUP BY user_id) g
-			WHERE users.id = g.user_id)
+			WHERE users.id = g.user_id AND users.deleted_at IS NULL)
 		SELECT count(*) FROM gone`, maxAge.Seconds()).Scan(&n)
 	return n, mapErr(err)
 }
@@ -138,7 +153,7 @@ func (s *Store) RemoveNode(ctx context.Context, nodeID string) (int, error) {
 		WITH n AS (DELETE FROM nodes WHERE id = $1),
 		gone AS (DELETE FROM sessions WHERE node_id = $1 RETURNING user_id),
 		u AS (UPDATE users SET last_seen = greatest(users.last_seen, clock_timestamp())
-		      WHERE id IN (SELECT user_id FROM gone))
+		      WHERE id IN (SELECT user_id FROM gone) AND deleted_at IS NULL)
 		SELECT count(*) FROM gone`, nodeID).Scan(&n)
 	return n, mapErr(err)
 }
