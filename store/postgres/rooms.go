@@ -387,21 +387,25 @@ func checkUsers(ctx context.Context, q sqlx.ExtContext, ids []int64) error {
 }
 
 // AddMembers implements store.Store. The room row is locked so that
-// concurrent additions cannot overshoot the cap.
+// concurrent additions cannot overshoot the cap, and the users' rows with
+// a key share lock so that a concurrent DeleteUser cannot miss the new
+// membership (see lockUsers).
 func (s *Store) AddMembers(ctx context.Context, roomID uuid.UUID, userIDs []int64) ([]int64, error) {
 	ids := store.SortedInt64(store.UniqueInt64(userIDs))
 	added := []int64{}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// The users' rows first, then the room's: the order DeleteUser
+		// locks them in, so the two never wait for each other in a cycle.
+		found, err := lockUsers(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
 		r, err := getRoom(ctx, tx, roomID, true)
 		if err != nil {
 			return err
 		}
 		if r.Type == store.OneToOne {
 			return store.Invariant(store.ErrWrongRoomType, "", store.MsgMembersGroupChannel)
-		}
-		found, err := lockUsers(ctx, tx, ids)
-		if err != nil {
-			return err
 		}
 		if len(found) != len(ids) {
 			return store.ErrNotFound
