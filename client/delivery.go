@@ -227,10 +227,13 @@ func (c *Client) catchUpLocked(r *room) {
 
 func (c *Client) runCatchUp(r *room) {
 	err := c.catchUpPasses(r)
+	if err == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r.catching = false
-	if err == nil || c.rooms[r.id] != r || c.stopErr != nil {
+	if c.rooms[r.id] != r || c.stopErr != nil {
 		return
 	}
 	if IsCode(err, CodePermissionDenied) || IsCode(err, CodeNotFound) {
@@ -257,6 +260,7 @@ func (c *Client) catchUpPasses(r *room) error {
 	for {
 		c.mu.Lock()
 		if c.rooms[r.id] != r {
+			r.catching = false
 			c.mu.Unlock()
 			return nil
 		}
@@ -274,6 +278,7 @@ func (c *Client) catchUpPasses(r *room) error {
 			}
 			c.mu.Lock()
 			if c.rooms[r.id] != r {
+				r.catching = false
 				c.mu.Unlock()
 				return nil
 			}
@@ -316,6 +321,11 @@ func (c *Client) catchUpPasses(r *room) error {
 			break
 		}
 		done := !(r.again || len(r.buffer) > 0) || c.rooms[r.id] != r || c.stopErr != nil
+		if done {
+			// In the same critical section as the last delivery: a live
+			// message from now on is judged by the gap rule afresh.
+			r.catching = false
+		}
 		c.mu.Unlock()
 		if done {
 			return nil
