@@ -370,6 +370,10 @@ func (c *Client) Close() error {
 // returned.
 func (c *Client) Done() <-chan struct{} { return c.events.done }
 
+// Stopped is closed when the client stops for good: Close, a sign-out, a
+// 1000 or 4011 close (Err tells which).
+func (c *Client) Stopped() <-chan struct{} { return c.stopped }
+
 // Err returns why the client stopped (ErrClosed, ErrSignedOut,
 // ErrUserDeleted, ErrSessionEnded, ErrNoRequestID), or nil while it runs.
 func (c *Client) Err() error {
