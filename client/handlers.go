@@ -17,7 +17,9 @@ import (
 // arrives, known or not (hosts add their own), before the typed handler.
 // Message is the delivery rule's output, not message.dispatch as it
 // arrives: every message of every tracked room, exactly once and in seq
-// order (docs/protocol.md#delivery), live or caught up.
+// order (docs/protocol.md#delivery), live or caught up. With
+// Options.NoAutoTrack, a live message of a room that is not tracked is
+// handed over as it arrives, without the rule.
 type Handlers struct {
 	// Message: every message of every tracked room, once, in seq order.
 	Message func(m *Message)
