@@ -106,6 +106,9 @@ func newBot(cfg Config) (*bot, error) {
 			RoomCreate:     b.onRoomCreate,
 			RoomAddMembers: b.onAddMembers,
 			RoomRemoved:    b.onRoomRemoved,
+			SendFailed: func(_, roomID string, err error) {
+				b.logger.Warn("bot: the server refused a message", "room", roomID, "err", err)
+			},
 			Error:          func(err error) { b.logger.Warn("bot: client error", "err", err) },
 		},
 	})
