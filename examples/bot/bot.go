@@ -109,7 +109,7 @@ func newBot(cfg Config) (*bot, error) {
 			SendFailed: func(_, roomID string, err error) {
 				b.logger.Warn("bot: the server refused a message", "room", roomID, "err", err)
 			},
-			Error:          func(err error) { b.logger.Warn("bot: client error", "err", err) },
+			Error: func(err error) { b.logger.Warn("bot: client error", "err", err) },
 		},
 	})
 	if err != nil {
