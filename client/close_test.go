@@ -193,6 +193,9 @@ func TestTerminalCloses(t *testing.T) {
 				_ = ws.Close(code, "bye")
 			}
 		})
+		var once sync.Once
+		free := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(free) // before the server's cleanup, which waits for its handlers
 		c, rec := newClient(t, client.Options{URL: f.url(), Backoff: fastBackoff})
 		c.Start()
 		if err := c.WaitConnected(ctxT(t)); err != nil {
@@ -201,7 +204,7 @@ func TestTerminalCloses(t *testing.T) {
 		if _, err := c.Enqueue(client.OutgoingMessage{RoomID: "r", Content: "kept"}); err != nil {
 			t.Fatal(err)
 		}
-		close(release)
+		free()
 		rec.wait(t, "the client stops", func() bool {
 			n := len(rec.states)
 			return n > 0 && !rec.states[n-1].WillReconnect
