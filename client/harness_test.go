@@ -61,7 +61,7 @@ func (l *trackListener) cutAll() {
 // node is the chat service (package chat, development sign-in) on a
 // store, served on a loopback address.
 type node struct {
-	t    *testing.T
+	t    testing.TB
 	st   store.Store
 	srv  *chatmux.Server
 	hs   *httptest.Server
@@ -71,7 +71,7 @@ type node struct {
 }
 
 // startNode serves the chat service on st at addr ("" for any port).
-func startNode(t *testing.T, st store.Store, addr string) *node {
+func startNode(t testing.TB, st store.Store, addr string) *node {
 	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
