@@ -73,9 +73,15 @@ func TestResync(t *testing.T) {
 	rooms := &fakeRooms{rooms: map[string]int64{"A": 3, "B": 0}}
 	resync := make(chan string)
 	f := newFakeServer(t, func(_ int, _ *http.Request, ws *websocket.Conn) {
+		over := make(chan struct{})
+		defer close(over)
 		go func() {
-			if r, ok := <-resync; ok {
-				write(ws, r)
+			select {
+			case r, ok := <-resync:
+				if ok {
+					write(ws, r)
+				}
+			case <-over:
 			}
 		}()
 		for {
@@ -184,4 +190,54 @@ func TestSendRetriedAfterUnavailable(t *testing.T) {
 		t.Fatalf("stats %+v, want 2 transmissions, 1 resend", s)
 	}
 	rec.wait(t, "Sent once", func() bool { return rec.sent["c-7"] == 1 && len(rec.failed) == 0 })
+}
+
+// TestReplayRateLimited: a message sent again by the client (here: made
+// before the connection) and answered 4029 stays in the outbox and goes
+// out again after the interval the error states; a message the user makes
+// while connected and that is answered 4029 is refused.
+func TestReplayRateLimited(t *testing.T) {
+	var mu sync.Mutex
+	sends := map[string]int{}
+	f := newFakeServer(t, func(_ int, _ *http.Request, ws *websocket.Conn) {
+		for {
+			ev, rid, data, err := readRequest(ws)
+			if err != nil {
+				return
+			}
+			if ev != "message.send" {
+				answerOK(ws, ev, rid)
+				continue
+			}
+			var d struct {
+				RoomID      string `json:"room_id"`
+				ClientMsgID string `json:"client_msg_id"`
+			}
+			_ = json.Unmarshal(data, &d)
+			mu.Lock()
+			sends[d.ClientMsgID]++
+			k := sends[d.ClientMsgID]
+			mu.Unlock()
+			if k == 1 {
+				write(ws, `{"error":{"code":4029,"detail":"Rate limit exceeded: 10 events per 200ms for message.send."},"request_id":"`+rid+`"}`)
+				continue
+			}
+			write(ws, `{"eventType":"message.dispatch","data":`+fakeMessage(d.RoomID, int64(k), d.ClientMsgID)+`}`)
+			answerOK(ws, ev, rid)
+		}
+	})
+	c, rec := newClient(t, client.Options{URL: f.url(), Backoff: fastBackoff})
+	if _, err := c.Enqueue(client.OutgoingMessage{RoomID: "R", Content: "early", ClientMsgID: "c-early"}); err != nil {
+		t.Fatal(err)
+	}
+	c.Start()
+	rec.wait(t, "the early message is stored", func() bool { return rec.sent["c-early"] == 1 })
+	if s := c.Stats(); s.RateLimited != 1 || s.Resends != 1 {
+		t.Fatalf("stats %+v, want one 4029 and one resend", s)
+	}
+	_, err := c.SendMessage(ctxT(t), client.OutgoingMessage{RoomID: "S", Content: "now", ClientMsgID: "c-now"})
+	if !isServerCode(err, client.CodeRateLimited) {
+		t.Fatalf("a message made while connected: %v, want 4029", err)
+	}
+	rec.wait(t, "SendFailed for it", func() bool { return rec.failed["c-now"] != nil })
 }
