@@ -94,9 +94,11 @@
 // HTTP 403. Authenticate and $connect run under
 // ServerOptions.ConnectTimeout (5 s by default). An Authenticator error
 // that wraps ErrUnavailable or a deadline closes the connection with 1013
-// (try again later), any other with 4001; a $connect that fails with 4013,
+// (try again later), one that wraps ErrUserDeleted with 4011
+// (CloseUserDeleted), any other with 4001; a $connect that fails with 4013,
 // or with an error wrapping ErrUnavailable or a deadline, closes it with
-// 1013, another failure with 1011. ServerOptions.MaxConnsPerUser and
+// 1013, one wrapping ErrUserDeleted with 4011, another failure with 1011.
+// Server.CloseUser closes every connection of a user, on every node. ServerOptions.MaxConnsPerUser and
 // MaxConnsPerAddr bound the open connections of a user and of a remote IP;
 // one over a limit is closed with 1013 "too many connections".
 //
@@ -104,7 +106,7 @@
 // to the server. While it is away, every connection is stale
 // (Conn.Stale): it drops the data frames of its groups, since the node
 // cannot know of membership changes made elsewhere, while control messages
-// (JoinUser, LeaveUser) still apply and what is sent to its own socket
+// (JoinUser, LeaveUser, CloseUser) still apply and what is sent to its own socket
 // still goes out. When the broker is back, the server routes EventResync
 // ("$resync") to each stale connection, a few at a time; the handler fixes
 // the connection's groups, calls Conn.Resume and tells the client what to

@@ -45,7 +45,8 @@ type userSync interface {
 // email and names), so that the chat store knows it before its first event.
 //
 // Wrong credentials (a bad token, a username that belongs to another id)
-// close the connection with 4001. When users cannot answer (unavailable,
+// close the connection with 4001; a user deleted for good (the store says
+// store.ErrUserDeleted) with 4011 (docs/protocol.md#deleted-users). When users cannot answer (unavailable,
 // past its deadline or the request's), the error wraps
 // chatmux.ErrUnavailable and the server closes with 1013 (try again
 // later): the client keeps its token and reconnects
@@ -74,7 +75,7 @@ func jwtAuth(secret []byte, users userSync) chatmux.Authenticator {
 			if _, err := users.UpsertUser(r.Context(), store.User{
 				ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
 			}); err != nil {
-				return nil, fmt.Errorf("failed to record user %d: %w", u.ID, devauth.Unavailable(err))
+				return nil, fmt.Errorf("failed to record user %d: %w", u.ID, devauth.Unavailable(devauth.UserDeleted(err)))
 			}
 		}
 		return u, nil

@@ -49,7 +49,10 @@ type UserCreator interface {
 // request's ?user=<username> (surrounding spaces trimmed) is that user,
 // created in users on first use (the store assigns the id). A missing
 // name fails with ErrNoUsername, a name ValidUsername refuses with
-// ErrBadUsername.
+// ErrBadUsername. A store that refuses the name because it is a deleted
+// user's (store.ErrUserDeleted) fails with an error that wraps
+// chatmux.ErrUserDeleted: the server closes with 4011, not 4001
+// (docs/protocol.md#deleted-users).
 //
 // A store may refuse a creation that races with another one for a new id
 // with store.ErrConflict: the creation is then tried again after a short
@@ -70,6 +73,9 @@ func Authenticator(users UserCreator) chatmux.Authenticator {
 			return nil, ErrBadUsername
 		}
 		u, err := createUser(r.Context(), users, name)
+		if errors.Is(err, store.ErrUserDeleted) {
+			return nil, fmt.Errorf("user %q: %w", name, UserDeleted(err))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("failed to create user %q: %w: %w", name, chatmux.ErrUnavailable, err)
 		}
@@ -91,6 +97,19 @@ func Unavailable(err error) error {
 		return fmt.Errorf("%w: %w", chatmux.ErrUnavailable, err)
 	}
 	return err
+}
+
+// UserDeleted returns err wrapping chatmux.ErrUserDeleted when it means
+// that the user was deleted for good (errors.Is store.ErrUserDeleted), and
+// err itself otherwise (nil stays nil). An Authenticator that records its
+// users in a store passes the store's errors through it (and Unavailable),
+// so that a deleted user's connection is closed with 4011 (user deleted),
+// not 4001.
+func UserDeleted(err error) error {
+	if err == nil || errors.Is(err, chatmux.ErrUserDeleted) || !errors.Is(err, store.ErrUserDeleted) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", chatmux.ErrUserDeleted, err)
 }
 
 // createUser calls CreateUserByUsername, again after a pause of up to 5 ms

@@ -168,6 +168,7 @@ func TestAuthenticatorStoreUnavailable(t *testing.T) {
 		{"store unavailable", "?user=alice", fmt.Errorf("failed to connect: %w", store.ErrUnavailable), true, store.ErrUnavailable},
 		{"deadline", "?user=alice", fmt.Errorf("failed to read: %w", context.DeadlineExceeded), true, context.DeadlineExceeded},
 		{"conflicts without end", "?user=alice", store.ErrConflict, true, store.ErrConflict},
+		{"user deleted", "?user=alice", fmt.Errorf("user 3: %w", store.ErrUserDeleted), false, chatmux.ErrUserDeleted},
 		{"no name", "", store.ErrUnavailable, false, devauth.ErrNoUsername},
 		{"bad name", "?user=a%20b", store.ErrUnavailable, false, devauth.ErrBadUsername},
 	}
@@ -184,6 +185,47 @@ func TestAuthenticatorStoreUnavailable(t *testing.T) {
 				t.Errorf("%v: does not wrap %v", err, tt.wantCause)
 			}
 		})
+	}
+}
+
+func TestUserDeleted(t *testing.T) {
+	other := errors.New("boom")
+	deleted := fmt.Errorf("user 3: %w", store.ErrUserDeleted)
+	for _, tt := range []struct {
+		err  error
+		want bool // wraps chatmux.ErrUserDeleted
+	}{
+		{nil, false},
+		{other, false},
+		{store.ErrNotFound, false},
+		{fmt.Errorf("x: %w", store.ErrUnavailable), false},
+		{deleted, true},
+		{chatmux.ErrUserDeleted, true},
+	} {
+		got := devauth.UserDeleted(tt.err)
+		if errors.Is(got, chatmux.ErrUserDeleted) != tt.want {
+			t.Errorf("UserDeleted(%v) = %v: wraps ErrUserDeleted %v, want %v", tt.err, got, !tt.want, tt.want)
+		}
+		if tt.err != nil && !errors.Is(got, tt.err) {
+			t.Errorf("UserDeleted(%v) = %v: lost the cause", tt.err, got)
+		}
+		if tt.err == nil && got != nil {
+			t.Errorf("UserDeleted(nil) = %v", got)
+		}
+	}
+	// Through a real store: the sign-in name of a deleted user is free
+	// again, for a new user with a new id (the deleted one keeps its row
+	// under "deleted user 3", which is no sign-in name).
+	st := memory.New()
+	if _, err := st.UpsertUser(context.Background(), store.User{ID: 3, Username: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DeleteUser(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	u, err := devauth.Authenticator(st)(httptest.NewRequest(http.MethodGet, "/messaging/?user=carol", nil))
+	if err != nil || u.ID == 3 {
+		t.Fatalf("sign-in as carol after the deletion = %+v, %v: want a new user", u, err)
 	}
 }
 
@@ -231,16 +273,33 @@ func TestAuthenticatorCloseCodes(t *testing.T) {
 		_ = srv.Shutdown(ctx)
 		ts.Close()
 	}()
+	deleted := chatmux.NewServer(chatmux.NewRouter(), chatmux.ServerOptions{
+		Authenticate: devauth.Authenticator(failing{fmt.Errorf("user 3: %w", store.ErrUserDeleted)}),
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	tsDeleted := httptest.NewServer(deleted)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = deleted.Shutdown(ctx)
+		tsDeleted.Close()
+	}()
 	for _, tt := range []struct {
 		query string
 		want  websocket.StatusCode
+		url   string
 	}{
-		{"?user=alice", websocket.StatusTryAgainLater},
-		{"?user=a%20b", chatmux.CodeUnauthenticated},
-		{"", chatmux.CodeUnauthenticated},
+		{"?user=alice", chatmux.CloseUserDeleted, tsDeleted.URL},
+		{"?user=alice", websocket.StatusTryAgainLater, ""},
+		{"?user=a%20b", chatmux.CodeUnauthenticated, ""},
+		{"", chatmux.CodeUnauthenticated, ""},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/"+tt.query, nil)
+		url := ts.URL
+		if tt.url != "" {
+			url = tt.url
+		}
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/"+tt.query, nil)
 		if err != nil {
 			cancel()
 			t.Fatalf("%q: %v", tt.query, err)

@@ -175,7 +175,10 @@ export interface ClientEvents extends DispatchMap {
   connecting: StateChange;
   connected: StateChange;
   disconnected: StateChange;
-  /** The user was signed out: a 4001 close after a token refresh, or no token. The client stopped. */
+  /**
+   * The user was signed out: a 4001 close after a token refresh, a 4011
+   * close (the user was deleted for good), or no token. The client stopped.
+   */
   signedOut: StateChange;
   /** Every message of every tracked room, exactly once and in seq order (docs/protocol.md#delivery). */
   message: Message;
@@ -632,6 +635,12 @@ export class ChatClient extends Emitter<ClientEvents> {
       this.ended = { reason, closeReason };
       this.started = false;
       this.shutdown(reason, code, closeReason, () => this.endedError());
+      return;
+    }
+    if (code === 4011) {
+      // docs/protocol.md#deleted-users: the user was deleted for good.
+      // Final, whatever the token: sign out and never reconnect.
+      this.signOut('user deleted', code, closeReason);
       return;
     }
     if (code === 4001) {

@@ -361,6 +361,12 @@ export class ChatClient extends Emitter {
             this.shutdown(reason, code, closeReason, () => this.endedError());
             return;
         }
+        if (code === 4011) {
+            // docs/protocol.md#deleted-users: the user was deleted for good.
+            // Final, whatever the token: sign out and never reconnect.
+            this.signOut('user deleted', code, closeReason);
+            return;
+        }
         if (code === 4001) {
             this.authFailures++;
             if (typeof this.opts.token !== 'function' || this.authFailures >= 2) {
