@@ -13,14 +13,14 @@ import (
 // connSessionKey is the connection value that holds the store's session id.
 const connSessionKey = "chat.session_id"
 
-// Connect handles $connect: it records the authenticated identity in the
+// handleConnect handles $connect: it records the authenticated identity in the
 // store (UpsertUser), opens a session for the connection, joins the
 // connection to the group of every room its user belongs to (from the
 // store, docs/protocol.md#diff-subscriptions; the user's own group is
 // joined by the server)
 // and, when notifications are enabled, sends chat.notifications to this
 // socket only. An anonymous connection is closed with 4001.
-func (s *Service) Connect(c *chatmux.Context) error {
+func (s *Service) handleConnect(c *chatmux.Context) error {
 	u := c.User()
 	if u == nil {
 		return errNoUser
@@ -85,10 +85,10 @@ func (s *Service) openSession(c *chatmux.Context, u *chatmux.User) error {
 	return nil
 }
 
-// Disconnect handles $disconnect: it closes the connection's session (the
+// handleDisconnect handles $disconnect: it closes the connection's session (the
 // store deletes it and records when the user was last seen). The server
 // has already taken the connection out of every group.
-func (s *Service) Disconnect(c *chatmux.Context) error {
+func (s *Service) handleDisconnect(c *chatmux.Context) error {
 	id, ok := sessionID(c)
 	if !ok {
 		return nil
@@ -110,12 +110,12 @@ func sessionID(c *chatmux.Context) (int64, bool) {
 
 var heartbeatOK = []byte(`{"status":"success"}`)
 
-// Heartbeat handles session.heartbeat: it sets the last_seen of the
+// handleHeartbeat handles session.heartbeat: it sets the last_seen of the
 // session and of its user to now and replies {"status": "success"} to this
 // socket. A session that no longer exists (expired as its node's, when
 // this node could not reach the store for longer than the nodes' expiry)
 // is opened again.
-func (s *Service) Heartbeat(c *chatmux.Context) error {
+func (s *Service) handleHeartbeat(c *chatmux.Context) error {
 	u, err := user(c)
 	if err != nil {
 		return err
