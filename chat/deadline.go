@@ -130,6 +130,11 @@ func (b *boundedStore) CreateUserByUsername(ctx context.Context, username string
 	return bounded(ctx, b.d, func(ctx context.Context) (store.User, error) { return b.st.CreateUserByUsername(ctx, username) })
 }
 
+// DeleteUser implements store.Store under the deadline.
+func (b *boundedStore) DeleteUser(ctx context.Context, userID int64) (store.UserDeletion, error) {
+	return bounded(ctx, b.d, func(ctx context.Context) (store.UserDeletion, error) { return b.st.DeleteUser(ctx, userID) })
+}
+
 // DeleteMessages implements store.Store under the deadline.
 func (b *boundedStore) DeleteMessages(ctx context.Context, ids []uuid.UUID, hard bool) ([]uuid.UUID, error) {
 	return bounded(ctx, b.d, func(ctx context.Context) ([]uuid.UUID, error) { return b.st.DeleteMessages(ctx, ids, hard) })

@@ -40,6 +40,11 @@ var (
 	// try again."). A call whose context ends returns the context's error
 	// instead (context.DeadlineExceeded or context.Canceled).
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrUserDeleted: the user was deleted for good (UserStore.DeleteUser)
+	// and cannot come back: UpsertUser and CreateUserByUsername of its id
+	// or name, CreateSession of it, and adding it to a room (see
+	// DeletedUserError) are refused (docs/protocol.md#deleted-users).
+	ErrUserDeleted = errors.New("store: user deleted")
 )
 
 // Exact detail strings of the protocol (docs/protocol.md#errors) carried by
@@ -99,6 +104,13 @@ func CapError(t RoomType) error {
 		return Invariant(ErrCapExceeded, "subscribers", MsgChannelCap)
 	}
 	return Invariant(ErrCapExceeded, "participants", MsgGroupCap)
+}
+
+// DeletedUserError is the ErrUserDeleted validation error for a deleted
+// user named in an input field (AddMembers: "members"; CreateRoom:
+// "participants"): {field: ["User <id> has been deleted."]} on the wire.
+func DeletedUserError(field string, id int64) error {
+	return Invariant(ErrUserDeleted, field, fmt.Sprintf("User %d has been deleted.", id))
 }
 
 // UnknownUserError is the ErrUnknownUser validation error for the user id

@@ -20,6 +20,10 @@ type MessageStore interface {
 	// "parent_message_id" / "forwarded_from_id"; a missing room ErrNotFound;
 	// a sender who is not a user ErrConflict. Membership is not checked
 	// (that is policy). Content is stored as given (sanitising is chat's job).
+	// SenderID 0 is the system: the message has no sender (SenderID 0 and
+	// an empty Sender when read back), its notification goes to every
+	// member, and its ClientMsgID is unique among the system's messages of
+	// the room (docs/protocol.md#system-messages).
 	SendMessage(ctx context.Context, m NewMessage) (SendResult, error)
 	// Messages returns the messages with the given ids that exist (soft
 	// deleted ones included: check IsDeleted), in the order of ids.
@@ -72,7 +76,8 @@ type Message struct {
 	ID     uuid.UUID `db:"id"`
 	RoomID uuid.UUID `db:"room_id"`
 	// Seq is the message's number in its room: 1, 2, 3, ...
-	Seq             int64      `db:"seq"`
+	Seq int64 `db:"seq"`
+	// SenderID is 0 for a system message.
 	SenderID        int64      `db:"sender_id"`
 	Content         string     `db:"content"`
 	ParentID        *uuid.UUID `db:"parent_id"`
@@ -90,7 +95,8 @@ type Message struct {
 
 // NewMessage is the input of SendMessage.
 type NewMessage struct {
-	RoomID   uuid.UUID
+	RoomID uuid.UUID
+	// SenderID 0 sends a system message (no sender).
 	SenderID int64
 	Content  string
 	// ParentID makes the message a reply (notification type REPLY).
@@ -121,6 +127,7 @@ type SendResult struct {
 // MessageView is everything the wire Message object shows.
 type MessageView struct {
 	Message
+	// Sender is the zero User for a system message.
 	Sender User
 	// Parent and ForwardedFrom are loaded recursively; nil when absent.
 	Parent        *MessageView

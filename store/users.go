@@ -2,22 +2,45 @@ package store
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // UserStore keeps the users, as authentication names them.
 type UserStore interface {
 	// UpsertUser inserts u or, when a user with u.ID exists, updates its
 	// username, email and names. A username held by another user is
-	// ErrConflict. u.ID must be positive.
+	// ErrConflict. u.ID must be positive. A deleted user (see DeleteUser)
+	// is ErrUserDeleted and stays as it is; so is a username of the form
+	// DeletedUsername reserves, whatever the id.
 	UpsertUser(ctx context.Context, u User) (User, error)
 	// CreateUserByUsername returns the user with that username, creating it
 	// with a store-assigned id when none exists (development mode without an
-	// identity provider).
+	// identity provider). The name of a deleted user (DeletedUsername) is
+	// ErrUserDeleted.
 	CreateUserByUsername(ctx context.Context, username string) (User, error)
 	// Users returns the users with the given ids that exist, ordered by id,
-	// duplicates removed.
+	// duplicates removed. Deleted users are included, with Deleted set and
+	// no personal data.
 	Users(ctx context.Context, ids []int64) ([]User, error)
+	// DeleteUser deletes a user for good, in one transaction
+	// (docs/protocol.md#deleted-users): the user's memberships (with their
+	// roles and permissions), sessions, last seen time, reactions, read
+	// receipts and deliveries go, as do the notifications of their
+	// reactions and their place among the recipients of every other
+	// notification; their one-to-one chats are deleted with every message
+	// in them; a group or channel that they were the last member of is
+	// deleted (as when the last member leaves). Their messages in groups and
+	// channels stay: the users row stays, so that those messages keep their
+	// sender, with no personal data (username DeletedUsername(id), email and
+	// names empty, Deleted set). The result lists the rooms deleted and the
+	// groups and channels the user left that still exist, each ascending.
+	// An unknown id is ErrNotFound; an already deleted user is not an
+	// error: nothing changes and the result is empty.
+	DeleteUser(ctx context.Context, userID int64) (UserDeletion, error)
 	// SearchUsers returns at most limit users other than exceptID whose
 	// username, last name, or first name followed by a space and the last
 	// name starts with prefix, compared case-insensitively, ordered by
@@ -84,6 +107,38 @@ type User struct {
 	Email     string `db:"email" json:"email"`
 	FirstName string `db:"first_name" json:"first_name"`
 	LastName  string `db:"last_name" json:"last_name"`
+	// Deleted is true for a user deleted by DeleteUser: the username is
+	// DeletedUsername(ID) and the other fields are empty.
+	Deleted bool `db:"deleted" json:"is_deleted,omitempty"`
+}
+
+// UserDeletion is the outcome of UserStore.DeleteUser.
+type UserDeletion struct {
+	// RoomsDeleted are the rooms deleted with the user: their one-to-one
+	// chats, and the groups and channels they were the last member of.
+	RoomsDeleted []uuid.UUID
+	// RoomsLeft are the groups and channels the user was a member of that
+	// still exist.
+	RoomsLeft []uuid.UUID
+}
+
+// deletedUserPrefix starts the username of every deleted user.
+const deletedUserPrefix = "deleted user "
+
+// DeletedUsername returns the username a deleted user keeps: "deleted user
+// <id>". It has a space, so no sign-in name of the example servers can
+// clash with it, and the stores refuse it for anyone else (IsDeletedUsername).
+func DeletedUsername(id int64) string { return deletedUserPrefix + strconv.FormatInt(id, 10) }
+
+// IsDeletedUsername reports whether name has the form DeletedUsername
+// gives: "deleted user " followed by a positive decimal id.
+func IsDeletedUsername(name string) bool {
+	rest, ok := strings.CutPrefix(name, deletedUserPrefix)
+	if !ok {
+		return false
+	}
+	id, err := strconv.ParseInt(rest, 10, 64)
+	return err == nil && id > 0 && strconv.FormatInt(id, 10) == rest
 }
 
 // NewSession is the input of CreateSession.

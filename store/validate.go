@@ -38,6 +38,9 @@ func ValidateUser(u User) error {
 	if err := ValidateText("username", u.Username); err != nil {
 		return err
 	}
+	if IsDeletedUsername(u.Username) {
+		return Invariant(ErrUserDeleted, "username", "This username belongs to a deleted user.")
+	}
 	return validateFields(textField{"email", u.Email}, textField{"first_name", u.FirstName}, textField{"last_name", u.LastName})
 }
 
@@ -190,7 +193,7 @@ func ValidateNewMessage(m NewMessage) (NewMessage, error) {
 	if m.RoomID == uuid.Nil {
 		return m, Invalid("room_id", MsgRequired)
 	}
-	if m.SenderID <= 0 {
+	if m.SenderID < 0 {
 		return m, Invalid("sender", "Invalid user id.")
 	}
 	if err := ValidateText("content", m.Content); err != nil {

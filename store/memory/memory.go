@@ -152,6 +152,9 @@ func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.liveUser(u.ID); err != nil {
+		return store.User{}, err
+	}
 	if id, ok := s.byUsername[u.Username]; ok && id != u.ID {
 		return store.User{}, store.ErrConflict
 	}
@@ -231,6 +234,9 @@ func (s *Store) CreateSession(ctx context.Context, ns store.NewSession) (store.S
 	defer s.mu.Unlock()
 	if _, ok := s.users[ns.UserID]; !ok {
 		return store.Session{}, store.ErrConflict
+	}
+	if err := s.liveUser(ns.UserID); err != nil {
+		return store.Session{}, err
 	}
 	s.nextSessID++
 	now := store.Now()
@@ -398,11 +404,20 @@ func (s *Store) CreateRoom(ctx context.Context, in store.NewRoom) (store.Room, e
 	if _, ok := s.users[in.CreatorID]; !ok {
 		return store.Room{}, store.ErrNotFound
 	}
+	if err := s.liveUser(in.CreatorID); err != nil {
+		return store.Room{}, err
+	}
 	members := []int64{in.CreatorID}
 	for _, id := range in.Members {
-		if _, ok := s.users[id]; ok {
+		u, ok := s.users[id]
+		switch {
+		case ok && !u.Deleted:
 			members = append(members, id)
-		} else if in.Type == store.OneToOne {
+		case in.Type != store.OneToOne:
+			// Unknown and deleted members of a group or channel are dropped.
+		case ok:
+			return store.Room{}, store.DeletedUserError("participants", id)
+		default:
 			return store.Room{}, store.UnknownUserError("participants", id)
 		}
 	}
@@ -797,10 +812,16 @@ func (s *Store) AddMembers(ctx context.Context, roomID uuid.UUID, userIDs []int6
 	if r.r.Type == store.OneToOne {
 		return nil, store.Invariant(store.ErrWrongRoomType, "", store.MsgMembersGroupChannel)
 	}
-	added := []int64{}
-	for _, id := range store.SortedInt64(store.UniqueInt64(userIDs)) {
+	ids := store.SortedInt64(store.UniqueInt64(userIDs))
+	for _, id := range ids {
 		if _, ok := s.users[id]; !ok {
 			return nil, store.ErrNotFound
+		}
+	}
+	added := []int64{}
+	for _, id := range ids {
+		if s.users[id].Deleted {
+			return nil, store.DeletedUserError("members", id)
 		}
 		if _, ok := r.members[id]; !ok {
 			added = append(added, id)

@@ -31,7 +31,7 @@ func (s *Store) SendMessage(ctx context.Context, in store.NewMessage) (store.Sen
 			return store.SendResult{Message: copyMessage(m.m), Attachments: copyAttachments(m.attachments), Duplicate: true}, nil
 		}
 	}
-	if _, ok := s.users[in.SenderID]; !ok {
+	if _, ok := s.users[in.SenderID]; !ok && in.SenderID != 0 {
 		return store.SendResult{}, store.ErrConflict
 	}
 	if in.ParentID != nil {

@@ -22,7 +22,7 @@ func (s *Store) SearchUsers(ctx context.Context, prefix string, exceptID int64, 
 	p := strings.ToLower(prefix)
 	s.mu.RLock()
 	for _, u := range s.users {
-		if u.ID != exceptID && userMatches(u, p) {
+		if u.ID != exceptID && !u.Deleted && userMatches(u, p) {
 			out = append(out, *u)
 		}
 	}

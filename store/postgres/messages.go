@@ -15,7 +15,7 @@ import (
 	"github.com/chatmux/chatmux/store"
 )
 
-const msgCols = `m.id, m.room_id, m.seq, m.sender_id, m.content, m.parent_id, m.forwarded_from_id, m.is_forwarded,
+const msgCols = `m.id, m.room_id, m.seq, coalesce(m.sender_id, 0) AS sender_id, m.content, m.parent_id, m.forwarded_from_id, m.is_forwarded,
 	m.is_edited, m.is_deleted, coalesce(m.client_msg_id, '') AS client_msg_id, m.extra, m.created_at, m.updated_at`
 
 func fixMessage(m *store.Message) {
@@ -31,7 +31,8 @@ func fixMessage(m *store.Message) {
 // other members as recipients (only when there are any). The room's
 // last_message_id foreign key is deferred to commit, when the message
 // exists. The time is read after the row lock is taken, so within a room
-// created_at never decreases as seq grows.
+// created_at never decreases as seq grows. Sender 0 is the system: stored
+// as NULL, and every member is a recipient.
 const sendSQL = `
 WITH r AS (
 	UPDATE rooms SET last_seq = last_seq + 1, last_message_id = $1 WHERE id = $2
@@ -39,7 +40,7 @@ WITH r AS (
 ), m AS (
 	INSERT INTO messages (id, room_id, seq, sender_id, content, parent_id, forwarded_from_id, is_forwarded,
 		client_msg_id, extra, created_at, updated_at)
-	SELECT $1, $2, r.last_seq, $3, $4, $5, $6, $6::uuid IS NOT NULL, nullif($7, ''), $8, r.ts, r.ts FROM r
+	SELECT $1, $2, r.last_seq, nullif($3::bigint, 0), $4, $5, $6, $6::uuid IS NOT NULL, nullif($7, ''), $8, r.ts, r.ts FROM r
 	RETURNING id, seq, created_at
 ), a AS (
 	INSERT INTO attachments (id, message_id, position, media_url, media_type, file_size, mime_type, caption, metadata)
@@ -118,7 +119,7 @@ func (s *Store) SendMessage(ctx context.Context, in store.NewMessage) (store.Sen
 func (s *Store) duplicate(ctx context.Context, in store.NewMessage) (store.SendResult, error) {
 	var m store.Message
 	err := sqlx.GetContext(ctx, s.db, &m, `SELECT `+msgCols+` FROM messages m
-		WHERE m.room_id = $1 AND m.sender_id = $2 AND m.client_msg_id = $3`, in.RoomID, in.SenderID, in.ClientMsgID)
+		WHERE m.room_id = $1 AND coalesce(m.sender_id, 0) = $2 AND m.client_msg_id = $3`, in.RoomID, in.SenderID, in.ClientMsgID)
 	if err != nil {
 		return store.SendResult{}, mapErr(err)
 	}
@@ -183,6 +184,7 @@ type viewRow struct {
 	SEmail      string `db:"s_email"`
 	SFirstName  string `db:"s_first_name"`
 	SLastName   string `db:"s_last_name"`
+	SDeleted    bool   `db:"s_deleted"`
 	Delivered   []byte `db:"delivered"`
 	Receipts    []byte `db:"receipts"`
 	Reactions   []byte `db:"reactions"`
@@ -218,10 +220,13 @@ type jsonAttachment struct {
 // It deliberately starts from unnest($1) rather than from a recursive CTE:
 // the planner estimates a recursive CTE at thousands of rows, and the
 // resulting cost estimate switched JIT compilation on (half a second per
-// call). Referenced messages are resolved separately (closureSQL).
+// call). Referenced messages are resolved separately (closureSQL). A system
+// message has no sender (sender_id NULL): its sender columns are empty.
 const viewsSQL = `
 SELECT ` + msgCols + `,
-	s.username AS s_username, s.email AS s_email, s.first_name AS s_first_name, s.last_name AS s_last_name,
+	coalesce(s.username, '') AS s_username, coalesce(s.email, '') AS s_email,
+	coalesce(s.first_name, '') AS s_first_name, coalesce(s.last_name, '') AS s_last_name,
+	s.deleted_at IS NOT NULL AS s_deleted,
 	coalesce((SELECT json_agg(u.username ORDER BY d.user_id)
 		FROM deliveries d JOIN users u ON u.id = d.user_id WHERE d.message_id = m.id), '[]') AS delivered,
 	coalesce((SELECT json_agg(json_build_object('id', rr.id, 'read_at', rr.read_at, 'user', row_to_json(u)) ORDER BY rr.read_at, rr.id)
@@ -232,7 +237,7 @@ SELECT ` + msgCols + `,
 	coalesce((SELECT json_agg(json_build_object('id', a.id, 'media_url', a.media_url, 'media_type', a.media_type,
 			'file_size', a.file_size, 'mime_type', a.mime_type, 'caption', a.caption, 'metadata', a.metadata) ORDER BY a.position)
 		FROM attachments a WHERE a.message_id = m.id), '[]') AS attachments
-FROM unnest($1::uuid[]) AS t(id) JOIN messages m ON m.id = t.id JOIN users s ON s.id = m.sender_id`
+FROM unnest($1::uuid[]) AS t(id) JOIN messages m ON m.id = t.id LEFT JOIN users s ON s.id = m.sender_id`
 
 // closureSQL returns the ids $1 and every message they reference (parents
 // and forwarded messages, recursively).
@@ -312,8 +317,9 @@ func (s *Store) addViews(ctx context.Context, q sqlx.ExtContext, views map[uuid.
 func (r *viewRow) view() (*store.MessageView, error) {
 	fixMessage(&r.Message)
 	v := &store.MessageView{
-		Message:      r.Message,
-		Sender:       store.User{ID: r.SenderID, Username: r.SUsername, Email: r.SEmail, FirstName: r.SFirstName, LastName: r.SLastName},
+		Message: r.Message,
+		Sender: store.User{ID: r.SenderID, Username: r.SUsername, Email: r.SEmail, FirstName: r.SFirstName,
+			LastName: r.SLastName, Deleted: r.SDeleted},
 		DeliveredTo:  []string{},
 		ReadReceipts: []store.ReadReceiptView{},
 		Reactions:    []store.ReactionView{},
@@ -542,7 +548,7 @@ type liveRow struct {
 // ErrNotFound when any is missing or soft-deleted.
 func liveMessages(ctx context.Context, q sqlx.ExtContext, ids []uuid.UUID) ([]liveRow, error) {
 	var rows []liveRow
-	if err := sqlx.SelectContext(ctx, q, &rows, `SELECT id, room_id, sender_id, is_deleted FROM messages WHERE id = ANY($1::uuid[])`, uuids(ids)); err != nil {
+	if err := sqlx.SelectContext(ctx, q, &rows, `SELECT id, room_id, coalesce(sender_id, 0) AS sender_id, is_deleted FROM messages WHERE id = ANY($1::uuid[])`, uuids(ids)); err != nil {
 		return nil, mapErr(err)
 	}
 	byID := make(map[uuid.UUID]liveRow, len(rows))

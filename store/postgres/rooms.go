@@ -2,9 +2,8 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"slices"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,73 +12,6 @@ import (
 
 	"github.com/chatmux/chatmux/store"
 )
-
-// ---- users ----
-
-const userCols = `id, username, email, first_name, last_name`
-
-// UpsertUser implements store.Store.
-func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error) {
-	if err := store.ValidateUser(u); err != nil {
-		return store.User{}, err
-	}
-	var out store.User
-	err := sqlx.GetContext(ctx, s.db, &out, `
-		INSERT INTO users (id, username, email, first_name, last_name) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, email = EXCLUDED.email,
-			first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name
-		RETURNING `+userCols, u.ID, u.Username, u.Email, u.FirstName, u.LastName)
-	return out, mapErr(err)
-}
-
-// CreateUserByUsername implements store.Store.
-func (s *Store) CreateUserByUsername(ctx context.Context, username string) (store.User, error) {
-	if err := store.ValidateUser(store.User{ID: 1, Username: username}); err != nil {
-		return store.User{}, err
-	}
-	for attempt := 0; ; attempt++ {
-		var out store.User
-		err := sqlx.GetContext(ctx, s.db, &out, `
-			WITH ins AS (
-				INSERT INTO users (id, username) VALUES (nextval('users_assigned_id_seq'), $1)
-				ON CONFLICT (username) DO NOTHING
-				RETURNING `+userCols+`)
-			SELECT `+userCols+` FROM ins
-			UNION ALL
-			SELECT `+userCols+` FROM users WHERE username = $1
-			LIMIT 1`, username)
-		if err == nil {
-			return out, nil
-		}
-		if attempt >= 10 {
-			return store.User{}, mapErr(err)
-		}
-		switch {
-		case isConstraint(err, "users_pkey"):
-			// The sequence handed out an id that authentication had
-			// already set: move it past every id in use.
-			if _, serr := s.db.ExecContext(ctx,
-				`SELECT setval('users_assigned_id_seq', greatest(nextval('users_assigned_id_seq'), (SELECT max(id) FROM users)))`); serr != nil {
-				return store.User{}, mapErr(serr)
-			}
-		case errors.Is(err, sql.ErrNoRows):
-			// Another creation of the same username won, and its row is
-			// not in this statement's snapshot: read it again.
-		default:
-			return store.User{}, mapErr(err)
-		}
-	}
-}
-
-// Users implements store.Store.
-func (s *Store) Users(ctx context.Context, ids []int64) ([]store.User, error) {
-	out := []store.User{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	err := sqlx.SelectContext(ctx, s.db, &out, `SELECT `+userCols+` FROM users WHERE id = ANY($1) ORDER BY id`, pq.Int64Array(ids))
-	return out, mapErr(err)
-}
 
 // ---- rooms ----
 
@@ -123,21 +55,34 @@ func (s *Store) CreateRoom(ctx context.Context, in store.NewRoom) (store.Room, e
 		IsPublic: in.IsPublic, Preferences: in.Preferences, Extra: in.Extra, CreatedAt: now, UpdatedAt: now,
 	}
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var existing []int64
-		if err := sqlx.SelectContext(ctx, tx, &existing, `SELECT id FROM users WHERE id = ANY($1) ORDER BY id`,
-			pq.Int64Array(append([]int64{in.CreatorID}, in.Members...))); err != nil {
-			return mapErr(err)
+		found, err := lockUsers(ctx, tx, append([]int64{in.CreatorID}, in.Members...))
+		if err != nil {
+			return err
 		}
-		if !slices.Contains(existing, in.CreatorID) {
+		state := make(map[int64]bool, len(found)) // id -> deleted
+		var members []int64                       // the live users, ascending
+		for _, u := range found {
+			state[u.ID] = u.Deleted
+			if !u.Deleted {
+				members = append(members, u.ID)
+			}
+		}
+		switch deleted, ok := state[in.CreatorID]; {
+		case !ok:
 			return store.ErrNotFound
+		case deleted:
+			return fmt.Errorf("user %d: %w", in.CreatorID, store.ErrUserDeleted)
 		}
-		members := existing
 		var creator, pairA, pairB *int64
 		switch in.Type {
 		case store.OneToOne:
 			for _, id := range in.Members {
-				if !slices.Contains(existing, id) {
+				deleted, ok := state[id]
+				if !ok {
 					return store.UnknownUserError("participants", id)
+				}
+				if deleted {
+					return store.DeletedUserError("participants", id)
 				}
 			}
 			if len(members) != 2 {
@@ -151,7 +96,7 @@ func (s *Store) CreateRoom(ctx context.Context, in store.NewRoom) (store.Room, e
 			creator = &in.CreatorID
 			r.CreatorID = in.CreatorID
 		}
-		_, err := tx.ExecContext(ctx, `
+		_, err = tx.ExecContext(ctx, `
 			WITH r AS (
 				INSERT INTO rooms (id, type, name, description, avatar, creator_id, max_members, join_approval_required,
 					group_locked, is_public, preferences, extra, pair_a, pair_b, created_at, updated_at)
@@ -188,7 +133,7 @@ func (s *Store) RoomDetail(ctx context.Context, roomID uuid.UUID) (store.RoomDet
 	}
 	var rows []memberRow
 	if err := sqlx.SelectContext(ctx, s.db, &rows, `
-		SELECT u.id, u.username, u.email, u.first_name, u.last_name, m.is_admin
+		SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.deleted_at IS NOT NULL AS deleted, m.is_admin
 		FROM memberships m JOIN users u ON u.id = m.user_id
 		WHERE m.room_id = $1 ORDER BY u.id`, roomID); err != nil {
 		return store.RoomDetail{}, mapErr(err)
@@ -268,19 +213,21 @@ type listRow struct {
 	CEmail      *string    `db:"c_email"`
 	CFirst      *string    `db:"c_first_name"`
 	CLast       *string    `db:"c_last_name"`
+	CDeleted    *bool      `db:"c_deleted"`
 	PID         *int64     `db:"p_id"`
 	PUsername   *string    `db:"p_username"`
 	PEmail      *string    `db:"p_email"`
 	PFirst      *string    `db:"p_first_name"`
 	PLast       *string    `db:"p_last_name"`
+	PDeleted    *bool      `db:"p_deleted"`
 	LastAt      *time.Time `db:"last_at"`
 }
 
-func optUser(id *int64, username, email, first, last *string) *store.User {
+func optUser(id *int64, username, email, first, last *string, deleted *bool) *store.User {
 	if id == nil {
 		return nil
 	}
-	return &store.User{ID: *id, Username: *username, Email: *email, FirstName: *first, LastName: *last}
+	return &store.User{ID: *id, Username: *username, Email: *email, FirstName: *first, LastName: *last, Deleted: *deleted}
 }
 
 // ListRooms implements store.Store. One query for the rooms, creators,
@@ -291,11 +238,13 @@ func (s *Store) ListRooms(ctx context.Context, userID int64) ([]store.RoomListIt
 	err := sqlx.SelectContext(ctx, s.db, &rows, `
 		SELECT `+roomCols+`,
 			(SELECT count(*) FROM messages m
-			  WHERE m.room_id = r.id AND NOT m.is_deleted AND m.sender_id <> $1
+			  WHERE m.room_id = r.id AND NOT m.is_deleted AND m.sender_id IS DISTINCT FROM $1
 			    AND NOT EXISTS (SELECT 1 FROM read_receipts rr WHERE rr.message_id = m.id AND rr.reader_id = $1)
 			) AS unread_count,
 			c.id AS c_id, c.username AS c_username, c.email AS c_email, c.first_name AS c_first_name, c.last_name AS c_last_name,
+			c.deleted_at IS NOT NULL AS c_deleted,
 			p.id AS p_id, p.username AS p_username, p.email AS p_email, p.first_name AS p_first_name, p.last_name AS p_last_name,
+			p.deleted_at IS NOT NULL AS p_deleted,
 			lm.created_at AS last_at
 		FROM memberships mb
 		JOIN rooms r ON r.id = mb.room_id
@@ -326,8 +275,8 @@ func (s *Store) ListRooms(ctx context.Context, userID int64) ([]store.RoomListIt
 		it := store.RoomListItem{
 			Room:        row.Room,
 			UnreadCount: row.UnreadCount,
-			Creator:     optUser(row.CID, row.CUsername, row.CEmail, row.CFirst, row.CLast),
-			Peer:        optUser(row.PID, row.PUsername, row.PEmail, row.PFirst, row.PLast),
+			Creator:     optUser(row.CID, row.CUsername, row.CEmail, row.CFirst, row.CLast, row.CDeleted),
+			Peer:        optUser(row.PID, row.PUsername, row.PEmail, row.PFirst, row.PLast, row.PDeleted),
 		}
 		if row.LastMessageID != nil {
 			it.LastMessage = views[*row.LastMessageID]
@@ -450,8 +399,17 @@ func (s *Store) AddMembers(ctx context.Context, roomID uuid.UUID, userIDs []int6
 		if r.Type == store.OneToOne {
 			return store.Invariant(store.ErrWrongRoomType, "", store.MsgMembersGroupChannel)
 		}
-		if err := checkUsers(ctx, tx, ids); err != nil {
+		found, err := lockUsers(ctx, tx, ids)
+		if err != nil {
 			return err
+		}
+		if len(found) != len(ids) {
+			return store.ErrNotFound
+		}
+		for _, u := range found {
+			if u.Deleted {
+				return store.DeletedUserError("members", u.ID)
+			}
 		}
 		var count int
 		var fresh pq.Int64Array

@@ -2,6 +2,9 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -23,9 +26,15 @@ func (s *Store) CreateSession(ctx context.Context, ns store.NewSession) (store.S
 	err := s.db.QueryRowxContext(ctx, `
 		WITH t AS (SELECT clock_timestamp() AS now),
 		s AS (INSERT INTO sessions (user_id, conn_id, node_id, last_seen, created_at)
-		      SELECT $1, $2, $3, t.now, t.now FROM t RETURNING id, last_seen),
-		u AS (UPDATE users SET last_seen = greatest(users.last_seen, (SELECT now FROM t)) WHERE id = $1)
+		      SELECT $1, $2, $3, t.now, t.now FROM t
+		      WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NOT NULL)
+		      RETURNING id, last_seen),
+		u AS (UPDATE users SET last_seen = greatest(users.last_seen, (SELECT now FROM t)) WHERE id = $1 AND deleted_at IS NULL)
 		SELECT id, last_seen FROM s`, ns.UserID, ns.ConnID, ns.NodeID).Scan(&out.ID, &out.LastSeen)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Nothing inserted: the user is deleted.
+		return store.Session{}, fmt.Errorf("user %d: %w", ns.UserID, store.ErrUserDeleted)
+	}
 	if err != nil {
 		return store.Session{}, mapErr(err)
 	}

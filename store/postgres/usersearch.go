@@ -18,7 +18,7 @@ func (s *Store) SearchUsers(ctx context.Context, prefix string, exceptID int64, 
 	}
 	err := sqlx.SelectContext(ctx, s.db, &out, `
 		SELECT `+userCols+` FROM users
-		WHERE id <> $2 AND (starts_with(lower(username), lower($1))
+		WHERE id <> $2 AND deleted_at IS NULL AND (starts_with(lower(username), lower($1))
 			OR starts_with(lower(last_name), lower($1))
 			OR starts_with(lower(first_name || ' ' || last_name), lower($1)))
 		ORDER BY username COLLATE "C"
