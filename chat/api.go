@@ -92,7 +92,7 @@ type CreateRoom struct {
 // update. Nil fields (and empty strings) are left as they are; a
 // one-to-one chat takes only Preferences.
 type RoomUpdate struct {
-	Name, Description, Avatar                 *string
+	Name, Description, Avatar                   *string
 	GroupLocked, JoinApprovalRequired, IsPublic *bool
 	// Preferences replaces property.preferences (a JSON object; nil: left).
 	Preferences json.RawMessage
@@ -155,7 +155,8 @@ func eventActor(u *chatmux.User) actor {
 }
 
 // api starts a call of the Go API: the attached server, and the actor read
-// from the store (a user actor that is not a user is 4004).
+// from the store (a user actor that is not a user is 4004, a deleted user
+// 4005).
 func (s *Service) api(ctx context.Context, name string, by Actor) (origin, actor, error) {
 	srv := s.srv.Load()
 	if srv == nil {
@@ -171,6 +172,9 @@ func (s *Service) api(ctx context.Context, name string, by Actor) (origin, actor
 	}
 	if len(us) != 1 {
 		return o, actor{}, chatmux.NotFound()
+	}
+	if us[0].Deleted && name != "DeleteUser" {
+		return o, actor{}, StoreError(store.ErrUserDeleted)
 	}
 	return o, actor{id: us[0].ID, user: us[0]}, nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,18 +38,8 @@ type wireUser struct {
 
 func userJSON(u store.User) wireUser {
 	return wireUser{ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
-		IsDeleted: isDeletedUser(u)}
+		IsDeleted: u.Deleted}
 }
-
-// isDeletedUser reports whether u is a deleted user: the store renames a
-// deleted user "deleted user <id>", a name no login can take (it has
-// spaces), and clears the rest (docs/protocol.md#deleted-users).
-func isDeletedUser(u store.User) bool {
-	return u.ID > 0 && u.Username == deletedUsername(u.ID)
-}
-
-// deletedUsername is the username of a deleted user.
-func deletedUsername(id int64) string { return "deleted user " + strconv.FormatInt(id, 10) }
 
 func userPtr(u *store.User) *wireUser {
 	if u == nil {
