@@ -200,7 +200,7 @@ func (c *Conn) leaveAll(ctx context.Context) {
 
 // Deliver implements groups.Member: data is queued (dropped while the
 // connection is stale), control messages move the connection between
-// groups.
+// groups or close it (Server.CloseUser).
 func (c *Conn) Deliver(m *groups.Message) {
 	switch m.Kind {
 	case groups.KindData:
@@ -216,6 +216,10 @@ func (c *Conn) Deliver(m *groups.Message) {
 	case groups.KindLeave:
 		if err := c.Leave(c.ctx, m.Group); err != nil {
 			c.srv.logger.Warn("chatmux: failed to leave group", "conn", c.id, "group", m.Group, "err", err)
+		}
+	case groups.KindClose:
+		if code, reason, ok := m.CloseStatus(); ok {
+			c.Close(code, reason)
 		}
 	}
 }

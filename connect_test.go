@@ -73,6 +73,9 @@ func TestAuthenticateCloseCodes(t *testing.T) {
 			<-r.Context().Done()
 			return nil, fmt.Errorf("failed to query: %w", r.Context().Err())
 		}, websocket.StatusTryAgainLater, DetailUnavailable, true},
+		{"user deleted", func(*http.Request) (*User, error) {
+			return nil, fmt.Errorf("user 7: %w", ErrUserDeleted)
+		}, CloseUserDeleted, ReasonUserDeleted, false},
 		{"deadline passed, error not wrapped", func(r *http.Request) (*User, error) {
 			<-r.Context().Done()
 			return nil, errors.New("gave up")

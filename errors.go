@@ -39,6 +39,16 @@ const (
 	CodeRateLimited = 4029
 )
 
+// CloseUserDeleted is the close code of every connection of a user who
+// was deleted for good (Server.CloseUser), and of a deleted user's attempt
+// to connect again (an Authenticator or a $connect error that wraps
+// ErrUserDeleted). A client treats it as final: it signs out and does not
+// reconnect (docs/protocol.md#close-codes, docs/protocol.md#deleted-users).
+const CloseUserDeleted = 4011
+
+// ReasonUserDeleted is the reason that goes with CloseUserDeleted.
+const ReasonUserDeleted = "user deleted"
+
 // Fixed details of the protocol.
 const (
 	DetailNotFound    = "Resource not found."
@@ -55,6 +65,14 @@ const (
 // handler error that wraps it is answered with 4013. A 4013 *Error (see
 // Unavailable) matches it with errors.Is.
 var ErrUnavailable = errors.New("chatmux: service temporarily unavailable")
+
+// ErrUserDeleted reports that the user was deleted for good and may not
+// connect again. An Authenticator wraps it (fmt.Errorf("user %d: %w", id,
+// chatmux.ErrUserDeleted)) and the connection is closed with
+// CloseUserDeleted (4011) instead of 4001; a $connect handler error that
+// wraps it closes the connection with 4011 too. A UserDeleted *Error
+// matches it with errors.Is.
+var ErrUserDeleted = errors.New("chatmux: user deleted")
 
 // Error is an error with a protocol code and a detail for the client. The
 // detail is a string, a list of strings or an object of field names to lists
@@ -77,8 +95,12 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is reports that a 4013 error is ErrUnavailable.
-func (e *Error) Is(target error) bool { return target == ErrUnavailable && e.Code == CodeUnavailable }
+// Is reports that a 4013 error is ErrUnavailable and a 4011 error
+// ErrUserDeleted.
+func (e *Error) Is(target error) bool {
+	return (target == ErrUnavailable && e.Code == CodeUnavailable) ||
+		(target == ErrUserDeleted && e.Code == CloseUserDeleted)
+}
 
 // NewError returns an Error with the given code and detail.
 func NewError(code int, detail any) *Error { return &Error{Code: code, Detail: detail} }
@@ -124,12 +146,20 @@ func Unavailable(cause error) *Error {
 	return &Error{Code: CodeUnavailable, Detail: DetailUnavailable, Err: cause}
 }
 
+// UserDeleted returns a CloseUserDeleted (4011) error with the detail
+// ReasonUserDeleted, keeping cause for the log. Returned by $connect, it
+// closes the connection with 4011.
+func UserDeleted(cause error) *Error {
+	return &Error{Code: CloseUserDeleted, Detail: ReasonUserDeleted, Err: cause}
+}
+
 // RateLimited returns a 4029 error whose detail states the limit.
 func RateLimited(detail string) *Error { return &Error{Code: CodeRateLimited, Detail: detail} }
 
 // AsError returns err as an *Error: itself when it is (or wraps) one, a
-// 4013 error when it wraps ErrUnavailable, else a 4006 internal error. The
-// new error keeps err as its cause.
+// 4013 error when it wraps ErrUnavailable, a 4011 error (UserDeleted) when
+// it wraps ErrUserDeleted, else a 4006 internal error. The new error keeps
+// err as its cause.
 func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -138,12 +168,15 @@ func AsError(err error) *Error {
 	if errors.Is(err, ErrUnavailable) {
 		return Unavailable(err)
 	}
+	if errors.Is(err, ErrUserDeleted) {
+		return UserDeleted(err)
+	}
 	return Internal(err)
 }
 
 // CloseStatus returns the WebSocket close code of err, or -1 when err is not
-// a close error. It reads the codes chatmux closes with (4001, 4008, 1001,
-// 1009) as well as any other.
+// a close error. It reads the codes chatmux closes with (4001, 4008, 4011,
+// 1001, 1009) as well as any other.
 func CloseStatus(err error) int {
 	return int(websocket.CloseStatus(err))
 }

@@ -48,10 +48,12 @@ const SubprotocolBatch = "chatmux.batch.v1"
 // context ends after ServerOptions.ConnectTimeout: an Authenticator that
 // calls a store or an identity provider passes it on. An error, or a nil
 // user, rejects the connection: the upgrade completes, then the server
-// closes it with 4001 when the credentials are wrong, or with 1013 (try
-// again later) when the error wraps ErrUnavailable or
-// context.DeadlineExceeded, or the context's deadline has passed: the
-// credentials could not be checked (docs/protocol.md#close-codes).
+// closes it with 4001 when the credentials are wrong, with 4011
+// (CloseUserDeleted) when the error wraps ErrUserDeleted (a user deleted
+// for good, docs/protocol.md#deleted-users), or with 1013 (try again later)
+// when the error wraps ErrUnavailable or context.DeadlineExceeded, or the
+// context's deadline has passed: the credentials could not be checked
+// (docs/protocol.md#close-codes).
 type Authenticator func(r *http.Request) (*User, error)
 
 // Observer receives connection-level events (for metrics). Its methods are
@@ -224,7 +226,8 @@ func (s *Server) Len() int { return int(s.open.Load()) }
 // gets 403; a remote address at MaxConnsPerAddr, a user at
 // MaxConnsPerUser and an Authenticator that cannot check the credentials
 // get the upgrade and then a 1013 close; wrong credentials get the upgrade
-// and then a 4001 close.
+// and then a 4001 close, or a 4011 close when the Authenticator's error
+// wraps ErrUserDeleted.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	stopping := s.stopping
@@ -266,6 +269,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if errors.Is(authErr, ErrUnavailable) {
 				s.logger.Warn("chatmux: cannot authenticate: a dependency is unavailable", "remote", r.RemoteAddr, "err", authErr)
 				s.refuse(w, r, websocket.StatusTryAgainLater, DetailUnavailable)
+				return
+			}
+			if errors.Is(authErr, ErrUserDeleted) {
+				s.logger.Info("chatmux: a deleted user tried to connect", "remote", r.RemoteAddr, "err", authErr)
+				s.refuse(w, r, CloseUserDeleted, ReasonUserDeleted)
 				return
 			}
 			s.logger.Info("chatmux: authentication failed", "remote", r.RemoteAddr, "err", authErr)

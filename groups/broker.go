@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"encoding/binary"
 	"strconv"
 )
 
@@ -15,16 +16,40 @@ const (
 	KindJoin
 	// KindLeave asks every member to leave Message.Group.
 	KindLeave
+	// KindClose asks every member to close its connection, with the
+	// WebSocket close code and reason that Message.Data carries (see
+	// CloseMessage and Message.CloseStatus).
+	KindClose
 )
 
 // Message is what a Broker delivers. It is shared by every recipient and
 // must not be modified once published.
 type Message struct {
 	Kind Kind
-	// Data is the encoded frame of a KindData message.
+	// Data is the encoded frame of a KindData message, or the close code
+	// and reason of a KindClose message (see CloseMessage).
 	Data []byte
 	// Group is the group that a KindJoin or KindLeave message names.
 	Group string
+}
+
+// CloseMessage returns a KindClose message: its Data is the close code, two
+// bytes big-endian, followed by the reason, as in a WebSocket close frame.
+// The code must fit in two bytes (the valid close codes do).
+func CloseMessage(code int, reason string) *Message {
+	data := make([]byte, 2, 2+len(reason))
+	binary.BigEndian.PutUint16(data, uint16(code))
+	return &Message{Kind: KindClose, Data: append(data, reason...)}
+}
+
+// CloseStatus returns the close code and reason of a KindClose message,
+// and ok false for any other message or a KindClose message whose Data
+// is shorter than a code.
+func (m *Message) CloseStatus() (code int, reason string, ok bool) {
+	if m.Kind != KindClose || len(m.Data) < 2 {
+		return 0, "", false
+	}
+	return int(binary.BigEndian.Uint16(m.Data)), string(m.Data[2:]), true
 }
 
 // Member receives the messages of the groups it belongs to. Deliver is

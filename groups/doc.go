@@ -11,7 +11,7 @@
 //
 // Messages are of two kinds: data (an encoded frame that every member
 // queues as is: one encoding for any number of recipients) and control
-// (join or leave another group). Control messages published to a user's
-// group move all of that user's connections, on every node, in or out of a
-// room's group.
+// (join or leave another group, or close). Control messages published to a
+// user's group move all of that user's connections, on every node, in or
+// out of a room's group, or close them (a user deleted for good).
 package groups

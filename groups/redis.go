@@ -45,8 +45,8 @@ type RedisOptions struct {
 	// node's subscription to the group's channel (default 2s). A Join that
 	// times out is undone and returns an error.
 	JoinTimeout time.Duration
-	// ControlTimeout bounds how long Publish of a KindJoin or KindLeave
-	// message waits for every node that received it to have applied it
+	// ControlTimeout bounds how long Publish of a control message
+	// (KindJoin, KindLeave, KindClose) waits for every node that received it to have applied it
 	// (default 2s). When it runs out, Publish logs a warning and returns
 	// nil: the message did reach Redis, only the confirmation is missing.
 	ControlTimeout time.Duration
@@ -146,9 +146,10 @@ var ErrUnavailable = errors.New("groups: redis unavailable")
 //
 // # Membership changes across nodes
 //
-// Publish of a KindJoin or KindLeave message (Server.JoinUser/LeaveUser
-// publish one to a user's group) waits until every node that received it
-// has applied it. PUBLISH answers with the number of subscribers that got
+// Publish of a control message (KindJoin, KindLeave, KindClose:
+// Server.JoinUser/LeaveUser/CloseUser publish one to a user's group) waits
+// until every node that received it has applied it (for KindClose: every
+// local connection of the user has started its close handshake). PUBLISH answers with the number of subscribers that got
 // the message; each of them, after delivering the message to its local
 // members (a chatmux connection joins or leaves synchronously in Deliver,
 // and Join waits for its subscription to be confirmed), sends an

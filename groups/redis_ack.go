@@ -9,7 +9,7 @@ import (
 
 // The acknowledgement of control messages.
 //
-// A node that publishes a KindJoin or KindLeave message sets the
+// A node that publishes a control message (KindJoin, KindLeave, KindClose) sets the
 // acknowledgement flag in its header and learns from PUBLISH how many
 // subscribers received it. Each node that receives it delivers it to its
 // local members (which apply it before Deliver returns), then publishes the

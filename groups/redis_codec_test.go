@@ -19,6 +19,8 @@ func TestRedisWireRoundTrip(t *testing.T) {
 		{"empty data", &Message{Kind: KindData}, 1 << 7, false},
 		{"join", &Message{Kind: KindJoin, Group: "group-42"}, 1 << 14, true},
 		{"leave", &Message{Kind: KindLeave, Group: "group-é"}, 1 << 21, true},
+		{"close", CloseMessage(4011, "user deleted"), 1 << 35, true},
+		{"close without reason", CloseMessage(1000, ""), 2, true},
 		{"data with group", &Message{Kind: KindData, Group: "g", Data: []byte{0, 1, 2}}, 1 << 63, false},
 	}
 	for _, tt := range tests {
@@ -136,5 +138,34 @@ func samePublication(t *testing.T, got, want publication) {
 	}
 	if got.msg.Kind != want.msg.Kind || got.msg.Group != want.msg.Group || !bytes.Equal(got.msg.Data, want.msg.Data) || (got.msg.Data == nil) != (want.msg.Data == nil) {
 		t.Fatalf("message = %+v, want %+v", got.msg, want.msg)
+	}
+}
+
+func TestCloseMessage(t *testing.T) {
+	m := CloseMessage(4011, "user deleted")
+	if m.Kind != KindClose {
+		t.Fatalf("kind = %d, want KindClose", m.Kind)
+	}
+	code, reason, ok := m.CloseStatus()
+	if !ok || code != 4011 || reason != "user deleted" {
+		t.Fatalf("CloseStatus = %d, %q, %v", code, reason, ok)
+	}
+	// Through the Redis wire form and back.
+	pub, err := decodePublication(string(encodePublication(m, 1, 1, true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, reason, ok := pub.msg.CloseStatus(); !ok || code != 4011 || reason != "user deleted" || !pub.ack {
+		t.Fatalf("decoded CloseStatus = %d, %q, %v (ack %v)", code, reason, ok, pub.ack)
+	}
+	for _, bad := range []*Message{
+		{Kind: KindData, Data: []byte{0x0f, 0xab}},
+		{Kind: KindJoin, Group: "g"},
+		{Kind: KindClose, Data: []byte{0x0f}},
+		{Kind: KindClose},
+	} {
+		if code, reason, ok := bad.CloseStatus(); ok {
+			t.Errorf("CloseStatus(%+v) = %d, %q, true; want not ok", bad, code, reason)
+		}
 	}
 }

@@ -43,9 +43,9 @@ type pubReq struct {
 
 // Publish implements Broker: it delivers m to the local members of group,
 // in the caller's goroutine, then publishes it to Redis for the other
-// nodes, at most PublishTimeout. A KindJoin or KindLeave message then
-// waits, at most ControlTimeout, until every node that received it has
-// applied it.
+// nodes, at most PublishTimeout. A control message (KindJoin, KindLeave,
+// KindClose) then waits, at most ControlTimeout, until every node that
+// received it has applied it.
 //
 // While the node knows that its pub/sub connection is lost (it has
 // reported false to OnAvailability, and not yet true), Publish fails fast,
@@ -76,7 +76,7 @@ type pubReq struct {
 //     m because it had lost its own connection reports false, then true,
 //     to its callbacks; a node that was connected does not know that it
 //     missed m.
-//   - ctx's error or ErrClosed from the wait of a KindJoin or KindLeave
+//   - ctx's error or ErrClosed from the wait of a control
 //     message for acknowledgements: Redis has executed the PUBLISH, so
 //     every node subscribed to group got m and applies it; only the
 //     confirmation is missing. (Running out of ControlTimeout is not an

@@ -93,6 +93,7 @@ func clusterRouter() *chatmux.Mux {
 type node struct {
 	name   string
 	broker *groups.Redis
+	srv    *chatmux.Server
 	url    string
 }
 
@@ -125,7 +126,7 @@ func startNodes(t *testing.T, n int, opts groups.RedisOptions) (prefix string, n
 			_ = b.Close()
 			_ = client.Close()
 		})
-		nodes = append(nodes, &node{name: o.ClientName, broker: b, url: "ws" + strings.TrimPrefix(ts.URL, "http")})
+		nodes = append(nodes, &node{name: o.ClientName, broker: b, srv: srv, url: "ws" + strings.TrimPrefix(ts.URL, "http")})
 	}
 	return prefix, nodes
 }
@@ -134,6 +135,9 @@ type client struct {
 	t      *testing.T
 	ws     *websocket.Conn
 	frames chan []byte // read by a goroutine: an expired Read would close the socket
+	// readErr is the error that ended the reading goroutine; set before
+	// frames is closed.
+	readErr error
 }
 
 func (n *node) dial(t *testing.T, user int64) *client {
@@ -152,6 +156,7 @@ func (n *node) dial(t *testing.T, user int64) *client {
 		for {
 			_, b, err := ws.Read(context.Background())
 			if err != nil {
+				c.readErr = err
 				return
 			}
 			c.frames <- b

@@ -67,6 +67,10 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentAcknowledge", testConcurrentAcknowledge},
 		{"ConcurrentDevUsers", testConcurrentDevUsers},
 		{"ConcurrentReaction", testConcurrentReaction},
+		{"SystemMessages", testSystemMessages},
+		{"DeleteUser", testDeleteUser},
+		{"DeletedUserRefused", testDeletedUserRefused},
+		{"ConcurrentDeleteUser", testConcurrentDeleteUser},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
