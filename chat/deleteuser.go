@@ -9,16 +9,6 @@ import (
 	"github.com/chatmux/chatmux/store"
 )
 
-// closeUserDeleted is the close code of a deleted user's connections
-// (docs/protocol.md#close-codes).
-const closeUserDeleted = 4011
-
-// userCloser is the server's CloseUser: close every connection of a user,
-// on every node.
-type userCloser interface {
-	CloseUser(ctx context.Context, userID int64, code int, reason string) error
-}
-
 // DeleteUser deletes a user for good (docs/protocol.md#deleted-users): the
 // store removes their memberships and personal data in one transaction
 // (store.UserStore.DeleteUser), then every room sees what room.leave or a
@@ -29,7 +19,9 @@ type userCloser interface {
 // group; for each group or channel they were the last member of,
 // roomdelete.dispatch to their devices. Their connections leave every
 // room's group before the deletion commits (and join again if it fails);
-// at the end every one of them, on every node, is closed with 4011. An
+// at the end every one of them, on every node, is closed with 4011
+// (chatmux.CloseUserDeleted; when that fails, ConnectionsClosed is false
+// and the failure is logged and counted as PublishFailures). An
 // unknown id is 4004; deleting a deleted user again changes nothing and
 // closes any connection left.
 func (s *Service) DeleteUser(ctx context.Context, userID int64) (DeletedUser, error) {
@@ -102,13 +94,7 @@ func (s *Service) DeleteUser(ctx context.Context, userID int64) (DeletedUser, er
 			}
 		}
 	}
-	closer, ok := any(o.srv).(userCloser)
-	if !ok {
-		s.log.WarnContext(ctx, "chat: the server cannot close a user's connections; a deleted user's connections stay open until they close",
-			"user_id", userID)
-		return out, nil
-	}
-	if err := closer.CloseUser(ctx, userID, closeUserDeleted, "user deleted"); err != nil {
+	if err := o.srv.CloseUser(ctx, userID, chatmux.CloseUserDeleted, chatmux.ReasonUserDeleted); err != nil {
 		s.publishFailures.Add(1)
 		s.log.WarnContext(ctx, "chat: failed to close a deleted user's connections", "user_id", userID, "err", err)
 		return out, nil

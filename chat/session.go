@@ -19,7 +19,8 @@ const connSessionKey = "chat.session_id"
 // store, docs/protocol.md#diff-subscriptions; the user's own group is
 // joined by the server)
 // and, when notifications are enabled, sends chat.notifications to this
-// socket only. An anonymous connection is closed with 4001.
+// socket only. An anonymous connection is closed with 4001, a deleted
+// user's with 4011.
 func (s *Service) handleConnect(c *chatmux.Context) error {
 	u := c.User()
 	if u == nil {
@@ -28,7 +29,7 @@ func (s *Service) handleConnect(c *chatmux.Context) error {
 	ctx := c.Context()
 	if _, err := s.st.UpsertUser(ctx, store.User{ID: u.ID, Username: u.Username, Email: u.Email,
 		FirstName: u.FirstName, LastName: u.LastName}); err != nil {
-		return StoreError(err)
+		return connectError(err)
 	}
 	if err := s.openSession(c, u); err != nil {
 		return err
@@ -75,11 +76,21 @@ func (s *Service) handleConnect(c *chatmux.Context) error {
 	return send(c, "chat.notifications", data)
 }
 
+// connectError maps a store error at $connect: a deleted user (a user
+// deleted between the two steps too) closes the connection with 4011
+// (docs/protocol.md#deleted-users); the rest as StoreError.
+func connectError(err error) error {
+	if errors.Is(err, store.ErrUserDeleted) {
+		return chatmux.UserDeleted(err)
+	}
+	return StoreError(err)
+}
+
 // openSession opens the connection's session, on this node.
 func (s *Service) openSession(c *chatmux.Context, u *chatmux.User) error {
 	sess, err := s.st.CreateSession(c.Context(), store.NewSession{UserID: u.ID, ConnID: c.Conn().ID(), NodeID: s.cfg.NodeID})
 	if err != nil {
-		return StoreError(err)
+		return connectError(err)
 	}
 	c.Conn().SetValue(connSessionKey, sess.ID)
 	return nil
