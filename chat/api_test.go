@@ -235,7 +235,7 @@ func TestAPIParity(t *testing.T) {
 		},
 		{
 			name: "CreateRoom one-to-one", actor: 1, watchers: []int64{2}, setup: func(*env) fixture { return fixture{} }, event: chat.EventRoomCreate,
-			data:  func(fixture) any { return map[string]any{"type": "OneToOneChat", "participants": []any{2}} },
+			data: func(fixture) any { return map[string]any{"type": "OneToOneChat", "participants": []any{2}} },
 			call: func(e *env, _ fixture) (json.RawMessage, error) {
 				return e.svc.CreateRoom(bg, 1, chat.CreateRoom{Type: "one_to_one", Members: []int64{2}})
 			},
