@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -374,7 +375,7 @@ func (s *Service) PutUser(ctx context.Context, u store.User) (json.RawMessage, e
 	if u.ID <= 0 {
 		return nil, chatmux.FieldError("id", msgMinOne)
 	}
-	if u.Username == "" {
+	if strings.TrimSpace(u.Username) == "" {
 		return nil, chatmux.FieldError("username", msgBlank)
 	}
 	got, err := s.st.UpsertUser(ctx, u)

@@ -779,3 +779,30 @@ func TestAPIUsers(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkAPISendMessage: one message through the Go API into a group of
+// 10 members, on the in-memory store, with no connection open (the
+// checks, the store, encoding the dispatch once and publishing it).
+func BenchmarkAPISendMessage(b *testing.B) {
+	cfg := chat.DefaultConfig()
+	cfg.Store = memoryStore(nil)
+	svc := chat.New(cfg)
+	srv := chatmux.NewServer(chatmux.NewRouter(), chatmux.ServerOptions{Authenticate: testAuth})
+	svc.Attach(srv)
+	for i := int64(1); i <= 10; i++ {
+		if _, err := svc.PutUser(bg, store.User{ID: i, Username: fmt.Sprintf("user%d", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r, err := cfg.Store.CreateRoom(bg, store.NewRoom{Type: store.Group, CreatorID: 1, Name: "g", Members: []int64{2, 3, 4, 5, 6, 7, 8, 9, 10}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := chat.SendMessage{RoomID: r.ID, Content: "hello <b>all</b>"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := svc.SendMessage(bg, chat.AsUser(1), in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
