@@ -469,14 +469,19 @@ type origin struct {
 // ev is the origin of a WebSocket event.
 func ev(c *chatmux.Context) origin { return origin{c: c, srv: c.Server(), name: c.Event()} }
 
+// publish and move run after the change was stored (or, for a removal,
+// just before it commits): an API call whose caller gives up meanwhile
+// (its context is cancelled) still publishes, so that every node learns
+// of the change.
 func (o origin) publish(ctx context.Context, group, eventType string, b json.RawMessage) error {
 	if o.c != nil {
 		return o.c.Broadcast(group, eventType, b)
 	}
-	return o.srv.Broadcast(ctx, group, eventType, b)
+	return o.srv.Broadcast(context.WithoutCancel(ctx), group, eventType, b)
 }
 
 func (o origin) move(ctx context.Context, userID int64, group string, join bool) error {
+	ctx = context.WithoutCancel(ctx)
 	switch {
 	case o.c != nil && join:
 		return o.c.JoinUser(userID, group)
