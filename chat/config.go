@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/microcosm-cc/bluemonday"
 
+	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/store"
 )
 
@@ -100,6 +101,8 @@ type Service struct {
 	extra  map[string]bool
 
 	publishFailures atomic.Uint64
+	// srv is the server the Go API publishes through (Attach).
+	srv atomic.Pointer[chatmux.Server]
 }
 
 // New returns a Service. It panics when cfg.Store is nil (a start-up

@@ -6,9 +6,9 @@
 // rule below.
 //
 // A Service holds a store.Store and a Config. Its handlers are plain
-// chatmux handlers, one method per event; Register puts the default event
-// map on a router, Events returns that map so that a host can trim,
-// replace or extend it (the Go form of the package's EVENT_MAPPER):
+// chatmux handlers, one per event; Register puts the default event map on
+// a router, Events returns that map so that a host can trim, replace or
+// extend it (the Go form of the package's EVENT_MAPPER):
 //
 //	svc := chat.New(chat.Config{...}) // start from chat.DefaultConfig()
 //	events := chatmux.NewRouter()
@@ -16,6 +16,23 @@
 //	svc.Register(events)
 //	events.With(svc.RequireRoomAdmin("room_id")).Handle("message.pin", pin)
 //	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: auth})
+//	svc.Attach(srv) // for the Go API
+//
+// # The Go API
+//
+// The same operations are methods for host code without a socket
+// (docs/protocol.md#server-api): SendMessage, EditMessage,
+// DeleteMessages, CreateRoom, UpdateRoom, DeleteRoom, AddMembers,
+// RemoveMembers, SetRole, SetPermissions, History, PutUser and
+// DeleteUser. Each runs the core its WebSocket event runs (the handler
+// only reads the event's JSON into the method's input), so it checks,
+// stores and publishes exactly what the event does, on every node through
+// the attached server, and returns the data of the event's dispatch. The
+// actor is a user (AsUser), with the user's permissions, or System, the
+// host's backend, which skips membership and permission checks and sends
+// system messages (docs/protocol.md#system-messages):
+//
+//	msg, err := svc.SendMessage(ctx, chat.System, chat.SendMessage{RoomID: room, Content: "Maintenance at 22:00"})
 //
 // # Connections
 //

@@ -12,7 +12,9 @@ import (
 
 // StoreError maps an error of the store to the protocol's error envelope:
 // store.ErrNotFound is 4004 "Resource not found.", store.ErrConflict 4005
-// "Database constraint violated.", a *store.ValidationError 4003 with its
+// "Database constraint violated.", store.ErrUserDeleted (a deleted user
+// named where a live one is needed) 4005 ["This user has been deleted."]
+// unless it is a field's validation error, a *store.ValidationError 4003 with its
 // detail (a list for the domain invariants such as the cap message, a field
 // map when it names a field), store.ErrUnavailable and a deadline exceeded
 // (Config.StoreTimeout) 4013 "Service temporarily unavailable, try
@@ -36,6 +38,8 @@ func StoreError(err error) error {
 			return &chatmux.Error{Code: chatmux.CodeValidation, Detail: []string{ve.Message}, Err: err}
 		}
 		return &chatmux.Error{Code: chatmux.CodeValidation, Detail: map[string][]string{ve.Field: {ve.Message}}, Err: err}
+	case errors.Is(err, store.ErrUserDeleted):
+		return &chatmux.Error{Code: chatmux.CodeConstraint, Detail: []string{msgUserDeleted}, Err: err}
 	case errors.Is(err, store.ErrNotFound):
 		return &chatmux.Error{Code: chatmux.CodeNotFound, Detail: chatmux.DetailNotFound, Err: err}
 	case errors.Is(err, store.ErrConflict):
@@ -110,6 +114,7 @@ const (
 	msgInvalidURL           = "Enter a valid URL."
 	msgPropertyObject       = "property must be an object"
 	msgPreferencesObject    = "preferences must be an object"
+	msgUserDeleted          = "This user has been deleted."
 )
 
 // msgNotUUID is the detail for a string that is not a UUID.

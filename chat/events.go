@@ -70,26 +70,26 @@ const (
 // wrapped by more middleware but never needs any.
 func (s *Service) Events() map[string]chatmux.Handler {
 	return map[string]chatmux.Handler{
-		chatmux.EventConnect:     s.Connect,
-		chatmux.EventDisconnect:  s.Disconnect,
-		chatmux.EventResync:      s.Resync,
-		EventMessageSend:         s.SendMessage,
-		EventMessageAcknowledged: s.AcknowledgeMessages,
-		EventMessageRead:         s.ReadMessages,
-		EventMessageReact:        s.ReactToMessage,
-		EventMessageTyping:       s.Typing,
-		EventMessageModify:       s.ModifyMessages,
-		EventRoomCreate:          s.CreateRoom,
-		EventRoomList:            s.ListRooms,
-		EventRoomInfo:            s.RoomInfo,
-		EventRoomAddMembers:      s.AddMembers,
-		EventRoomRemoveMembers:   s.RemoveMembers,
-		EventRoomMessages:        s.RoomMessages,
-		EventRoomJoin:            s.JoinRoom,
-		EventRoomLeave:           s.LeaveRoom,
-		EventRoomModify:          s.ModifyRoom,
-		EventSessionHeartbeat:    s.Heartbeat,
-		EventUserSearch:          s.SearchUsers,
+		chatmux.EventConnect:     s.handleConnect,
+		chatmux.EventDisconnect:  s.handleDisconnect,
+		chatmux.EventResync:      s.handleResync,
+		EventMessageSend:         s.handleSendMessage,
+		EventMessageAcknowledged: s.handleAcknowledge,
+		EventMessageRead:         s.handleRead,
+		EventMessageReact:        s.handleReact,
+		EventMessageTyping:       s.handleTyping,
+		EventMessageModify:       s.handleModifyMessages,
+		EventRoomCreate:          s.handleCreateRoom,
+		EventRoomList:            s.handleListRooms,
+		EventRoomInfo:            s.handleRoomInfo,
+		EventRoomAddMembers:      s.handleAddMembers,
+		EventRoomRemoveMembers:   s.handleRemoveMembers,
+		EventRoomMessages:        s.handleRoomMessages,
+		EventRoomJoin:            s.handleJoinRoom,
+		EventRoomLeave:           s.handleLeaveRoom,
+		EventRoomModify:          s.handleModifyRoom,
+		EventSessionHeartbeat:    s.handleHeartbeat,
+		EventUserSearch:          s.handleSearchUsers,
 	}
 }
 
@@ -159,6 +159,16 @@ func (s *Service) memberEvent(c *chatmux.Context) (*chatmux.User, fields, uuid.U
 		err = chatmux.PermissionDenied(msgDeniedRoom)
 	}
 	return u, f, roomID, m, err
+}
+
+// roomIDField parses data.room_id (4003/4004 on a missing, bad or unknown
+// id).
+func roomIDField(f fields) (uuid.UUID, error) {
+	v, ok := f["room_id"]
+	if !ok || isNull(v) {
+		return uuid.Nil, chatmux.Validation(msgInvalidRoomIDType)
+	}
+	return ParseRoomID(v)
 }
 
 // roomAccess parses data[field] as a room id and loads the user's

@@ -279,7 +279,7 @@ const resyncEvent = "test.resync"
 func resyncEnv(t *testing.T, newStore factory, broker groups.Broker, opts ...func(*chat.Config)) *env {
 	return newEnvBroker(t, newStore, func(svc *chat.Service, r chatmux.Router) {
 		svc.Register(r)
-		r.HandleFunc(resyncEvent, svc.Resync)
+		r.HandleFunc(resyncEvent, svc.Events()[chatmux.EventResync])
 	}, broker, opts...)
 }
 

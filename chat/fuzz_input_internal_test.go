@@ -109,14 +109,18 @@ func FuzzLooseJSON(f *testing.F) {
 		if _, err := property(fields{"property": raw}); inputError(err) != "" {
 			t.Fatalf("property(%s): %s", v, inputError(err))
 		}
-		if _, err := parseMedia(raw); inputError(err) != "" {
-			t.Fatalf("parseMedia(%s): %s", v, inputError(err))
+		if media, err := readMedia(raw); inputError(err) != "" {
+			t.Fatalf("readMedia(%s): %s", v, inputError(err))
+		} else if _, err := checkMedia(media); inputError(err) != "" {
+			t.Fatalf("checkMedia(%s): %s", v, inputError(err))
 		}
 		if _, err := roleUsers(fields{"users": raw}); inputError(err) != "" {
 			t.Fatalf("roleUsers(%s): %s", v, inputError(err))
 		}
-		if _, err := avatar(fields{"avatar": raw}); inputError(err) != "" {
+		if a, _, err := (fields{"avatar": raw}).str("avatar"); inputError(err) != "" {
 			t.Fatalf("avatar(%s): %s", v, inputError(err))
+		} else if err := checkAvatar(a); inputError(err) != "" {
+			t.Fatalf("checkAvatar(%s): %s", v, inputError(err))
 		}
 	})
 }

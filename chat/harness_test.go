@@ -103,6 +103,7 @@ func newEnvBroker(t *testing.T, newStore factory, register func(*chat.Service, c
 	events := chatmux.NewRouter()
 	register(svc, events)
 	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: testAuth, Broker: broker})
+	svc.Attach(srv) // the Go API publishes through it
 	r := chi.NewRouter()
 	r.Handle(wsPath, srv)
 	hs := httptest.NewServer(r)

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	neturl "net/url"
@@ -14,20 +15,9 @@ import (
 	"github.com/chatmux/chatmux/store"
 )
 
-// content reads and checks message content: a string, not blank after
+// content checks and sanitises message content: not blank after
 // trimming (unless blankOK), at most MaxMessageLength characters.
-func (s *Service) content(f fields, blankOK bool) (string, error) {
-	v := f.get("content")
-	if v == nil {
-		if blankOK {
-			return "", nil
-		}
-		return "", chatmux.FieldError("content", msgRequired)
-	}
-	var text string
-	if jsonKind(v) != 's' || json.Unmarshal(v, &text) != nil {
-		return "", chatmux.FieldError("content", msgNotString)
-	}
+func (s *Service) content(text string, blankOK bool) (string, error) {
 	text = strings.TrimSpace(text)
 	if text == "" && !blankOK {
 		return "", chatmux.FieldError("content", msgBlank)
@@ -38,121 +28,182 @@ func (s *Service) content(f fields, blankOK bool) (string, error) {
 	return s.Sanitize(text), nil
 }
 
-// SendMessage handles message.send (docs/protocol.md#message-send):
+// handleSendMessage handles message.send (docs/protocol.md#message-send):
 // data {room_id, content, client_msg_id?, extra_fields?: {parent_message_id,
 // forwarded_from_id, media, host fields}}. The sender needs the send
-// permission (CanSend). The message is stored in one transaction with its
-// attachments and notification, then message.dispatch goes to the room. A
-// retry with the same client_msg_id stores nothing and sends the original
-// message to this socket only.
-func (s *Service) SendMessage(c *chatmux.Context) error {
-	u, f, roomID, m, err := s.roomEvent(c)
+// permission (CanSend); then the data is read into a SendMessage and sent
+// by sendMessage, as the Go API's SendMessage does.
+func (s *Service) handleSendMessage(c *chatmux.Context) error {
+	u, f, err := readEvent(c)
 	if err != nil {
 		return err
 	}
-	if !CanSend(m, u.ID) {
-		return chatmux.PermissionDenied(msgDeniedSend)
+	roomID, err := roomIDField(f)
+	if err != nil {
+		return err
 	}
-	nm := store.NewMessage{RoomID: roomID, SenderID: u.ID, Notify: s.cfg.Notifications}
+	a := eventActor(u)
+	if _, err := s.sendAccess(c.Context(), a, roomID); err != nil {
+		return err
+	}
+	in, err := readSendMessage(f)
+	if err != nil {
+		return err
+	}
+	in.RoomID = roomID
+	_, err = s.sendMessage(c.Context(), ev(c), a, in)
+	return err
+}
+
+// readSendMessage reads the data of message.send into a SendMessage: the
+// JSON types of its fields (4003); their values are checked by
+// sendMessage.
+func readSendMessage(f fields) (SendMessage, error) {
+	var in SendMessage
 	extra, _, err := f.object("extra_fields")
 	if err != nil {
-		return err
+		return in, err
 	}
 	if v := extra.get("media"); v != nil {
-		if nm.Attachments, err = parseMedia(v); err != nil {
-			return err
+		if in.Media, err = readMedia(v); err != nil {
+			return in, err
 		}
 	}
-	if nm.Content, err = s.content(f, len(nm.Attachments) > 0); err != nil {
-		return err
-	}
-	cid, _, err := f.str("client_msg_id")
+	content, ok, err := f.str("content")
 	if err != nil {
-		return err
+		return in, err
 	}
-	if utf8.RuneCountInString(cid) > store.MaxClientMsgIDLen {
-		return chatmux.FieldError("client_msg_id", fmt.Sprintf("Ensure this field has no more than %d characters.", store.MaxClientMsgIDLen))
+	if !ok && len(in.Media) == 0 {
+		return in, chatmux.FieldError("content", msgRequired)
 	}
-	nm.ClientMsgID = cid
+	in.Content = content
+	if in.ClientMsgID, _, err = f.str("client_msg_id"); err != nil {
+		return in, err
+	}
 	for _, ref := range []struct {
 		key string
 		dst **uuid.UUID
-	}{{"parent_message_id", &nm.ParentID}, {"forwarded_from_id", &nm.ForwardedFromID}} {
+	}{{"parent_message_id", &in.ParentID}, {"forwarded_from_id", &in.ForwardedFromID}} {
 		v := extra.get(ref.key)
 		if v == nil {
 			continue
 		}
-		id, err := s.referencedMessage(c, u.ID, ref.key, v)
+		var raw string
+		if jsonKind(v) != 's' || json.Unmarshal(v, &raw) != nil {
+			return in, chatmux.FieldError(ref.key, "Incorrect type. Expected pk value, received "+kindName(v)+".")
+		}
+		id, err := uuid.Parse(raw)
 		if err != nil {
-			return err
+			return in, chatmux.FieldError(ref.key, msgNotUUID(raw))
 		}
 		*ref.dst = &id
 	}
-	if nm.Extra, err = s.extraFields(extra, "parent_message_id", "forwarded_from_id", "media"); err != nil {
-		return err
+	for k, v := range extra {
+		switch k {
+		case "parent_message_id", "forwarded_from_id", "media":
+			continue
+		}
+		if in.Extra == nil {
+			in.Extra = map[string]json.RawMessage{}
+		}
+		in.Extra[k] = v
 	}
-	res, err := s.st.SendMessage(c.Context(), nm)
+	return in, nil
+}
+
+// sendMessage is message.send after its access check (sendAccess): it checks the values of in, stores the message in one
+// transaction with its attachments and notifications, then
+// message.dispatch goes to the room. A retry with the same client_msg_id
+// stores nothing and answers the original message to the event's socket
+// only (an API call gets it back and publishes nothing). By the system it
+// is a system message (docs/protocol.md#system-messages).
+func (s *Service) sendMessage(ctx context.Context, o origin, a actor, in SendMessage) (json.RawMessage, error) {
+	nm := store.NewMessage{RoomID: in.RoomID, SenderID: a.id, Notify: s.cfg.Notifications}
+	var err error
+	if nm.Attachments, err = checkMedia(in.Media); err != nil {
+		return nil, err
+	}
+	if nm.Content, err = s.content(in.Content, len(nm.Attachments) > 0); err != nil {
+		return nil, err
+	}
+	if utf8.RuneCountInString(in.ClientMsgID) > store.MaxClientMsgIDLen {
+		return nil, chatmux.FieldError("client_msg_id", fmt.Sprintf("Ensure this field has no more than %d characters.", store.MaxClientMsgIDLen))
+	}
+	nm.ClientMsgID = in.ClientMsgID
+	for _, ref := range []struct {
+		key string
+		id  *uuid.UUID
+	}{{"parent_message_id", in.ParentID}, {"forwarded_from_id", in.ForwardedFromID}} {
+		if ref.id == nil {
+			continue
+		}
+		if err := s.referencedMessage(ctx, a, ref.key, *ref.id); err != nil {
+			return nil, err
+		}
+	}
+	nm.ParentID, nm.ForwardedFromID = in.ParentID, in.ForwardedFromID
+	if nm.Extra, err = s.extraFields(in.Extra); err != nil {
+		return nil, err
+	}
+	res, err := s.st.SendMessage(ctx, nm)
 	if err != nil {
-		return StoreError(err)
+		return nil, StoreError(err)
 	}
 	var msgs []*wireMessage
 	if res.Duplicate || nm.ParentID != nil || nm.ForwardedFromID != nil {
-		msgs, err = s.messagesJSON(c.Context(), []uuid.UUID{res.Message.ID})
+		msgs, err = s.messagesJSON(ctx, []uuid.UUID{res.Message.ID})
 		if err == nil && len(msgs) != 1 {
 			err = store.ErrNotFound
 		}
 		if err != nil && res.Duplicate {
-			return StoreError(err) // nothing new was stored: the retry may retry
+			return nil, StoreError(err) // nothing new was stored: the retry may retry
 		}
 		if err != nil {
 			// Stored: the sender's answer is the message as sent, without
 			// the referenced message's object.
-			s.log.WarnContext(c.Context(), "chat: failed to read a stored message back; sending it as sent", "message_id", res.Message.ID, "err", err)
+			s.log.WarnContext(ctx, "chat: failed to read a stored message back; sending it as sent", "message_id", res.Message.ID, "err", err)
 			msgs = nil
 		}
 	}
 	if msgs == nil {
 		// A new message without references: everything its Message
 		// object shows is at hand (no receipts, reactions or deliveries
-		// yet; the sender was stored from this identity on connect), so
-		// it is encoded without reading it back.
-		v := store.MessageView{Message: res.Message, Attachments: res.Attachments,
-			Sender: store.User{ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName}}
+		// yet; the sender is the actor), so it is encoded without reading
+		// it back.
+		v := store.MessageView{Message: res.Message, Attachments: res.Attachments, Sender: a.user}
 		msgs = []*wireMessage{s.messageJSON(&v)}
 	}
 	if res.Duplicate {
-		return send(c, DispatchMessage, msgs[0])
+		if o.c != nil {
+			return nil, send(o.c, DispatchMessage, msgs[0])
+		}
+		return marshal(msgs[0])
 	}
 	// A connection that is not in the room's group although its user is a
 	// member (a group move it missed) still gets its answer.
-	group := RoomGroup(roomID)
-	joined := inGroup(c, group)
-	if err := s.broadcast(c, group, DispatchMessage, msgs[0]); err != nil {
-		return err
+	group := RoomGroup(in.RoomID)
+	joined := o.inGroup(group)
+	b, err := s.broadcast(ctx, o, group, DispatchMessage, msgs[0])
+	if err != nil {
+		return nil, err
 	}
-	if !joined && c.Conn() != nil {
-		return send(c, DispatchMessage, msgs[0])
+	if o.c != nil && !joined && o.c.Conn() != nil {
+		return b, o.c.Send(DispatchMessage, b)
 	}
-	return nil
+	return b, nil
 }
 
 // extraFields returns the host-registered extra fields of extra_fields
-// (Config.ExtraMessageFields); any other key than those and the allowed
-// built-in ones is 4003 (docs/protocol.md#diff-extra-fields).
-func (s *Service) extraFields(extra fields, builtin ...string) (store.JSON, error) {
+// (Config.ExtraMessageFields); any other key is 4003
+// (docs/protocol.md#diff-extra-fields).
+func (s *Service) extraFields(extra map[string]json.RawMessage) (store.JSON, error) {
 	out := store.JSON{}
 	names := make([]string, 0, len(extra))
 	for k := range extra {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-outer:
 	for _, k := range names {
-		for _, b := range builtin {
-			if k == b {
-				continue outer
-			}
-		}
 		if !s.extra[k] {
 			return nil, chatmux.FieldError("extra_fields", fmt.Sprintf("Unknown field '%s'.", k))
 		}
@@ -165,43 +216,36 @@ outer:
 	return out, nil
 }
 
-// referencedMessage checks parent_message_id / forwarded_from_id: a UUID of
-// an existing, visible message (else 4003) in a room the sender belongs to
-// (else 4002, docs/protocol.md#diff-reply-access).
-func (s *Service) referencedMessage(c *chatmux.Context, userID int64, key string, v json.RawMessage) (uuid.UUID, error) {
-	var raw string
-	if jsonKind(v) != 's' || json.Unmarshal(v, &raw) != nil {
-		return uuid.Nil, chatmux.FieldError(key, "Incorrect type. Expected pk value, received "+kindName(v)+".")
-	}
-	id, err := uuid.Parse(raw)
+// referencedMessage checks parent_message_id / forwarded_from_id: an
+// existing, visible message (else 4003) in a room the sender belongs to
+// (else 4002, docs/protocol.md#diff-reply-access; the system may refer to
+// any message).
+func (s *Service) referencedMessage(ctx context.Context, a actor, key string, id uuid.UUID) error {
+	got, err := s.st.Messages(ctx, []uuid.UUID{id})
 	if err != nil {
-		return uuid.Nil, chatmux.FieldError(key, msgNotUUID(raw))
-	}
-	got, err := s.st.Messages(c.Context(), []uuid.UUID{id})
-	if err != nil {
-		return uuid.Nil, StoreError(err)
+		return StoreError(err)
 	}
 	if len(got) != 1 || got[0].IsDeleted {
-		return uuid.Nil, chatmux.FieldError(key, fmt.Sprintf("Invalid pk \"%s\" - object does not exist.", raw))
+		return chatmux.FieldError(key, fmt.Sprintf("Invalid pk \"%s\" - object does not exist.", id))
 	}
-	m, err := s.st.Membership(c.Context(), got[0].RoomID, userID)
+	if a.system() {
+		return nil
+	}
+	m, err := s.st.Membership(ctx, got[0].RoomID, a.id)
 	if err != nil {
-		return uuid.Nil, StoreError(err)
+		return StoreError(err)
 	}
 	if !m.IsMember {
-		return uuid.Nil, chatmux.PermissionDenied(msgDeniedMessage)
+		return chatmux.PermissionDenied(msgDeniedMessage)
 	}
-	return id, nil
+	return nil
 }
 
-// parseMedia reads extra_fields.media: a list of {media_url, media_type,
-// file_size?, mime_type?, caption?, metadata?}. Any invalid item is 4003
-// (docs/protocol.md#diff-media), nothing is stored. media_url must be an
-// absolute http or https URL with a host (isWebURL), else {"media_url":
-// ["Enter a valid URL."]}: clients render it as a link or an image, and a
-// javascript: or data: URL is not something to relay to a room
-// (docs/protocol.md#attachment).
-func parseMedia(v json.RawMessage) ([]store.NewAttachment, error) {
+// readMedia reads extra_fields.media: a list of {media_url, media_type,
+// file_size?, mime_type?, caption?, metadata?}, each field of its JSON
+// type (else 4003, docs/protocol.md#diff-media); checkMedia checks the
+// values.
+func readMedia(v json.RawMessage) ([]Media, error) {
 	if jsonKind(v) != 'a' {
 		return nil, chatmux.FieldError("media", fmt.Sprintf("Expected a list of items but got type \"%s\".", kindName(v)))
 	}
@@ -209,34 +253,29 @@ func parseMedia(v json.RawMessage) ([]store.NewAttachment, error) {
 	if err := json.Unmarshal(v, &items); err != nil {
 		return nil, chatmux.FieldError("media", "Invalid value.")
 	}
-	out := make([]store.NewAttachment, 0, len(items))
+	out := make([]Media, 0, len(items))
 	for _, it := range items {
 		var f fields
 		if jsonKind(it) != 'o' || json.Unmarshal(it, &f) != nil {
 			return nil, chatmux.FieldError("media", "Invalid data. Expected a dictionary.")
 		}
-		var a store.NewAttachment
+		var m Media
 		var err error
 		url, ok, err := f.str("media_url")
 		if err != nil {
 			return nil, err
 		}
-		if !ok || url == "" {
+		if !ok {
 			return nil, chatmux.FieldError("media_url", msgRequired)
 		}
-		if !isWebURL(url) {
-			return nil, chatmux.FieldError("media_url", msgInvalidURL)
-		}
-		a.MediaURL = url
-		mt, _, err := f.str("media_type")
-		if err != nil {
+		m.URL = url
+		if m.Type, _, err = f.str("media_type"); err != nil {
 			return nil, err
 		}
-		a.MediaType = store.MediaType(mt)
-		if a.MimeType, _, err = f.str("mime_type"); err != nil {
+		if m.MimeType, _, err = f.str("mime_type"); err != nil {
 			return nil, err
 		}
-		if a.Caption, _, err = f.str("caption"); err != nil {
+		if m.Caption, _, err = f.str("caption"); err != nil {
 			return nil, err
 		}
 		if fs := f.get("file_size"); fs != nil {
@@ -244,19 +283,52 @@ func parseMedia(v json.RawMessage) ([]store.NewAttachment, error) {
 			if !ok || jsonKind(fs) != 'n' {
 				return nil, chatmux.FieldError("file_size", msgNotInt)
 			}
-			a.FileSize = n
+			m.FileSize = n
 		}
 		if md := f.get("metadata"); md != nil {
-			obj, ok := jsonObject(md)
+			if jsonKind(md) != 'o' {
+				return nil, chatmux.FieldError("metadata", msgNotObject)
+			}
+			m.Metadata = md
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// checkMedia checks attachments: media_url must be an absolute http or
+// https URL with a host (isWebURL), else {"media_url": ["Enter a valid
+// URL."]}: clients render it as a link or an image, and a javascript: or
+// data: URL is not something to relay to a room
+// (docs/protocol.md#attachment); metadata a JSON object; the rest as
+// store.ValidateAttachment checks it. Any invalid item is 4003 and
+// nothing is stored.
+func checkMedia(media []Media) ([]store.NewAttachment, error) {
+	out := make([]store.NewAttachment, 0, len(media))
+	for _, m := range media {
+		if m.URL == "" {
+			return nil, chatmux.FieldError("media_url", msgRequired)
+		}
+		if !isWebURL(m.URL) {
+			return nil, chatmux.FieldError("media_url", msgInvalidURL)
+		}
+		a := store.NewAttachment{MediaURL: m.URL, MediaType: store.MediaType(m.Type), MimeType: m.MimeType,
+			Caption: m.Caption, FileSize: m.FileSize}
+		if len(m.Metadata) > 0 && !isNull(m.Metadata) {
+			obj, ok := jsonObject(m.Metadata)
 			if !ok {
 				return nil, chatmux.FieldError("metadata", msgNotObject)
 			}
 			a.Metadata = obj
 		}
-		if a, err = store.ValidateAttachment(a); err != nil {
+		a, err := store.ValidateAttachment(a)
+		if err != nil {
 			return nil, StoreError(err)
 		}
 		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, nil
 	}
 	return out, nil
 }
@@ -269,11 +341,11 @@ func isWebURL(s string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Opaque == ""
 }
 
-// Typing handles message.typing: with the send permission, it broadcasts
+// handleTyping handles message.typing: with the send permission, it broadcasts
 // messagetyping.dispatch {username, room_id, user_id}
 // (docs/protocol.md#diff-typing) to
 // the room, the typer included. Nothing is stored.
-func (s *Service) Typing(c *chatmux.Context) error {
+func (s *Service) handleTyping(c *chatmux.Context) error {
 	u, _, roomID, m, err := s.roomEvent(c)
 	if err != nil {
 		return err
@@ -281,11 +353,12 @@ func (s *Service) Typing(c *chatmux.Context) error {
 	if !CanSend(m, u.ID) {
 		return chatmux.PermissionDenied(msgDeniedSend)
 	}
-	return s.broadcast(c, RoomGroup(roomID), DispatchTyping, struct {
+	_, err = s.broadcast(c.Context(), ev(c), RoomGroup(roomID), DispatchTyping, struct {
 		Username string `json:"username"`
 		RoomID   string `json:"room_id"`
 		UserID   int64  `json:"user_id"`
 	}{u.Username, roomID.String(), u.ID})
+	return err
 }
 
 // messageIDsOf parses data.message_id and checks access (existence, not
@@ -302,13 +375,13 @@ func (s *Service) messageIDsOf(c *chatmux.Context, f fields, userID int64) (mess
 	return ids, msgs, err
 }
 
-// ReactToMessage handles message.react: data {type: "add"|"remove",
+// handleReact handles message.react: data {type: "add"|"remove",
 // message_id, reaction_content}. Any member of the message's room may
 // react. add replaces a different reaction of the user (the same one again
 // is 4005) and answers {status, type: "add", message}; remove answers
 // {status: "successful"|"failed", action: "remove", message}. Both go to the
 // room as reaction.dispatch.
-func (s *Service) ReactToMessage(c *chatmux.Context) error {
+func (s *Service) handleReact(c *chatmux.Context) error {
 	u, f, err := readEvent(c)
 	if err != nil {
 		return err
@@ -343,7 +416,7 @@ func (s *Service) ReactToMessage(c *chatmux.Context) error {
 			Content: content, Notify: s.cfg.Notifications}); err != nil {
 			return StoreError(err)
 		}
-		m, err := s.oneMessage(c, msg.ID)
+		m, err := s.oneMessage(c.Context(), msg.ID)
 		if err != nil {
 			return err
 		}
@@ -361,7 +434,7 @@ func (s *Service) ReactToMessage(c *chatmux.Context) error {
 		if !removed {
 			status = "failed"
 		}
-		m, err := s.oneMessage(c, msg.ID)
+		m, err := s.oneMessage(c.Context(), msg.ID)
 		if err != nil {
 			return err
 		}
@@ -373,11 +446,12 @@ func (s *Service) ReactToMessage(c *chatmux.Context) error {
 	default:
 		return chatmux.Validation(msgInvalidReactionType)
 	}
-	return s.broadcast(c, RoomGroup(msg.RoomID), DispatchReaction, payload)
+	_, err = s.broadcast(c.Context(), ev(c), RoomGroup(msg.RoomID), DispatchReaction, payload)
+	return err
 }
 
-func (s *Service) oneMessage(c *chatmux.Context, id uuid.UUID) (*wireMessage, error) {
-	ms, err := s.messagesJSON(c.Context(), []uuid.UUID{id})
+func (s *Service) oneMessage(ctx context.Context, id uuid.UUID) (*wireMessage, error) {
+	ms, err := s.messagesJSON(ctx, []uuid.UUID{id})
 	if err != nil {
 		return nil, err
 	}
@@ -387,15 +461,13 @@ func (s *Service) oneMessage(c *chatmux.Context, id uuid.UUID) (*wireMessage, er
 	return ms[0], nil
 }
 
-// ModifyMessages handles message.modify: data {action: "update"|"delete",
-// message_id: id or [ids], extra_fields: {content, host fields} for
-// update}. Only the sender of every listed message may modify them, and
-// only while a member of their (single) room. update edits one message
-// (sanitised, is_edited) and answers {status, action: "update", message};
-// delete removes them (soft or hard per Config.SoftDelete) with their
-// notifications and answers {status, action: "delete", message_ids}. The
-// answer goes to the room as messagemodification.dispatch.
-func (s *Service) ModifyMessages(c *chatmux.Context) error {
+// handleModifyMessages handles message.modify: data {action:
+// "update"|"delete", message_id: id or [ids], extra_fields: {content, host
+// fields} for update}. Only the sender of every listed message may modify
+// them, and only while a member of their (single) room (modifyAccess).
+// update edits one message (editMessage, as the Go API's EditMessage);
+// delete removes them (deleteMessages, as DeleteMessages).
+func (s *Service) handleModifyMessages(c *chatmux.Context) error {
 	u, f, err := readEvent(c)
 	if err != nil {
 		return err
@@ -407,29 +479,10 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 	if len(ids.IDs) == 0 {
 		return chatmux.Validation(msgAtLeastOneMessage)
 	}
-	// The sender check runs first: existence (4004), sender (4002), one
-	// room (4003); then membership (4002).
-	msgs, err := s.liveMessages(c.Context(), ids.IDs)
+	ctx := c.Context()
+	roomID, err := s.modifyAccess(ctx, eventActor(u), ids.IDs)
 	if err != nil {
 		return err
-	}
-	for _, m := range msgs {
-		if m.SenderID != u.ID {
-			return chatmux.PermissionDenied(msgDeniedModify)
-		}
-	}
-	roomID := msgs[0].RoomID
-	for _, m := range msgs[1:] {
-		if m.RoomID != roomID {
-			return chatmux.Validation(msgSameRoom)
-		}
-	}
-	mem, err := s.membership(c.Context(), roomID, u.ID)
-	if err != nil {
-		return err
-	}
-	if !mem.IsMember {
-		return chatmux.PermissionDenied(msgDeniedMessage)
 	}
 	action, ok, err := f.str("action")
 	if err != nil {
@@ -447,14 +500,9 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 		if err != nil || len(extra) == 0 {
 			return chatmux.Validation(msgExtraFieldsForUpdate)
 		}
-		var raw string
-		if jsonKind(extra.get("content")) != 's' || json.Unmarshal(extra.get("content"), &raw) != nil ||
-			strings.TrimSpace(raw) == "" {
+		var content string
+		if jsonKind(extra.get("content")) != 's' || json.Unmarshal(extra.get("content"), &content) != nil {
 			return chatmux.Validation(msgContentForUpdate)
-		}
-		content, err := s.content(extra, false)
-		if err != nil {
-			return err
 		}
 		// Only content and the host's fields change; sender, room,
 		// timestamps, flags, parent and forward are ignored
@@ -468,27 +516,58 @@ func (s *Service) ModifyMessages(c *chatmux.Context) error {
 				}
 			}
 		}
-		if _, err := s.st.EditMessage(c.Context(), ids.IDs[0], content, hostExtra); err != nil {
-			return StoreError(err)
-		}
-		m, err := s.oneMessage(c, ids.IDs[0])
-		if err != nil {
-			return err
-		}
-		return s.broadcast(c, RoomGroup(roomID), DispatchMessageModification, struct {
-			Status  string       `json:"status"`
-			Action  string       `json:"action"`
-			Message *wireMessage `json:"message"`
-		}{"successful", "update", m})
+		_, err = s.editMessage(ctx, ev(c), roomID, ids.IDs[0], content, hostExtra)
+		return err
 	case "delete":
-		if _, err := s.st.DeleteMessages(c.Context(), ids.IDs, !s.cfg.SoftDelete); err != nil {
-			return StoreError(err)
-		}
-		return s.broadcast(c, RoomGroup(roomID), DispatchMessageModification, struct {
-			Status     string            `json:"status"`
-			Action     string            `json:"action"`
-			MessageIDs []json.RawMessage `json:"message_ids"`
-		}{"successful", "delete", ids.Raw})
+		_, err := s.deleteMessages(ctx, ev(c), roomID, ids.IDs, ids.Raw)
+		return err
 	}
 	return chatmux.Validation(msgInvalidAction)
+}
+
+// editMessage is message.modify update after its access check
+// (modifyAccess): the content must not be blank ("Content should be
+// provided for update action") and is checked and sanitised as at send;
+// the message is edited (is_edited) with the host's fields, and
+// messagemodification.dispatch {status, action: "update", message} goes
+// to the room.
+func (s *Service) editMessage(ctx context.Context, o origin, roomID, id uuid.UUID, content string, hostExtra store.JSON) (json.RawMessage, error) {
+	if strings.TrimSpace(content) == "" {
+		return nil, chatmux.Validation(msgContentForUpdate)
+	}
+	content, err := s.content(content, false)
+	if err != nil {
+		return nil, err
+	}
+	if hostExtra == nil {
+		hostExtra = store.JSON{}
+	}
+	if _, err := s.st.EditMessage(ctx, id, content, hostExtra); err != nil {
+		return nil, StoreError(err)
+	}
+	m, err := s.oneMessage(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.broadcast(ctx, o, RoomGroup(roomID), DispatchMessageModification, struct {
+		Status  string       `json:"status"`
+		Action  string       `json:"action"`
+		Message *wireMessage `json:"message"`
+	}{"successful", "update", m})
+}
+
+// deleteMessages is message.modify delete after its access check
+// (modifyAccess): the messages are deleted (soft or hard per
+// Config.SoftDelete) with their notifications, and
+// messagemodification.dispatch {status, action: "delete", message_ids}
+// (raw: the ids as the client sent them) goes to the room.
+func (s *Service) deleteMessages(ctx context.Context, o origin, roomID uuid.UUID, ids []uuid.UUID, raw []json.RawMessage) (json.RawMessage, error) {
+	if _, err := s.st.DeleteMessages(ctx, ids, !s.cfg.SoftDelete); err != nil {
+		return nil, StoreError(err)
+	}
+	return s.broadcast(ctx, o, RoomGroup(roomID), DispatchMessageModification, struct {
+		Status     string            `json:"status"`
+		Action     string            `json:"action"`
+		MessageIDs []json.RawMessage `json:"message_ids"`
+	}{"successful", "delete", raw})
 }

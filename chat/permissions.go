@@ -144,3 +144,87 @@ func (s *Service) liveMessages(ctx context.Context, ids []uuid.UUID) ([]store.Me
 	}
 	return out, nil
 }
+
+// The access checks of the operations, shared by the WebSocket handlers
+// and the Go API. Each loads the actor's membership of the room (a
+// missing room is 4004, for the system too); the system skips the
+// membership and permission checks (docs/protocol.md#server-api).
+
+// sendAccess: the send permission (CanSend), else 4002.
+func (s *Service) sendAccess(ctx context.Context, a actor, roomID uuid.UUID) (store.Membership, error) {
+	m, err := s.membership(ctx, roomID, a.id)
+	if err == nil && !a.system() && !CanSend(m, a.id) {
+		err = chatmux.PermissionDenied(msgDeniedSend)
+	}
+	return m, err
+}
+
+// memberAccess: membership, else 4002 "User is not authorized access this
+// room".
+func (s *Service) memberAccess(ctx context.Context, a actor, roomID uuid.UUID) (store.Membership, error) {
+	m, err := s.membership(ctx, roomID, a.id)
+	if err == nil && !a.system() && !m.IsMember {
+		err = chatmux.PermissionDenied(msgDeniedRoom)
+	}
+	return m, err
+}
+
+// adminAccess: IsRoomAdmin, else 4002 "User is not an admin of this room".
+func (s *Service) adminAccess(ctx context.Context, a actor, roomID uuid.UUID) (store.Membership, error) {
+	m, err := s.membership(ctx, roomID, a.id)
+	if err == nil && !a.system() && !IsRoomAdmin(m, a.id) {
+		err = chatmux.PermissionDenied(msgDeniedAdmin)
+	}
+	return m, err
+}
+
+// membersAccess is the check of room.add_members and room.remove_members:
+// a one-to-one chat is 4003, then allow, else 4002 denied.
+func (s *Service) membersAccess(ctx context.Context, a actor, roomID uuid.UUID, allow func(store.Membership, int64) bool, denied string) (store.Membership, error) {
+	m, err := s.membership(ctx, roomID, a.id)
+	if err != nil {
+		return m, err
+	}
+	if m.RoomType == store.OneToOne {
+		return m, chatmux.Validation(store.MsgMembersGroupChannel)
+	}
+	if !a.system() && !allow(m, a.id) {
+		return m, chatmux.PermissionDenied(denied)
+	}
+	return m, nil
+}
+
+// modifyAccess is the check of message.modify, in the order of its
+// errors: every message exists and is not deleted (4004), the actor sent
+// each (4002), they are in one room (4003), the actor is a member of it
+// (4002). It returns the room.
+func (s *Service) modifyAccess(ctx context.Context, a actor, ids []uuid.UUID) (uuid.UUID, error) {
+	msgs, err := s.liveMessages(ctx, ids)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	if !a.system() {
+		for _, m := range msgs {
+			if m.SenderID != a.id {
+				return uuid.Nil, chatmux.PermissionDenied(msgDeniedModify)
+			}
+		}
+	}
+	roomID := msgs[0].RoomID
+	for _, m := range msgs[1:] {
+		if m.RoomID != roomID {
+			return uuid.Nil, chatmux.Validation(msgSameRoom)
+		}
+	}
+	if a.system() {
+		return roomID, nil
+	}
+	mem, err := s.membership(ctx, roomID, a.id)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	if !mem.IsMember {
+		return uuid.Nil, chatmux.PermissionDenied(msgDeniedMessage)
+	}
+	return roomID, nil
+}

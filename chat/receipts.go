@@ -19,13 +19,13 @@ func (s *Service) receiptEvent(c *chatmux.Context) (*chatmux.User, messageIDs, e
 	return u, ids, err
 }
 
-// AcknowledgeMessages handles message.acknowledged (delivery receipts):
+// handleAcknowledge handles message.acknowledged (delivery receipts):
 // data {message_id: id or [ids]}. The user is added to delivered_to of each
 // message and removed from its notifications; each sender then gets
 // messagedelivered.dispatch with the list of their messages, on all
 // devices. Acknowledging one's own message does nothing
 // (docs/protocol.md#diff-idempotent-receipts).
-func (s *Service) AcknowledgeMessages(c *chatmux.Context) error {
+func (s *Service) handleAcknowledge(c *chatmux.Context) error {
 	u, ids, err := s.receiptEvent(c)
 	if err != nil {
 		return err
@@ -43,20 +43,20 @@ func (s *Service) AcknowledgeMessages(c *chatmux.Context) error {
 	}
 	senders, bySender := groupMessages(s, views, func(v *store.MessageView) int64 { return v.SenderID })
 	for _, id := range senders {
-		if err := s.sendUser(c, id, DispatchMessageDelivered, bySender[id]); err != nil {
+		if _, err := s.sendUser(c.Context(), ev(c), id, DispatchMessageDelivered, bySender[id]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// ReadMessages handles message.read (read receipts): data {message_id: id
+// handleRead handles message.read (read receipts): data {message_id: id
 // or [ids]}. Own messages and messages already read are skipped
 // (docs/protocol.md#diff-idempotent-receipts).
 // For a single id readreceipt.dispatch carries the Message object; for a
 // list, one dispatch per room carries the array of that room's messages.
 // Each goes to the room.
-func (s *Service) ReadMessages(c *chatmux.Context) error {
+func (s *Service) handleRead(c *chatmux.Context) error {
 	u, ids, err := s.receiptEvent(c)
 	if err != nil {
 		return err
@@ -80,11 +80,12 @@ func (s *Service) ReadMessages(c *chatmux.Context) error {
 		if len(views) == 0 {
 			return nil
 		}
-		return s.broadcast(c, RoomGroup(views[0].RoomID), DispatchReadReceipt, s.messageJSON(&views[0]))
+		_, err := s.broadcast(c.Context(), ev(c), RoomGroup(views[0].RoomID), DispatchReadReceipt, s.messageJSON(&views[0]))
+		return err
 	}
 	rooms, byRoom := groupMessages(s, views, func(v *store.MessageView) uuid.UUID { return v.RoomID })
 	for _, id := range rooms {
-		if err := s.broadcast(c, RoomGroup(id), DispatchReadReceipt, byRoom[id]); err != nil {
+		if _, err := s.broadcast(c.Context(), ev(c), RoomGroup(id), DispatchReadReceipt, byRoom[id]); err != nil {
 			return err
 		}
 	}

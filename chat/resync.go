@@ -30,7 +30,7 @@ type resyncPayload struct {
 	Reason string       `json:"reason"`
 }
 
-// Resync handles $resync, which the server routes to each of its
+// handleResync handles $resync, which the server routes to each of its
 // connections after the node's broker connection was lost and is back
 // (while it was away the connection received no room dispatches, and
 // membership changes made on other nodes did not reach it). It re-reads the
@@ -47,7 +47,7 @@ type resyncPayload struct {
 // When the store or the broker fails meanwhile, the connection is closed
 // with 1013 (try again later) rather than resumed with memberships that
 // may be stale: the client reconnects, and its $connect reads them afresh.
-func (s *Service) Resync(c *chatmux.Context) error {
+func (s *Service) handleResync(c *chatmux.Context) error {
 	u := c.User()
 	if c.Conn() == nil {
 		return nil

@@ -13,14 +13,15 @@ import (
 // connSessionKey is the connection value that holds the store's session id.
 const connSessionKey = "chat.session_id"
 
-// Connect handles $connect: it records the authenticated identity in the
+// handleConnect handles $connect: it records the authenticated identity in the
 // store (UpsertUser), opens a session for the connection, joins the
 // connection to the group of every room its user belongs to (from the
 // store, docs/protocol.md#diff-subscriptions; the user's own group is
 // joined by the server)
 // and, when notifications are enabled, sends chat.notifications to this
-// socket only. An anonymous connection is closed with 4001.
-func (s *Service) Connect(c *chatmux.Context) error {
+// socket only. An anonymous connection is closed with 4001, a deleted
+// user's with 4011.
+func (s *Service) handleConnect(c *chatmux.Context) error {
 	u := c.User()
 	if u == nil {
 		return errNoUser
@@ -28,7 +29,7 @@ func (s *Service) Connect(c *chatmux.Context) error {
 	ctx := c.Context()
 	if _, err := s.st.UpsertUser(ctx, store.User{ID: u.ID, Username: u.Username, Email: u.Email,
 		FirstName: u.FirstName, LastName: u.LastName}); err != nil {
-		return StoreError(err)
+		return connectError(err)
 	}
 	if err := s.openSession(c, u); err != nil {
 		return err
@@ -75,20 +76,30 @@ func (s *Service) Connect(c *chatmux.Context) error {
 	return send(c, "chat.notifications", data)
 }
 
+// connectError maps a store error at $connect: a deleted user (a user
+// deleted between the two steps too) closes the connection with 4011
+// (docs/protocol.md#deleted-users); the rest as StoreError.
+func connectError(err error) error {
+	if errors.Is(err, store.ErrUserDeleted) {
+		return chatmux.UserDeleted(err)
+	}
+	return StoreError(err)
+}
+
 // openSession opens the connection's session, on this node.
 func (s *Service) openSession(c *chatmux.Context, u *chatmux.User) error {
 	sess, err := s.st.CreateSession(c.Context(), store.NewSession{UserID: u.ID, ConnID: c.Conn().ID(), NodeID: s.cfg.NodeID})
 	if err != nil {
-		return StoreError(err)
+		return connectError(err)
 	}
 	c.Conn().SetValue(connSessionKey, sess.ID)
 	return nil
 }
 
-// Disconnect handles $disconnect: it closes the connection's session (the
+// handleDisconnect handles $disconnect: it closes the connection's session (the
 // store deletes it and records when the user was last seen). The server
 // has already taken the connection out of every group.
-func (s *Service) Disconnect(c *chatmux.Context) error {
+func (s *Service) handleDisconnect(c *chatmux.Context) error {
 	id, ok := sessionID(c)
 	if !ok {
 		return nil
@@ -110,12 +121,12 @@ func sessionID(c *chatmux.Context) (int64, bool) {
 
 var heartbeatOK = []byte(`{"status":"success"}`)
 
-// Heartbeat handles session.heartbeat: it sets the last_seen of the
+// handleHeartbeat handles session.heartbeat: it sets the last_seen of the
 // session and of its user to now and replies {"status": "success"} to this
 // socket. A session that no longer exists (expired as its node's, when
 // this node could not reach the store for longer than the nodes' expiry)
 // is opened again.
-func (s *Service) Heartbeat(c *chatmux.Context) error {
+func (s *Service) handleHeartbeat(c *chatmux.Context) error {
 	u, err := user(c)
 	if err != nil {
 		return err

@@ -26,7 +26,7 @@ type userSearchResult struct {
 	Users []wireUser `json:"users"`
 }
 
-// SearchUsers handles user.search, a chatmux addition to the default event
+// handleSearchUsers handles user.search, a chatmux addition to the default event
 // map (docs/protocol.md#user-search): it finds users to start a chat with
 // by a prefix of their username, last name or full name, compared
 // case-insensitively, and sends usersearch.dispatch {query, users} to this
@@ -35,7 +35,7 @@ type userSearchResult struct {
 // (1 to 64 characters once trimmed), so the event never lists everyone.
 // The users' email addresses are left empty: anyone signed in may search,
 // and an address is for the members of a shared room.
-func (s *Service) SearchUsers(c *chatmux.Context) error {
+func (s *Service) handleSearchUsers(c *chatmux.Context) error {
 	u, f, err := readEvent(c)
 	if err != nil {
 		return err

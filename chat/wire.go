@@ -31,10 +31,14 @@ type wireUser struct {
 	Email     string `json:"email"`
 	FirstName string `json:"first_name"`
 	LastName  string `json:"last_name"`
+	// IsDeleted is true for a deleted user, absent for everyone else
+	// (docs/protocol.md#deleted-users).
+	IsDeleted bool `json:"is_deleted,omitempty"`
 }
 
 func userJSON(u store.User) wireUser {
-	return wireUser{ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName}
+	return wireUser{ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
+		IsDeleted: u.Deleted}
 }
 
 func userPtr(u *store.User) *wireUser {
@@ -85,7 +89,8 @@ type wireAttachment struct {
 type wireMessage struct {
 	ID            string            `json:"id"`
 	Room          roomRef           `json:"room"`
-	Sender        wireUser          `json:"sender"`
+	Sender        *wireUser         `json:"sender"`
+	IsSystem      bool              `json:"is_system,omitempty"`
 	Content       string            `json:"content"`
 	IsDeleted     bool              `json:"is_deleted"`
 	IsEdited      bool              `json:"is_edited"`
@@ -109,7 +114,7 @@ var reservedMessageKeys = map[string]bool{
 	"id": true, "room": true, "sender": true, "content": true, "is_deleted": true, "is_edited": true,
 	"is_forwarded": true, "parent_message": true, "forwarded_from": true, "delivered_to": true,
 	"read_receipts": true, "reactions": true, "attachments": true, "created_at": true, "updated_at": true,
-	"seq": true, "client_msg_id": true, "room_id": true, "sender_id": true, "parent_message_id": true,
+	"seq": true, "client_msg_id": true, "is_system": true, "room_id": true, "sender_id": true, "parent_message_id": true,
 	"forwarded_from_id": true, "media": true, "message_id": true, "extra_fields": true,
 }
 
@@ -163,7 +168,7 @@ func (s *Service) messageJSON(v *store.MessageView) *wireMessage {
 	m := &wireMessage{
 		ID:            v.ID.String(),
 		Room:          roomRef{ID: v.RoomID.String()},
-		Sender:        userJSON(v.Sender),
+		Sender:        userPtr(&v.Sender),
 		Content:       v.Content,
 		IsDeleted:     v.IsDeleted,
 		IsEdited:      v.IsEdited,
@@ -178,6 +183,10 @@ func (s *Service) messageJSON(v *store.MessageView) *wireMessage {
 		UpdatedAt:     Timestamp(v.UpdatedAt),
 		Seq:           v.Seq,
 		ClientMsgID:   v.ClientMsgID,
+	}
+	if v.SenderID == 0 {
+		// A system message (docs/protocol.md#system-messages).
+		m.Sender, m.IsSystem = nil, true
 	}
 	if m.DeliveredTo == nil {
 		m.DeliveredTo = []string{}
@@ -445,24 +454,68 @@ func (s *Service) notificationsJSON(rooms []store.RoomNotifications) (json.RawMe
 	return buf.Bytes(), nil
 }
 
+// origin is where an operation's dispatches and group moves come from:
+// a WebSocket event (c, whose socket is answered directly when a publish
+// misses it) or a Go API call through the attached server (c nil: no
+// socket of origin). Both publish through the same server, so a dispatch
+// reaches every node the same way (docs/protocol.md#server-api).
+type origin struct {
+	c   *chatmux.Context
+	srv *chatmux.Server
+	// name names the operation in logs: the event, or "api.<Method>".
+	name string
+}
+
+// ev is the origin of a WebSocket event.
+func ev(c *chatmux.Context) origin { return origin{c: c, srv: c.Server(), name: c.Event()} }
+
+// publish and move run after the change was stored (or, for a removal,
+// just before it commits): an API call whose caller gives up meanwhile
+// (its context is cancelled) still publishes, so that every node learns
+// of the change.
+func (o origin) publish(ctx context.Context, group, eventType string, b json.RawMessage) error {
+	if o.c != nil {
+		return o.c.Broadcast(group, eventType, b)
+	}
+	return o.srv.Broadcast(context.WithoutCancel(ctx), group, eventType, b)
+}
+
+func (o origin) move(ctx context.Context, userID int64, group string, join bool) error {
+	ctx = context.WithoutCancel(ctx)
+	switch {
+	case o.c != nil && join:
+		return o.c.JoinUser(userID, group)
+	case o.c != nil:
+		return o.c.LeaveUser(userID, group)
+	case join:
+		return o.srv.JoinUser(ctx, userID, group)
+	}
+	return o.srv.LeaveUser(ctx, userID, group)
+}
+
+// inGroup reports whether the origin's connection is a member of group
+// (false for an API call, which has none).
+func (o origin) inGroup(group string) bool { return o.c != nil && inGroup(o.c, group) }
+
 // broadcast and sendUser encode a dispatch's data once with marshal and
-// publish it to a group (a room's, a user's). They run after the event's
-// change is stored (or when nothing is stored), so a publish failure is
-// not the sender's error: it is logged and counted (PublishFailures), and
-// when the sender's connection is one of the group's members it gets the
-// dispatch by Reply, so that its request has its answer (a client drops a
-// message it already has by (room, seq)). Clients elsewhere catch up after
-// their node's chat.resync (docs/protocol.md#faults). An encoding failure
-// is a bug: 4006.
-func (s *Service) broadcast(c *chatmux.Context, group, eventType string, v any) error {
+// publish it to a group (a room's, a user's); they return the encoded
+// data (what the Go API returns). They run after the operation's change is
+// stored (or when nothing is stored), so a publish failure is not the
+// caller's error: it is logged and counted (PublishFailures), and when the
+// event's connection is one of the group's members it gets the dispatch by
+// Reply, so that its request has its answer (a client drops a message it
+// already has by (room, seq)). Clients elsewhere catch up after their
+// node's chat.resync (docs/protocol.md#faults). An encoding failure is a
+// bug: 4006.
+func (s *Service) broadcast(ctx context.Context, o origin, group, eventType string, v any) (json.RawMessage, error) {
 	b, err := marshal(v)
 	if err != nil {
-		return chatmux.Internal(err)
+		return nil, chatmux.Internal(err)
 	}
-	err = c.Broadcast(group, eventType, b)
+	err = o.publish(ctx, group, eventType, b)
 	if err != nil {
 		s.publishFailures.Add(1)
-		s.log.WarnContext(c.Context(), "chat: failed to publish a dispatch", "event", c.Event(),
+		s.log.WarnContext(ctx, "chat: failed to publish a dispatch", "event", o.name,
 			"dispatch", eventType, "group", group, "err", err)
 	}
 	// The sender always gets its answer (docs/protocol.md#one-answer-per-send):
@@ -470,13 +523,13 @@ func (s *Service) broadcast(c *chatmux.Context, group, eventType string, v any) 
 	// outage not yet resynchronised: the group frame was dropped for it),
 	// answer its socket directly. A duplicate is possible and clients drop
 	// it by (room, seq).
-	if (err != nil || (c.Conn() != nil && c.Conn().Stale())) && inGroup(c, group) {
-		if err := c.Send(eventType, b); err != nil {
-			s.log.WarnContext(c.Context(), "chat: failed to answer the sender", "event", c.Event(),
+	if o.c != nil && (err != nil || (o.c.Conn() != nil && o.c.Conn().Stale())) && inGroup(o.c, group) {
+		if err := o.c.Send(eventType, b); err != nil {
+			s.log.WarnContext(ctx, "chat: failed to answer the sender", "event", o.name,
 				"dispatch", eventType, "err", err)
 		}
 	}
-	return nil
+	return b, nil
 }
 
 // inGroup reports whether the event's connection is a member of group.
@@ -484,8 +537,8 @@ func inGroup(c *chatmux.Context, group string) bool {
 	return c.Conn() != nil && c.Conn().InGroup(group)
 }
 
-func (s *Service) sendUser(c *chatmux.Context, userID int64, eventType string, v any) error {
-	return s.broadcast(c, groups.User(userID), eventType, v)
+func (s *Service) sendUser(ctx context.Context, o origin, userID int64, eventType string, v any) (json.RawMessage, error) {
+	return s.broadcast(ctx, o, groups.User(userID), eventType, v)
 }
 
 // joinUser and leaveUser move every connection of a user into or out of a
@@ -493,18 +546,18 @@ func (s *Service) sendUser(c *chatmux.Context, userID int64, eventType string, v
 // is logged and counted, not returned: the change is committed, and the
 // connections of nodes that missed the move are fixed when their node
 // resynchronises (docs/protocol.md#resync).
-func (s *Service) joinUser(c *chatmux.Context, userID int64, group string) {
-	if err := c.JoinUser(userID, group); err != nil {
+func (s *Service) joinUser(ctx context.Context, o origin, userID int64, group string) {
+	if err := o.move(ctx, userID, group, true); err != nil {
 		s.publishFailures.Add(1)
-		s.log.WarnContext(c.Context(), "chat: failed to add a user's connections to a group", "event", c.Event(),
+		s.log.WarnContext(ctx, "chat: failed to add a user's connections to a group", "event", o.name,
 			"user_id", userID, "group", group, "err", err)
 	}
 }
 
-func (s *Service) leaveUser(c *chatmux.Context, userID int64, group string) {
-	if err := c.LeaveUser(userID, group); err != nil {
+func (s *Service) leaveUser(ctx context.Context, o origin, userID int64, group string) {
+	if err := o.move(ctx, userID, group, false); err != nil {
 		s.publishFailures.Add(1)
-		s.log.WarnContext(c.Context(), "chat: failed to remove a user's connections from a group", "event", c.Event(),
+		s.log.WarnContext(ctx, "chat: failed to remove a user's connections from a group", "event", o.name,
 			"user_id", userID, "group", group, "err", err)
 	}
 }

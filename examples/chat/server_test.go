@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
+	chatclient "github.com/chatmux/chatmux/client"
 	"github.com/chatmux/chatmux/internal/testenv"
 )
 
@@ -584,6 +585,8 @@ func TestRunAddressInUse(t *testing.T) {
 // TestSendLimit: past the per-user limit a message.send is answered 4029,
 // on every connection of that user, while other users and other events go
 // on. The limit comes from CHATMUX_SEND_LIMIT, as a deployment sets it.
+// The users are Go clients (package client): a first send refused with
+// 4029 fails, it is not retried.
 func TestSendLimit(t *testing.T) {
 	cfg, err := parseConfig(nil, func(k string) string {
 		return map[string]string{"CHATMUX_ADDR": "127.0.0.1:0", "CHATMUX_SEND_LIMIT": "2/1h"}[k]
@@ -592,39 +595,45 @@ func TestSendLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := newTestServerWith(t, cfg)
-	alice := connect(t, ts, "alice")
-	bob := connect(t, ts, "bob")
-	alice.send("room.create", map[string]any{"type": "OneToOneChat", "participants": []int64{whoami(t, ts, "bob").ID}})
-	var room struct {
-		ID string `json:"id"`
+	ctx := testCtx(t)
+	alice := goClient(t, ts, chatclient.Options{User: "alice"})
+	bobGot := make(chan *chatclient.Message, 10)
+	bob := goClient(t, ts, chatclient.Options{User: "bob", Handlers: chatclient.Handlers{
+		Message: func(m *chatclient.Message) { bobGot <- m },
+	}})
+	room, err := alice.CreateRoom(ctx, chatclient.CreateRoom{Type: chatclient.RoomOneToOne, Members: []int64{whoami(t, ts, "bob").ID}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	alice.expect("roomcreate.dispatch", &room)
-	bob.expect("roomcreate.dispatch")
-
 	for i := range 2 {
-		alice.send("message.send", map[string]any{"room_id": room.ID, "content": fmt.Sprint("hello ", i)})
-		alice.expect("message.dispatch")
-		bob.expect("message.dispatch")
-	}
-	alicePhone := connect(t, ts, "alice")
-	for _, c := range []*client{alice, alicePhone} {
-		c.send("message.send", map[string]any{"room_id": room.ID, "content": "one too many"})
-		f := c.read()
-		var e struct {
-			Code   int    `json:"code"`
-			Detail string `json:"detail"`
+		m, err := alice.SendMessage(ctx, chatclient.OutgoingMessage{RoomID: room.ID, Content: fmt.Sprint("hello ", i)})
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
 		}
-		if err := json.Unmarshal(f.Error, &e); err != nil || e.Code != 4029 || !strings.Contains(e.Detail, "message.send") {
-			t.Fatalf("%s: answer %s %s %s, want error 4029 for message.send", c.name, f.EventType, f.Data, f.Error)
+		select {
+		case got := <-bobGot:
+			if got.ID != m.ID {
+				t.Fatalf("bob got %s, want %s", got.ID, m.ID)
+			}
+		case <-ctx.Done():
+			t.Fatal("bob got nothing")
+		}
+	}
+	alicePhone := goClient(t, ts, chatclient.Options{User: "alice"})
+	for name, c := range map[string]*chatclient.Client{"alice": alice, "alice's phone": alicePhone} {
+		_, err := c.SendMessage(ctx, chatclient.OutgoingMessage{RoomID: room.ID, Content: "one too many"})
+		var se *chatclient.ServerError
+		if !errors.As(err, &se) || se.Code != 4029 || !strings.Contains(se.DetailText(), "message.send") {
+			t.Fatalf("%s: %v, want error 4029 for message.send", name, err)
 		}
 	}
 	// Other events of alice, and bob's sends, are not limited.
-	alice.send("session.heartbeat", nil)
-	if f := alice.read(); f.Status != "success" {
-		t.Fatalf("heartbeat after the limit = %+v", f)
+	if err := alice.Heartbeat(ctx); err != nil {
+		t.Fatalf("heartbeat after the limit: %v", err)
 	}
-	bob.send("message.send", map[string]any{"room_id": room.ID, "content": "hi"})
-	bob.expect("message.dispatch")
+	if _, err := bob.SendMessage(ctx, chatclient.OutgoingMessage{RoomID: room.ID, Content: "hi"}); err != nil {
+		t.Fatalf("bob: %v", err)
+	}
 }
 
 // TestRunShutdown starts the real listener, then cancels: run must return
@@ -668,40 +677,32 @@ func TestRunShutdown(t *testing.T) {
 	}
 }
 
-// TestJWTConnections checks JWT mode over real WebSockets: a token in the
-// query or in an Authorization header signs in as its sub; a bad one is
-// closed with 4001.
+// TestJWTConnections checks JWT mode over real WebSockets, through the Go
+// client: a token in the query or in an Authorization header signs in as
+// its sub; a bad one is closed with 4001, which signs the client out.
 func TestJWTConnections(t *testing.T) {
 	ts := newTestServerWith(t, config{Addr: "127.0.0.1:0", JWTSecret: testSecret})
-	wsURL := "ws" + strings.TrimPrefix(ts.URL, "http") + "/messaging/"
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 
 	alice := hs256(t, testSecret, jwt.MapClaims{"sub": 101, "username": "alice", "exp": time.Now().Add(time.Hour).Unix()})
 	bob := hs256(t, testSecret, jwt.MapClaims{"sub": "202", "username": "bob"})
 
-	wa, _, err := websocket.Dial(ctx, wsURL+"?token="+alice, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wa.CloseNow()
-	wb, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + bob}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wb.CloseNow()
-	ca := &client{t: t, name: "alice", ws: wa}
-	cb := &client{t: t, name: "bob", ws: wb}
-	ca.expect("chat.notifications")
-	cb.expect("chat.notifications")
+	ca := goClient(t, ts, chatclient.Options{Token: alice})
+	bobRooms := make(chan chatclient.RoomDetail, 1)
+	goClient(t, ts, chatclient.Options{Header: http.Header{"Authorization": {"Bearer " + bob}}, Handlers: chatclient.Handlers{
+		RoomCreate: func(r chatclient.RoomDetail) { bobRooms <- r },
+	}})
 
 	// Alice reaches bob by the id in his token.
-	ca.send("room.create", map[string]any{"type": "OneToOneChat", "participants": []int64{202}})
-	var room struct {
-		ID           string     `json:"id"`
-		Participants []wireUser `json:"participants"`
+	if _, err := ca.CreateRoom(ctx, chatclient.CreateRoom{Type: chatclient.RoomOneToOne, Members: []int64{202}}); err != nil {
+		t.Fatal(err)
 	}
-	cb.expect("roomcreate.dispatch", &room)
+	var room chatclient.RoomDetail
+	select {
+	case room = <-bobRooms:
+	case <-ctx.Done():
+		t.Fatal("bob did not get the room")
+	}
 	if len(room.Participants) != 2 || room.Participants[0].ID != 101 || room.Participants[1].ID != 202 ||
 		room.Participants[1].Username != "bob" {
 		t.Fatalf("room = %+v", room)
@@ -727,18 +728,16 @@ func TestJWTConnections(t *testing.T) {
 		t.Errorf("/me = %d %s", res.StatusCode, b)
 	}
 
-	// Development sign-in is off; a forged token is refused.
+	// Development sign-in is off; a forged token is refused (4001).
 	forged := hs256(t, []byte("not-the-server-secret-not-the-secret"), jwt.MapClaims{"sub": 101, "username": "alice"})
-	for _, q := range []string{"?user=alice", "?token=" + forged} {
-		ws, _, err := websocket.Dial(ctx, wsURL+q, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
+	for _, opts := range []chatclient.Options{{User: "alice"}, {Token: forged}} {
+		opts.URL = wsURL(ts)
+		if c, err := chatclient.Dial(ctx, opts); !errors.Is(err, chatclient.ErrSignedOut) {
+			if c != nil {
+				_ = c.Close()
+			}
+			t.Errorf("%+v: %v, want signed out by 4001", opts, err)
 		}
-		_, _, err = ws.Read(ctx)
-		if websocket.CloseStatus(err) != 4001 {
-			t.Errorf("%s: %v, want close 4001", q, err)
-		}
-		_ = ws.CloseNow()
 	}
 }
 
@@ -746,18 +745,44 @@ func TestJWTConnections(t *testing.T) {
 // that no client walks the user directory at full speed.
 func TestSearchLimit(t *testing.T) {
 	ts := newTestServer(t)
-	alice := connect(t, ts, "alice")
-	for range searchLimit.Events {
-		alice.send("user.search", map[string]any{"query": "b"})
-		alice.expect("usersearch.dispatch")
+	ctx := testCtx(t)
+	alice := goClient(t, ts, chatclient.Options{User: "alice"})
+	for i := range searchLimit.Events {
+		if _, err := alice.SearchUsers(ctx, "b", 0); err != nil {
+			t.Fatalf("search %d: %v", i, err)
+		}
 	}
-	alice.send("user.search", map[string]any{"query": "b"})
-	f := alice.read()
-	var e struct {
-		Code   int    `json:"code"`
-		Detail string `json:"detail"`
+	_, err := alice.SearchUsers(ctx, "b", 0)
+	var se *chatclient.ServerError
+	if !errors.As(err, &se) || se.Code != 4029 || !strings.Contains(se.DetailText(), "user.search") {
+		t.Fatalf("%v, want error 4029 for user.search", err)
 	}
-	if err := json.Unmarshal(f.Error, &e); err != nil || e.Code != 4029 || !strings.Contains(e.Detail, "user.search") {
-		t.Fatalf("answer %s %s %s, want error 4029 for user.search", f.EventType, f.Data, f.Error)
+}
+
+// wsURL is the test server's WebSocket endpoint.
+func wsURL(ts *httptest.Server) string {
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + wsPath
+}
+
+// testCtx bounds a test's requests.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// goClient connects a Go client (package client) to the test server with
+// opts (URL set here) and closes it when the test ends.
+func goClient(t *testing.T, ts *httptest.Server, opts chatclient.Options) *chatclient.Client {
+	t.Helper()
+	opts.URL = wsURL(ts)
+	c, err := chatclient.Dial(testCtx(t), opts)
+	if err != nil {
+		t.Fatalf("connect %s: %v", opts.User, err)
 	}
+	t.Cleanup(func() {
+		_ = c.Close()
+		<-c.Done()
+	})
+	return c
 }

@@ -17,6 +17,8 @@ export interface User {
   email: string;
   first_name: string;
   last_name: string;
+  /** true for a deleted user, absent otherwise (docs/protocol.md#deleted-users). */
+  is_deleted?: boolean;
 }
 
 /** A read receipt inside a Message. */
@@ -61,7 +63,10 @@ export interface NewAttachment {
 export interface Message {
   id: Id;
   room: { id: Id };
-  sender: User;
+  /** null for a system message (docs/protocol.md#system-messages). */
+  sender: User | null;
+  /** true for a system message, absent otherwise. */
+  is_system?: boolean;
   /** HTML from the allow-list of docs/protocol.md#content. */
   content: string;
   is_deleted: boolean;

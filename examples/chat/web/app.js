@@ -120,8 +120,12 @@
     a.style.background = colorFor(key === undefined ? name : key);
     return a;
   }
+  // A message's sender: null for a system message
+  // (docs/protocol.md#system-messages); a deleted user keeps only an id
+  // (docs/protocol.md#deleted-users).
   function userName(u) {
-    if (!u) return 'unknown';
+    if (!u) return 'System';
+    if (u.is_deleted) return 'deleted user';
     const full = [u.first_name, u.last_name].filter(Boolean).join(' ');
     return full || u.username;
   }
@@ -856,7 +860,8 @@
     }
     const text = plainText(m.content).replace(/\s+/g, ' ').trim() || (m.attachments && m.attachments.length ? '📎 Attachment' : '');
     if (isMine(m)) return 'You: ' + text;
-    if (room.type !== 'OneToOneChat') return `${m.sender.username}: ${text}`;
+    if (m.is_system) return text;
+    if (room.type !== 'OneToOneChat') return `${m.sender && !m.sender.is_deleted ? m.sender.username : userName(m.sender)}: ${text}`;
     return text;
   }
   function renderRoomList() {
@@ -976,9 +981,15 @@
 
   function messageRow(m, prev, next) {
     if (m.system) return h('div.system-line', m.text);
+    if (m.is_system) {
+      // A message of the server's host: a line of the room, nobody's bubble.
+      const line = h('div.system-line', { dataset: { id: m.id, testid: 'system-message' } }, safeFragment(m.content));
+      if (!readByMe(m) && !state.readSent.has(m.id)) readObserver.observe(line);
+      return line;
+    }
     const mine = isMine(m);
     const room = state.rooms.get(state.current) || {};
-    const sameSender = (a) => a && !a.system && a.sender && m.sender && a.sender.id === m.sender.id &&
+    const sameSender = (a) => a && !a.system && !a.is_system && a.sender && m.sender && a.sender.id === m.sender.id &&
       Math.abs(new Date(a.created_at) - new Date(m.created_at)) < 5 * 60000 && sameDay(new Date(a.created_at), new Date(m.created_at));
     const start = !sameSender(prev);
     const end = !sameSender(next);
