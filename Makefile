@@ -7,7 +7,7 @@ FUZZTIME ?= 20s
 FUZZ ?= .
 FUZZFLAGS ?=
 
-.PHONY: run test gotest jstest check bench fuzz services webtest
+.PHONY: run test gotest jstest check bench bench-compare benchcheck fuzz services webtest
 
 run:
 	$(GO) run ./examples/chat
@@ -33,6 +33,15 @@ check:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Broadcast side by side with a server on the Centrifuge library: bench/ is
+# its own Go module (the main module never depends on Centrifuge). The
+# driver builds examples/chat from this checkout and alternates the two
+# servers; XCHAT passes flags (e.g. XCHAT='-layouts 1x100x10 -pairs 5').
+# See bench/README.md.
+XCHAT ?=
+bench-compare:
+	cd bench && $(GO) run ./cmd/xchat -repo .. $(XCHAT)
 
 # Start PostgreSQL and Redis locally (installing them as root if missing).
 services:
