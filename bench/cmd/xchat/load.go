@@ -64,6 +64,7 @@ type run struct {
 
 	sent     atomic.Int64
 	expected atomic.Int64 // deliveries expected for the messages sent (members other than the sender)
+	dropped  atomic.Int64 // connections the server closed during the trial
 	stalls   atomic.Int64 // a sender's echo did not come back in time
 	skipped  atomic.Int64 // paced sends skipped: too many of the sender's messages in flight
 	closing  atomic.Bool
@@ -117,10 +118,12 @@ type result struct {
 	AckP99Ms       float64 `json:"ack_p99_ms"`
 	Lost           int64   `json:"lost"`
 	Errors         int64   `json:"errors"`
+	Dropped        int64   `json:"dropped_connections"`
 	Stalls         int64   `json:"stalls"`
 	Skipped        int64   `json:"skipped"`
 	LoadAvg        float64 `json:"load_avg"`
 	SetupS         float64 `json:"setup_s"`
+	FirstError     string  `json:"first_error,omitempty"`
 }
 
 // Bounds of the phases around the measured window.
@@ -242,11 +245,12 @@ func runTrial(ctx context.Context, p proto, base string, pid int, spec trialSpec
 		ack.merge(&c.ack)
 		res.Errors += c.errs.Load()
 	}
+	res.FirstError = r.firstErr()
 	res.P50Ms = ms(lat.quantile(0.50))
 	res.P99Ms = ms(lat.quantile(0.99))
 	res.AckP99Ms = ms(ack.quantile(0.99))
 	if res.Deliveries == 0 {
-		return res, fmt.Errorf("no deliveries in the measured window (%d sends, %d errors%s)", res.Sends, res.Errors, r.firstErr())
+		return res, fmt.Errorf("no deliveries in the measured window (%d sends, %d errors; %s)", res.Sends, res.Errors, r.firstErr())
 	}
 	return res, nil
 }
@@ -257,7 +261,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func (r *run) firstErr() string {
 	for _, c := range r.clients {
 		if e := c.lastErr.Load(); e != nil {
-			return fmt.Sprintf("; user %d got %s", c.u, *e)
+			return fmt.Sprintf("user %d: %s", c.u, *e)
 		}
 	}
 	return ""
@@ -400,11 +404,13 @@ func (c *client) readLoop() {
 		_, rd, err := c.ws.Reader(ctx)
 		if err != nil {
 			c.readErr = err
+			c.r.lostConn(c, err)
 			return
 		}
 		buf.Reset()
 		if _, err := buf.ReadFrom(rd); err != nil {
 			c.readErr = err
+			c.r.lostConn(c, err)
 			return
 		}
 		frame := buf.Bytes()
@@ -432,6 +438,16 @@ func (c *client) readLoop() {
 			}
 		}
 	}
+}
+
+// lostConn records a connection that ended while the trial still ran.
+func (r *run) lostConn(c *client, err error) {
+	if r.closing.Load() {
+		return
+	}
+	r.dropped.Add(1)
+	s := fmt.Sprintf("connection closed: %v", err)
+	c.lastErr.CompareAndSwap(nil, &s)
 }
 
 // onDelivery counts the benchmark messages of one received message.
@@ -502,12 +518,14 @@ func (r *run) startSenders(ctx context.Context, wg *sync.WaitGroup) {
 // fanout is the number of deliveries one message of c makes.
 func (r *run) fanout() int64 { return int64(r.spec.layout.Members - 1) }
 
-func (r *run) send(ctx context.Context, c *client, seq int64, content, frame []byte) ([]byte, []byte, error) {
+func (r *run) send(c *client, seq int64, content, frame []byte) ([]byte, []byte, error) {
 	content = appendPayload(content[:0], r.now(), c.sender, seq, r.spec.size)
 	frame = r.proto.appendSend(frame[:0], c, content)
 	r.sent.Add(1)
 	r.expected.Add(r.fanout())
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// Not ctx: the WebSocket library closes a connection whose write is
+	// cancelled, and stopping the senders must not cut a member off.
+	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err := c.ws.Write(wctx, websocket.MessageText, frame)
 	cancel()
 	if err != nil {
@@ -533,7 +551,7 @@ func (r *run) closedLoop(ctx context.Context, c *client) {
 			return
 		}
 		var err error
-		content, frame, err = r.send(ctx, c, r.nextSeq(c), content, frame)
+		content, frame, err = r.send(c, r.nextSeq(c), content, frame)
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 				c.errs.Add(1)
@@ -563,7 +581,7 @@ func (r *run) paced(ctx context.Context, c *client) {
 			continue
 		}
 		var err error
-		content, frame, err = r.send(ctx, c, r.nextSeq(c), content, frame)
+		content, frame, err = r.send(c, r.nextSeq(c), content, frame)
 		if err != nil {
 			if ctx.Err() == nil {
 				c.errs.Add(1)

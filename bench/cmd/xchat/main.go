@@ -231,8 +231,11 @@ func drive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 						return fmt.Errorf("%s, %s, load %s, pair %d: %w", name, l, rs, pair, err)
 					}
 					res.Server, res.Rate, res.Pair = name, rs.String(), pair
-					logf("%-10s %-11s %-5s pair %d: %8.0f deliveries/s, %6.2f µs CPU/delivery, p50 %.2f ms, p99 %.2f ms, %.0f sends/s, server %.2f + generator %.2f cores, lost %d, errors %d, load %.1f",
-						name, l, rs, pair, res.DeliveriesPerS, res.CPUPerDelivery, res.P50Ms, res.P99Ms, res.SendsPerS, res.ServerCores, res.GenCores, res.Lost, res.Errors, res.LoadAvg)
+					logf("%-10s %-11s %-5s pair %d: %8.0f deliveries/s, %6.2f µs CPU/delivery, p50 %.2f ms, p99 %.2f ms, %.0f sends/s, server %.2f + generator %.2f cores, lost %d, errors %d, dropped %d, stalls %d, load %.1f",
+						name, l, rs, pair, res.DeliveriesPerS, res.CPUPerDelivery, res.P50Ms, res.P99Ms, res.SendsPerS, res.ServerCores, res.GenCores, res.Lost, res.Errors, res.Dropped, res.Stalls, res.LoadAvg)
+					if e := res.FirstError; e != "" {
+						logf("  first error: %s", e)
+					}
 					b, _ := json.Marshal(res)
 					fmt.Fprintf(jf, "%s\n", b)
 					rows = append(rows, res)
