@@ -38,8 +38,15 @@ type Options struct {
 	// WriteDelay lets the library's writer wait this long to collect more
 	// messages before a write (0: the library's default, none).
 	WriteDelay time.Duration
-	// Logf receives the library's error log lines; nil discards them.
+	// WriteTimeout bounds one write to a socket (0: the library's
+	// default, 1s). On a starved machine the library's 1s can pass between
+	// arming the deadline and the write itself, which cuts the connection.
+	WriteTimeout time.Duration
+	// Logf receives the library's log lines at LogLevel; nil discards them.
 	Logf func(format string, args ...any)
+	// LogLevel is the library's log level when Logf is set: "error"
+	// (the default), "warn", "info" or "debug".
+	LogLevel string
 }
 
 // RoomPrefix starts the name of every channel a client may subscribe to.
@@ -60,12 +67,26 @@ func New(o Options) (*Peer, error) {
 	if o.MaxMessagesInFrame < 0 {
 		return nil, fmt.Errorf("peer: MaxMessagesInFrame must be 0 (library default) or positive, not %d", o.MaxMessagesInFrame)
 	}
+	if o.WriteTimeout < 0 {
+		return nil, fmt.Errorf("peer: WriteTimeout must not be negative, not %v", o.WriteTimeout)
+	}
 	if o.WriteDelay < 0 {
 		return nil, fmt.Errorf("peer: WriteDelay must not be negative, not %v", o.WriteDelay)
 	}
 	cfg := centrifuge.Config{LogLevel: centrifuge.LogLevelNone}
 	if o.Logf != nil {
-		cfg.LogLevel = centrifuge.LogLevelError
+		switch o.LogLevel {
+		case "", "error":
+			cfg.LogLevel = centrifuge.LogLevelError
+		case "warn":
+			cfg.LogLevel = centrifuge.LogLevelWarn
+		case "info":
+			cfg.LogLevel = centrifuge.LogLevelInfo
+		case "debug":
+			cfg.LogLevel = centrifuge.LogLevelDebug
+		default:
+			return nil, fmt.Errorf("peer: unknown log level %q: want error, warn, info or debug", o.LogLevel)
+		}
 		cfg.LogHandler = func(e centrifuge.LogEntry) { o.Logf("centrifuge: %s %v", e.Message, e.Fields) }
 	}
 	node, err := centrifuge.New(cfg)
@@ -104,7 +125,8 @@ func New(o Options) (*Peer, error) {
 	ws := centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{
 		// Load generators send no Origin header; browsers on the same host
 		// pass the library's same-host check.
-		CheckOrigin: func(r *http.Request) bool { return true },
+		CheckOrigin:  func(r *http.Request) bool { return true },
+		WriteTimeout: o.WriteTimeout,
 	})
 	mux := http.NewServeMux()
 	mux.Handle(Path, authenticate(ws))
@@ -191,23 +213,25 @@ func Serve(ctx context.Context, addr string, p *Peer, logger *log.Logger) error 
 
 // Main parses the peer's command-line flags (args without the program
 // name) and serves until ctx is done. Flags: -addr (default
-// 127.0.0.1:8001), -max-messages-in-frame, -write-delay, -log.
+// 127.0.0.1:8001), -max-messages-in-frame, -write-timeout, -write-delay,
+// -log.
 func Main(ctx context.Context, args []string, logger *log.Logger) error {
 	fs := flag.NewFlagSet("centrifuge-peer", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8001", "listen `address` (loopback only)")
 	var o Options
 	fs.IntVar(&o.MaxMessagesInFrame, "max-messages-in-frame", 0,
 		"messages packed into one WebSocket frame at most (0: the library's default, 16; 1: one JSON object per frame)")
+	fs.DurationVar(&o.WriteTimeout, "write-timeout", 0, "bound of one write to a socket (0: the library's default, 1s)")
 	fs.DurationVar(&o.WriteDelay, "write-delay", 0, "how long the writer waits to collect more messages before a write (0: none)")
-	verbose := fs.Bool("log", false, "log the library's errors")
+	level := fs.String("log", "", "log the library's messages at this `level`: error, warn, info or debug (default: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	if *verbose && logger != nil {
-		o.Logf = logger.Printf
+	if *level != "" && logger != nil {
+		o.Logf, o.LogLevel = logger.Printf, *level
 	}
 	p, err := New(o)
 	if err != nil {

@@ -227,6 +227,7 @@ func runTrial(ctx context.Context, p proto, base string, pid int, spec trialSpec
 		ServerCPUS:  (s1.cpu - s0.cpu).Seconds(),
 		GenCores:    (s1.self - s0.self).Seconds() / win,
 		Stalls:      r.stalls.Load(),
+		Dropped:     r.dropped.Load(),
 		Skipped:     r.skipped.Load(),
 		LoadAvg:     loadAvg(),
 		SetupS:      setup.Seconds(),
@@ -446,7 +447,7 @@ func (r *run) lostConn(c *client, err error) {
 		return
 	}
 	r.dropped.Add(1)
-	s := fmt.Sprintf("connection closed: %v", err)
+	s := fmt.Sprintf("connection closed %.1fs into the trial: %v", time.Duration(r.now()).Seconds(), err)
 	c.lastErr.CompareAndSwap(nil, &s)
 }
 

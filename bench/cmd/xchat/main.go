@@ -89,8 +89,11 @@ type options struct {
 	size     int
 	sources  int
 	frame    int
-	out      string
-	maxTime  time.Duration
+	peerLog  string
+
+	peerWriteTimeout time.Duration
+	out              string
+	maxTime          time.Duration
 }
 
 // Server names, as -servers takes them.
@@ -115,6 +118,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.size, "size", 64, "message content bytes (32-4000)")
 	fs.IntVar(&o.sources, "sources", 16, "source addresses in 127.0.0.0/8 to spread connections over (0: the kernel's choice)")
 	fs.IntVar(&o.frame, "centrifuge-frame", 0, "the peer's messages per WebSocket frame at most (0: the library's default, 16; 1: one JSON object per frame like chatmux)")
+	fs.DurationVar(&o.peerWriteTimeout, "centrifuge-write-timeout", 10*time.Second,
+		"the peer's bound on one write to a socket (chatmux's default is 10s; 0: the library's default, 1s, which cuts connections when the machine starves the server)")
+	fs.StringVar(&o.peerLog, "centrifuge-log", "", "the peer's log level in its log file: error, warn, info or debug (default: none)")
 	fs.StringVar(&o.out, "out", "", "directory for results.jsonl and the servers' logs (default: a new temporary directory)")
 	fs.DurationVar(&o.maxTime, "max-time", 60*time.Minute, "bound on the whole run")
 	if err := fs.Parse(args); err != nil {
@@ -154,6 +160,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-size must be between 32 and 4000, not %d", o.size)
 	case o.sources < 0 || o.sources > 1000:
 		return o, fmt.Errorf("-sources must be between 0 and 1000, not %d", o.sources)
+	case o.peerWriteTimeout < 0:
+		return o, fmt.Errorf("-centrifuge-write-timeout must not be negative, not %v", o.peerWriteTimeout)
 	case o.frame < 0:
 		return o, fmt.Errorf("-centrifuge-frame must not be negative, not %d", o.frame)
 	case o.maxTime <= 0:
@@ -298,7 +306,10 @@ func newSide(ctx context.Context, name string, o options, logf func(string, ...a
 		if err != nil {
 			return nil, err
 		}
-		s.argv = []string{self, "peer", "-max-messages-in-frame", strconv.Itoa(o.frame)}
+		s.argv = []string{self, "peer", "-max-messages-in-frame", strconv.Itoa(o.frame), "-write-timeout", o.peerWriteTimeout.String()}
+		if o.peerLog != "" {
+			s.argv = append(s.argv, "-log", o.peerLog)
+		}
 		s.path = peer.Path
 		s.proto = func() proto { return centrifugeProto{} }
 	}
