@@ -84,8 +84,8 @@ type client struct {
 	seq    atomic.Int64  // the sender's message sequence
 
 	// Owned by the read loop; read by others after readDone is closed.
-	lat      hist // deliveries from other members, sent in the window
-	ack      hist // the sender's own echoes, sent in the window
+	lat      hist  // deliveries from other members, sent in the window
+	ack      *hist // the sender's own echoes, sent in the window (senders only)
 	readErr  error
 	readDone chan struct{}
 
@@ -149,13 +149,14 @@ func runTrial(ctx context.Context, p proto, base string, pid int, spec trialSpec
 		c := &client{r: r, u: u, room: l.roomOf(u), sender: -1, readDone: make(chan struct{})}
 		if u < l.Senders {
 			c.sender = u
+			c.ack = new(hist)
 			c.tokens = make(chan struct{}, max(spec.inflight, 1))
 		}
 		r.clients[u] = c
 	}
 	hc := newHTTPClient(spec.sources)
 	defer hc.CloseIdleConnections()
-	defer r.closeAll()
+	defer func() { _ = r.closeAll() }()
 
 	t0 := time.Now()
 	if err := r.connectAll(ctx, hc); err != nil {
@@ -216,7 +217,9 @@ func runTrial(ctx context.Context, p proto, base string, pid int, spec trialSpec
 			return res, err
 		}
 	}
-	r.closeAll()
+	if !r.closeAll() {
+		return res, errors.New("the connections' read loops did not end within 10s of closing them")
+	}
 
 	win := time.Duration(s1.t - s0.t).Seconds()
 	res = result{
@@ -243,7 +246,9 @@ func runTrial(ctx context.Context, p proto, base string, pid int, spec trialSpec
 	var lat, ack hist
 	for _, c := range r.clients {
 		lat.merge(&c.lat)
-		ack.merge(&c.ack)
+		if c.ack != nil {
+			ack.merge(c.ack)
+		}
 		res.Errors += c.errs.Load()
 	}
 	res.FirstError = r.firstErr()
@@ -372,10 +377,11 @@ func (r *run) connect(ctx context.Context, hc *http.Client, c *client) error {
 }
 
 // closeAll closes every connection and waits (bounded) for the read
-// loops to end.
-func (r *run) closeAll() {
+// loops to end; it reports whether they all did (only then may their
+// histograms be read). Calls after the first do nothing and report true.
+func (r *run) closeAll() bool {
 	if r.closing.Swap(true) {
-		return
+		return true
 	}
 	for _, c := range r.clients {
 		if c.ws != nil {
@@ -390,9 +396,10 @@ func (r *run) closeAll() {
 		select {
 		case <-c.readDone:
 		case <-deadline:
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // readLoop reads frames until the connection ends. A frame may hold

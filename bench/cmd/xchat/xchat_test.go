@@ -235,7 +235,7 @@ func TestTrialAgainstPeer(t *testing.T) {
 func TestPeerRefusesPublishOutsideRoom(t *testing.T) {
 	url := startPeer(t, peer.Options{})
 	r := &run{spec: trialSpec{layout: layout{Rooms: 2, Members: 2, Senders: 1}, size: 40}, proto: centrifugeProto{}, base: url, origin: time.Now()}
-	c := &client{r: r, u: 0, room: 0, sender: 0, readDone: make(chan struct{}), tokens: make(chan struct{}, 1)}
+	c := &client{r: r, u: 0, room: 0, sender: 0, readDone: make(chan struct{}), tokens: make(chan struct{}, 1), ack: new(hist)}
 	r.clients = []*client{c}
 	hc := newHTTPClient(0)
 	if err := r.connect(context.Background(), hc, c); err != nil {
