@@ -7,7 +7,7 @@ FUZZTIME ?= 20s
 FUZZ ?= .
 FUZZFLAGS ?=
 
-.PHONY: run test gotest jstest check bench fuzz services webtest
+.PHONY: run test gotest benchtest jstest check bench bench-compare fuzz services webtest
 
 run:
 	$(GO) run ./examples/chat
@@ -17,12 +17,19 @@ export TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 # The whole suite: formatting, vet, the services the integration tests use
 # (PostgreSQL and Redis on 127.0.0.1, started or installed when missing),
-# every Go test with the race detector, then the JavaScript client's build
-# and tests (Node.js and npm; pinned by clients/js/package-lock.json).
-test: check services gotest jstest
+# every Go test with the race detector (the main module, then the bench
+# module, which ./... does not enter: it is a module of its own), then the
+# JavaScript client's build and tests (Node.js and npm; pinned by
+# clients/js/package-lock.json).
+test: check services gotest benchtest jstest
 
 gotest:
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+# bench/: the Centrifuge peer and the side-by-side driver; its end-to-end
+# test builds examples/chat and runs both servers for a few seconds.
+benchtest:
+	cd bench && $(GO) test -race -count=1 -timeout 15m ./...
 
 jstest:
 	bash clients/js/test.sh
@@ -30,9 +37,19 @@ jstest:
 check:
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Broadcast side by side with a server on the Centrifuge library: bench/ is
+# its own Go module (the main module never depends on Centrifuge). The
+# driver builds examples/chat from this checkout and alternates the two
+# servers; XCHAT passes flags (e.g. XCHAT='-layouts 1x100x10 -pairs 5').
+# See bench/README.md.
+XCHAT ?=
+bench-compare:
+	cd bench && $(GO) run ./cmd/xchat -repo .. $(XCHAT)
 
 # Start PostgreSQL and Redis locally (installing them as root if missing).
 services:
