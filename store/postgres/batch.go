@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -232,6 +233,11 @@ type batcher struct {
 	timeout  time.Duration
 	reqs     chan *sendReq
 
+	// onBatch, when set (tests), is called with each batch's size before
+	// it is written.
+	onBatch func(n int)
+	batches, sends, retried atomic.Int64
+
 	mu      sync.Mutex
 	started bool
 	closed  bool
@@ -333,6 +339,11 @@ func (b *batcher) run() {
 		var batch []*sendReq
 		batch, carry = b.collect(carry)
 		if len(batch) > 0 {
+			if b.onBatch != nil {
+				b.onBatch(len(batch))
+			}
+			b.batches.Add(1)
+			b.sends.Add(int64(len(batch)))
 			b.write(batch)
 		}
 		select {
@@ -431,6 +442,7 @@ func (b *batcher) write(batch []*sendReq) {
 		}
 		return
 	}
+	b.retried.Add(1)
 	for _, r := range batch {
 		outs, err := b.s.writeBatch(ctx, []*pendingSend{r.p})
 		if err != nil {
@@ -549,4 +561,23 @@ func nonNilInt(a pq.Int64Array) pq.Int64Array {
 		return pq.Int64Array{}
 	}
 	return a
+}
+
+// SendStats counts the batched writing of sends since the store opened.
+type SendStats struct {
+	// Batches is the number of batches written, Sends the sends in them
+	// (Sends/Batches is the mean batch size).
+	Batches, Sends int64
+	// Retried counts the batches whose statement failed and whose sends
+	// were written again one by one.
+	Retried int64
+}
+
+// SendStats returns the counts of batched sends (zero with
+// Options.UnbatchedSends).
+func (s *Store) SendStats() SendStats {
+	if s.batch == nil {
+		return SendStats{}
+	}
+	return SendStats{Batches: s.batch.batches.Load(), Sends: s.batch.sends.Load(), Retried: s.batch.retried.Load()}
 }

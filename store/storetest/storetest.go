@@ -67,6 +67,10 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentAcknowledge", testConcurrentAcknowledge},
 		{"ConcurrentDevUsers", testConcurrentDevUsers},
 		{"ConcurrentReaction", testConcurrentReaction},
+		{"BatchConcurrentRetries", testBatchConcurrentRetries},
+		{"BatchFailingRow", testBatchFailingRow},
+		{"BatchCancel", testBatchCancel},
+		{"CheckSender", testCheckSender},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
