@@ -58,6 +58,8 @@ type serveConfig struct {
 	// UnbatchedSends makes the PostgreSQL store write each send alone
 	// (postgres.Options.UnbatchedSends) instead of in batches.
 	UnbatchedSends bool
+	// BatchWriters is postgres.Options.BatchWriters (0: the default).
+	BatchWriters int
 }
 
 // benchServer is a chatmux server run by chatbench, in this process or in
@@ -228,7 +230,7 @@ func openStore(ctx context.Context, cfg serveConfig) (store.Store, func(), error
 		dbURL = withSearchPath(dbURL, cfg.Schema)
 	}
 	// A pool of 32: the persist test's senders and readers share it.
-	st, err := postgres.OpenOptions(ctx, dbURL, postgres.Options{MaxOpenConns: 32, UnbatchedSends: cfg.UnbatchedSends})
+	st, err := postgres.OpenOptions(ctx, dbURL, postgres.Options{MaxOpenConns: 32, UnbatchedSends: cfg.UnbatchedSends, BatchWriters: cfg.BatchWriters})
 	if err != nil {
 		if drop != nil {
 			drop()
@@ -319,6 +321,7 @@ func runServe(args []string) error {
 	fs.StringVar(&cfg.RedisURL, "redis-url", "", "fan out through the Redis broker at this URL (default: in-process)")
 	fs.BoolVar(&cfg.NoNotifications, "no-notifications", false, "chat: create no notifications (ENABLE_NOTIFICATION off)")
 	fs.BoolVar(&cfg.UnbatchedSends, "unbatched-sends", false, "with -database-url: write each send alone instead of in batches (group commit)")
+	fs.IntVar(&cfg.BatchWriters, "batch-writers", 0, "with -database-url: batches of sends written at once (0: the store's default)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a listen address that is not loopback (development authentication: anyone can be anyone)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -389,6 +392,9 @@ func startChild(cfg serveConfig) (*childServer, error) {
 	}
 	if cfg.UnbatchedSends {
 		args = append(args, "-unbatched-sends")
+	}
+	if cfg.BatchWriters > 0 {
+		args = append(args, "-batch-writers", fmt.Sprint(cfg.BatchWriters))
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr

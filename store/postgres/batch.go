@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -16,13 +17,16 @@ import (
 )
 
 // Group commit of sends. Concurrent SendMessage calls hand their message
-// to one writer goroutine per store, which writes them together: one
-// statement (sendBatchSQL, prepared), one round trip, one commit for the
-// whole batch. While a batch is being written the next one collects in
-// the queue; the writer takes whatever is queued when it becomes free, so
-// a lone send goes at once (no fixed delay) and batches grow with the load
+// to a writer goroutine, which writes them together: one statement
+// (sendBatchSQL, prepared), one round trip, one commit for the whole
+// batch. While a batch is being written the next one collects in the
+// queue; the writer takes whatever is queued when it becomes free, so a
+// lone send goes at once (no fixed delay) and batches grow with the load
 // by themselves, bounded by Options.MaxBatch sends and
-// Options.MaxBatchBytes bytes.
+// Options.MaxBatchBytes bytes. There are Options.BatchWriters writers,
+// each with the rooms whose id hashes to it: a room's sends are written in
+// the order they arrive, and two batches in flight never wait for each
+// other's room locks.
 //
 // What a batch keeps true:
 //   - seq: the statement locks the batch's rooms in id order, then gives
@@ -49,6 +53,7 @@ import (
 
 // Defaults of the batch bounds in Options.
 const (
+	DefaultBatchWriters  = 2
 	DefaultMaxBatch      = 128
 	DefaultMaxBatchBytes = 1 << 20
 	DefaultBatchTimeout  = 30 * time.Second
@@ -230,7 +235,38 @@ type sendReq struct {
 	done chan sendOutcome // buffered: the writer never waits for the caller
 }
 
-// batcher is the writer of batched sends (see the comment at the top).
+// writers are the batch writers of a store, each with its share of the
+// rooms.
+type writers []*batcher
+
+func newWriters(s *Store, o Options) writers {
+	n := o.BatchWriters
+	if n <= 0 {
+		n = DefaultBatchWriters
+	}
+	w := make(writers, n)
+	for i := range w {
+		w[i] = newBatcher(s, o)
+	}
+	return w
+}
+
+// of returns the writer of a room.
+func (w writers) of(room uuid.UUID) *batcher {
+	return w[binary.BigEndian.Uint64(room[8:])%uint64(len(w))]
+}
+
+func (w writers) send(ctx context.Context, p *pendingSend) (store.SendResult, error) {
+	return w.of(p.in.RoomID).send(ctx, p)
+}
+
+func (w writers) close() {
+	for _, b := range w {
+		b.close()
+	}
+}
+
+// batcher is one writer of batched sends (see the comment at the top).
 type batcher struct {
 	s        *Store
 	maxCount int
@@ -587,8 +623,11 @@ type SendStats struct {
 // SendStats returns the counts of batched sends (zero with
 // Options.UnbatchedSends).
 func (s *Store) SendStats() SendStats {
-	if s.batch == nil {
-		return SendStats{}
+	var out SendStats
+	for _, b := range s.batch {
+		out.Batches += b.batches.Load()
+		out.Sends += b.sends.Load()
+		out.Retried += b.retried.Load()
 	}
-	return SendStats{Batches: s.batch.batches.Load(), Sends: s.batch.sends.Load(), Retried: s.batch.retried.Load()}
+	return out
 }

@@ -62,9 +62,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 //     with gapless seqs in arrival order.
 func TestBatchEdges(t *testing.T) {
 	ctx := context.Background()
-	st, g := batchStore(t, Options{})
+	st, g := batchStore(t, Options{BatchWriters: 1})
 	sizes := make(chan int, 16)
-	st.batch.onBatch = func(n int) { sizes <- n }
+	st.batch[0].onBatch = func(n int) { sizes <- n }
 
 	lock, err := st.db.BeginTxx(ctx, nil)
 	if err != nil {
@@ -113,7 +113,7 @@ func TestBatchEdges(t *testing.T) {
 			outs[i] <- outcome{res, err}
 		}()
 		// One at a time into the queue, so that arrival order is ins order.
-		waitFor(t, "the send to queue", func() bool { return len(st.batch.reqs) == i+1 })
+		waitFor(t, "the send to queue", func() bool { return len(st.batch[0].reqs) == i+1 })
 	}
 	if err := lock.Rollback(); err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func TestBatchStatementFailure(t *testing.T) {
 		}
 		reqs = append(reqs, &sendReq{ctx: ctx, p: p, done: make(chan sendOutcome, 1)})
 	}
-	st.batch.write(reqs)
+	st.batch.of(g.ID).write(reqs)
 	seq := int64(0)
 	for i, r := range reqs {
 		out := <-r.done
@@ -247,9 +247,9 @@ func TestBatchBounds(t *testing.T) {
 	carry := all
 	for len(carry) > 0 {
 		var batch []*sendReq
-		batch, carry = st.batch.collect(carry)
+		batch, carry = st.batch.of(g.ID).collect(carry)
 		sizes = append(sizes, len(batch))
-		st.batch.write(batch)
+		st.batch.of(g.ID).write(batch)
 	}
 	if fmt.Sprint(sizes) != "[3 2 1 2 1]" {
 		t.Fatalf("batch sizes %v, want [3 2 1 2 1]", sizes)

@@ -50,7 +50,7 @@ type Store struct {
 
 	// batch writes concurrent sends together; nil with
 	// Options.UnbatchedSends.
-	batch *batcher
+	batch writers
 }
 
 var _ store.Store = (*Store)(nil)
@@ -80,7 +80,7 @@ func OpenOptions(ctx context.Context, url string, opts Options) (*Store, error) 
 	opts.apply(db)
 	st := &Store{db: db}
 	if !opts.UnbatchedSends {
-		st.batch = newBatcher(st, opts)
+		st.batch = newWriters(st, opts)
 	}
 	if err := st.Ping(ctx); err != nil {
 		_ = db.Close()
@@ -111,6 +111,9 @@ type Options struct {
 	// on a connection of its own, instead of in batches with the
 	// concurrent sends (group commit, the default; see SendMessage).
 	UnbatchedSends bool
+	// BatchWriters is the number of batches of sends written at once, each
+	// for its share of the rooms (default DefaultBatchWriters).
+	BatchWriters int
 	// MaxBatch is the most sends written in one batch (default
 	// DefaultMaxBatch).
 	MaxBatch int
@@ -198,7 +201,7 @@ func New(db *sqlx.DB) *Store {
 		Options{}.apply(db)
 	}
 	st := &Store{db: db}
-	st.batch = newBatcher(st, Options{})
+	st.batch = newWriters(st, Options{})
 	return st
 }
 
