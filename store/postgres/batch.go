@@ -284,6 +284,10 @@ type batcher struct {
 	closed  bool
 	quit    chan struct{} // closed by close
 	done    chan struct{} // closed when the writer has stopped
+	// base is the context of every batch; close cancels it, so that a
+	// batch stuck on a frozen connection does not hold up Close.
+	base       context.Context
+	cancelBase context.CancelFunc
 }
 
 func newBatcher(s *Store, o Options) *batcher {
@@ -299,6 +303,7 @@ func newBatcher(s *Store, o Options) *batcher {
 		b.timeout = DefaultBatchTimeout
 	}
 	b.reqs = make(chan *sendReq, 4*b.maxCount)
+	b.base, b.cancelBase = context.WithCancel(context.Background())
 	return b
 }
 
@@ -342,8 +347,9 @@ func (b *batcher) send(ctx context.Context, p *pendingSend) (store.SendResult, e
 	return out.res, out.err
 }
 
-// close stops the writer after the batch in flight and fails the sends
-// still queued.
+// close stops the writer: the batch in flight is cancelled (its callers
+// get store.ErrUnavailable: it may or may not have been stored) and the
+// sends still queued fail with errClosed.
 func (b *batcher) close() {
 	b.mu.Lock()
 	if b.closed {
@@ -353,6 +359,7 @@ func (b *batcher) close() {
 	b.closed = true
 	started := b.started
 	close(b.quit)
+	b.cancelBase()
 	b.mu.Unlock()
 	if started {
 		<-b.done
@@ -460,7 +467,7 @@ func (b *batcher) collect(carry []*sendReq) (batch, rest []*sendReq) {
 // in a race the statement's checks could not see), the rows are written
 // again one by one, so that only the failing one fails.
 func (b *batcher) write(batch []*sendReq) {
-	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	ctx, cancel := context.WithTimeout(b.base, b.timeout)
 	defer cancel()
 	ps := make([]*pendingSend, len(batch))
 	for i, r := range batch {
@@ -476,7 +483,7 @@ func (b *batcher) write(batch []*sendReq) {
 	if ctx.Err() != nil || isUnavailable(err) {
 		err = mapErr(err)
 		if ctx.Err() != nil {
-			err = fmt.Errorf("store/postgres: a batch of sends timed out: %w: %w", store.ErrUnavailable, ctx.Err())
+			err = fmt.Errorf("store/postgres: a batch of sends was cut short: %w: %w", store.ErrUnavailable, ctx.Err())
 		}
 		for _, r := range batch {
 			r.done <- sendOutcome{err: err}

@@ -79,7 +79,9 @@ func TestPoolBounded(t *testing.T) {
 	const bound, callers = 4, 100
 	app := testenv.UniqueName("pool_")
 	url := withParams(t, schemaURL(t), "application_name", app)
-	st, err := postgres.OpenOptions(ctx, url, postgres.Options{MaxOpenConns: bound})
+	// Unbatched: each send then takes a connection of its own (batched,
+	// the sends to one room would share their writer's one connection).
+	st, err := postgres.OpenOptions(ctx, url, postgres.Options{MaxOpenConns: bound, UnbatchedSends: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -228,9 +228,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // DB returns the underlying handle.
 func (s *Store) DB() *sqlx.DB { return s.db }
 
-// Close waits for the batch of sends being written, fails the sends
-// still queued (store.ErrUnavailable), and closes the prepared statements
-// and the database handle.
+// Close cancels the batches of sends being written and fails the sends
+// still queued (both store.ErrUnavailable), and closes the prepared
+// statements and the database handle.
 func (s *Store) Close() error {
 	if s.batch != nil {
 		s.batch.close()
