@@ -53,7 +53,7 @@ import (
 
 // Defaults of the batch bounds in Options.
 const (
-	DefaultBatchWriters  = 2
+	DefaultBatchWriters  = 1
 	DefaultMaxBatch      = 128
 	DefaultMaxBatchBytes = 1 << 20
 	DefaultBatchTimeout  = 30 * time.Second
