@@ -172,23 +172,33 @@ func newPendingSend(in store.NewMessage) (*pendingSend, error) {
 	if in.ParentID != nil {
 		p.typ = store.NotifyReply
 	}
-	extra, err := in.Extra.Value()
-	if err != nil {
+	var err error
+	if p.extra, err = encodeObject(in.Extra); err != nil {
 		return nil, store.Invalid("extra_fields", "Value must be valid JSON.")
 	}
-	p.extra = extra.(string)
 	p.size = 256 + len(in.Content) + len(p.extra) + len(in.ClientMsgID)
 	for i, a := range in.Attachments {
 		p.atts[i] = store.Attachment{ID: uuid.New(), MessageID: p.msg.ID, MediaURL: a.MediaURL, MediaType: a.MediaType,
 			FileSize: a.FileSize, MimeType: a.MimeType, Caption: a.Caption, Metadata: a.Metadata}
-		meta, err := a.Metadata.Value()
-		if err != nil {
+		if p.metas[i], err = encodeObject(a.Metadata); err != nil {
 			return nil, store.Invalid("metadata", "Value must be valid JSON.")
 		}
-		p.metas[i] = meta.(string)
 		p.size += 128 + len(a.MediaURL) + len(a.Caption) + len(a.MimeType) + len(p.metas[i])
 	}
 	return p, nil
+}
+
+// encodeObject encodes a JSON object as text; the empty object (most
+// messages' extra fields) without the encoder.
+func encodeObject(j store.JSON) (string, error) {
+	if len(j) == 0 {
+		return "{}", nil
+	}
+	v, err := j.Value()
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
 }
 
 // result is the outcome of a stored send.
@@ -544,7 +554,7 @@ func (s *Store) writeBatch(ctx context.Context, ps []*pendingSend) ([]sendOutcom
 	args := batchArgs(ps)
 	var rows *sqlx.Rows
 	var err error
-	if st := s.stmt(ctx, sendBatchSQL); st != nil {
+	if st := s.batchQuery(ctx); st != nil {
 		rows, err = st.QueryxContext(ctx, args...)
 	} else {
 		rows, err = s.db.QueryxContext(ctx, sendBatchSQL, args...)
@@ -577,6 +587,20 @@ func (s *Store) writeBatch(ctx context.Context, ps []*pendingSend) ([]sendOutcom
 		return nil, fmt.Errorf("store/postgres: batch of %d answered %d rows", n, seen)
 	}
 	return outs, nil
+}
+
+// batchQuery returns the prepared sendBatchSQL, or nil (see stmt). It is
+// kept apart from the other statements: their map hashes the query text
+// on each lookup, and this one is long.
+func (s *Store) batchQuery(ctx context.Context) *sqlx.Stmt {
+	if st := s.batchStmt.Load(); st != nil {
+		return st
+	}
+	st := s.stmt(ctx, sendBatchSQL)
+	if st != nil {
+		s.batchStmt.Store(st)
+	}
+	return st
 }
 
 // outcome turns the status of one row of sendBatchSQL into its answer.

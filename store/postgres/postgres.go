@@ -15,6 +15,7 @@ import (
 	neturl "net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,8 +50,10 @@ type Store struct {
 	stmts  sync.Map // string → *sqlx.Stmt
 
 	// batch writes concurrent sends together; nil with
-	// Options.UnbatchedSends.
-	batch writers
+	// Options.UnbatchedSends. batchStmt caches its statement (see
+	// batchQuery).
+	batch     writers
+	batchStmt atomic.Pointer[sqlx.Stmt]
 }
 
 var _ store.Store = (*Store)(nil)
