@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,8 +19,10 @@ type MessageStore interface {
 	// Duplicate true. A reply that is also a forward is ErrConflict; a parent
 	// or forwarded message that does not exist is a *ValidationError on
 	// "parent_message_id" / "forwarded_from_id"; a missing room ErrNotFound;
-	// a sender who is not a user ErrConflict. Membership is not checked
-	// (that is policy). Content is stored as given (sanitising is chat's job).
+	// a sender who is not a user ErrConflict. Membership is checked only
+	// with m.CheckSender (ErrNotMember, ErrCannotSend; after ErrNotFound,
+	// before everything else; never for the system). Content is stored as
+	// given (sanitising is chat's job).
 	// SenderID 0 is the system: the message has no sender (SenderID 0 and
 	// an empty Sender when read back), its notification goes to every
 	// member, and its ClientMsgID is unique among the system's messages of
@@ -111,7 +114,25 @@ type NewMessage struct {
 	// Notify creates the NEW_MESSAGE/REPLY notification for the other
 	// members (none is created when there are no other members).
 	Notify bool
+	// CheckSender makes the store check, with the send and in the same
+	// round trip, that SenderID may send in the room (Membership.CanSend):
+	// a sender who is not a member is ErrNotMember, a member without the
+	// right ErrCannotSend. The check comes before idempotency: a retry
+	// by a sender who lost the right fails too. The system (SenderID 0)
+	// is never a member.
+	CheckSender bool
 }
+
+// Errors of SendMessage with NewMessage.CheckSender.
+var (
+	// ErrNotMember: the sender is not a member of the room (4002 "User is
+	// not authorized to send message to this room",
+	// docs/protocol.md#permission-details).
+	ErrNotMember = errors.New("store: not a member of the room")
+	// ErrCannotSend: the sender is a member without the right to send
+	// (a locked group, a channel without can_send_messages; 4002).
+	ErrCannotSend = errors.New("store: no permission to send in the room")
+)
 
 // SendResult is the outcome of SendMessage.
 type SendResult struct {

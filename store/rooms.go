@@ -279,6 +279,24 @@ func (m Membership) Has(p Permission) bool {
 	return false
 }
 
+// CanSend reports whether userID may send (and type) in the room
+// (docs/protocol.md#permissions): one-to-one: a participant; group: a
+// participant, and when the group is locked also its creator or an admin;
+// channel: a subscriber who is its creator, a moderator or holds
+// can_send_messages. Non-members can send nothing.
+func (m Membership) CanSend(userID int64) bool {
+	if !m.IsMember {
+		return false
+	}
+	switch m.RoomType {
+	case Group:
+		return !m.GroupLocked || m.IsCreator(userID) || m.IsAdmin
+	case Channel:
+		return m.IsCreator(userID) || m.Has(PermSendMessages)
+	}
+	return true
+}
+
 // RemoveMembers is the input of Store.RemoveMembers.
 type RemoveMembers struct {
 	RoomID uuid.UUID

@@ -30,7 +30,11 @@
 // sender's own message.dispatch comes after the transaction commits).
 // Without -url it needs -database-url; the server then runs in a fresh
 // schema (search_path), dropped when it stops, and when PostgreSQL runs on
-// this machine the report adds its backends' CPU time per send.
+// this machine the report adds its backends' CPU time per send. The
+// PostgreSQL store writes concurrent sends in batches (the report gives
+// the batches and the sends per batch); -unbatched-sends makes it write
+// each send alone, for A/B runs against the same database, and
+// -batch-writers sets how many batches it writes at once.
 //
 // churn is fanout plus -churners room members whose connections keep
 // closing (every other one without the close handshake) and reopening

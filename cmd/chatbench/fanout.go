@@ -371,6 +371,10 @@ type measurement struct {
 	dbBackends          int
 	dbCPUOK             bool
 	genCPU              time.Duration
+	// sendBatches and batchedSends: the PostgreSQL store's batches of
+	// sends in the phase (batchesOK when the server reports them).
+	sendBatches, batchedSends int64
+	batchesOK                 bool
 }
 
 // measure runs the senders for o.duration, then waits up to o.drain for
@@ -383,6 +387,7 @@ func (w *world) measure(ctx context.Context, extra func(ctx context.Context)) me
 	}
 	cpu0, cpuOK := w.t.cpu()
 	db0, _, db0OK := w.t.dbCPU(ctx)
+	st0, st0OK := w.t.serverStats(false)
 	gen0 := selfCPU()
 	m.start = time.Now()
 	sctx, cancel := context.WithTimeout(ctx, o.duration)
@@ -463,6 +468,9 @@ loop:
 	}
 	if db1, n, ok := w.t.dbCPU(ctx); ok && db0OK {
 		m.dbCPU, m.dbBackends, m.dbCPUOK = db1-db0, n, true
+	}
+	if st1, ok := w.t.serverStats(false); ok && st0OK && st1.SendBatches > 0 {
+		m.sendBatches, m.batchedSends, m.batchesOK = st1.SendBatches-st0.SendBatches, st1.BatchedSends-st0.BatchedSends, true
 	}
 	m.genCPU = selfCPU() - gen0
 	return m
@@ -601,6 +609,10 @@ func (w *world) addMeasurement(rep *report, m measurement) {
 			rep.add("database_cpu_per_send_us", round(float64(m.dbCPU.Microseconds())/float64(m.sent), 1), "µs")
 		}
 		rep.add("database_backends", m.dbBackends, "")
+	}
+	if m.batchesOK && m.sendBatches > 0 {
+		rep.add("send_batches", m.sendBatches, "")
+		rep.add("sends_per_batch", round(float64(m.batchedSends)/float64(m.sendBatches), 2), "")
 	}
 	rep.add("generator_cores_busy", round(m.genCPU.Seconds()/delivSecs, 2), "")
 }

@@ -125,6 +125,8 @@ func parseOptions(scenario string, args []string) (*options, error) {
 	fs.StringVar(&o.serve.MemProfile, "memprofile", "", "write the started server's heap profile to this file (connect: with every connection open)")
 	fs.StringVar(&o.serve.LogLevel, "server-log-level", "error", "log level of the started server")
 	fs.IntVar(&o.serve.MaxQueueBytes, "max-queue-bytes", 0, "per-connection outbound queue bound of the started server (0: default 1 MiB)")
+	fs.BoolVar(&o.serve.UnbatchedSends, "unbatched-sends", false, "with -database-url: the server writes each send alone instead of in batches (group commit), for A/B runs")
+	fs.IntVar(&o.serve.BatchWriters, "batch-writers", 0, "with -database-url: batches of sends the server writes at once (0: the store's default)")
 	fs.BoolVar(&o.serve.NoNotifications, "no-notifications", o.serve.NoNotifications, "the chat server runs with notifications off (started so; with -url, do not wait for chat.notifications)")
 	fs.IntVar(&o.sources, "sources", 64, "source addresses in 127.0.0.0/8 to spread connections over (0: kernel's choice)")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 2*time.Minute, "bound on connecting and creating rooms")
@@ -207,8 +209,8 @@ func parseOptions(scenario string, args []string) (*options, error) {
 	if scenario == "persist" && o.url == "" && o.serve.DatabaseURL == "" {
 		return nil, errors.New("persist needs -database-url (PostgreSQL) or -url of a server on PostgreSQL")
 	}
-	if o.url != "" && !o.worker && (o.serve.Bare || o.serve.DatabaseURL != "" || o.serve.RedisURL != "" || o.inProcess || o.serve.CPUProfile != "" || o.serve.MemProfile != "") {
-		return nil, errors.New("-bare, -database-url, -redis-url, -in-process, -cpuprofile and -memprofile configure the server chatbench starts; they do not go with -url")
+	if o.url != "" && !o.worker && (o.serve.Bare || o.serve.DatabaseURL != "" || o.serve.UnbatchedSends || o.serve.RedisURL != "" || o.inProcess || o.serve.CPUProfile != "" || o.serve.MemProfile != "") {
+		return nil, errors.New("-bare, -database-url, -unbatched-sends, -redis-url, -in-process, -cpuprofile and -memprofile configure the server chatbench starts; they do not go with -url")
 	}
 	return o, nil
 }

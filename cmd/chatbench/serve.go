@@ -55,6 +55,11 @@ type serveConfig struct {
 	// RedisURL, when set, fans out through the Redis broker instead of
 	// the in-process one.
 	RedisURL string
+	// UnbatchedSends makes the PostgreSQL store write each send alone
+	// (postgres.Options.UnbatchedSends) instead of in batches.
+	UnbatchedSends bool
+	// BatchWriters is postgres.Options.BatchWriters (0: the default).
+	BatchWriters int
 }
 
 // benchServer is a chatmux server run by chatbench, in this process or in
@@ -64,6 +69,20 @@ type benchServer struct {
 	srv     *chatmux.Server
 	hs      *http.Server
 	cleanup []func()
+	// pg is the PostgreSQL store, nil on the memory store.
+	pg *postgres.Store
+}
+
+// readStats is readStats with the server's connections and, on
+// PostgreSQL, its batches of sends.
+func (bs *benchServer) readStats() statsReply {
+	st := readStats()
+	st.Conns = bs.srv.Len()
+	if bs.pg != nil {
+		s := bs.pg.SendStats()
+		st.SendBatches, st.BatchedSends = s.Batches, s.Sends
+	}
+	return st
 }
 
 // statsReply is what GET /chatbench/stats answers.
@@ -73,6 +92,10 @@ type statsReply struct {
 	RSS        int64  `json:"rss_bytes"`
 	HeapInuse  uint64 `json:"heap_inuse_bytes"`
 	StackInuse uint64 `json:"stack_inuse_bytes"`
+	// SendBatches and BatchedSends count the PostgreSQL store's batches
+	// of sends and the sends in them (zero on other stores or unbatched).
+	SendBatches  int64 `json:"send_batches"`
+	BatchedSends int64 `json:"batched_sends"`
 }
 
 func readStats() statsReply {
@@ -126,6 +149,9 @@ func startServer(ctx context.Context, cfg serveConfig) (*benchServer, error) {
 			return nil, err
 		}
 		bs.cleanup = append(bs.cleanup, closeStore)
+		if pg, ok := st.(*postgres.Store); ok {
+			bs.pg = pg
+		}
 		router, err = chatRouter(st, !cfg.NoNotifications, logger)
 		if err != nil {
 			bs.close()
@@ -146,8 +172,7 @@ func startServer(ctx context.Context, cfg serveConfig) (*benchServer, error) {
 				}
 			}
 		}
-		st := readStats()
-		st.Conns = bs.srv.Len()
+		st := bs.readStats()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(st)
 	})
@@ -205,7 +230,7 @@ func openStore(ctx context.Context, cfg serveConfig) (store.Store, func(), error
 		dbURL = withSearchPath(dbURL, cfg.Schema)
 	}
 	// A pool of 32: the persist test's senders and readers share it.
-	st, err := postgres.OpenOptions(ctx, dbURL, postgres.Options{MaxOpenConns: 32})
+	st, err := postgres.OpenOptions(ctx, dbURL, postgres.Options{MaxOpenConns: 32, UnbatchedSends: cfg.UnbatchedSends, BatchWriters: cfg.BatchWriters})
 	if err != nil {
 		if drop != nil {
 			drop()
@@ -295,6 +320,8 @@ func runServe(args []string) error {
 	fs.IntVar(&cfg.MaxQueueBytes, "max-queue-bytes", 0, "per-connection outbound queue bound (0: chatmux default)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", "", "fan out through the Redis broker at this URL (default: in-process)")
 	fs.BoolVar(&cfg.NoNotifications, "no-notifications", false, "chat: create no notifications (ENABLE_NOTIFICATION off)")
+	fs.BoolVar(&cfg.UnbatchedSends, "unbatched-sends", false, "with -database-url: write each send alone instead of in batches (group commit)")
+	fs.IntVar(&cfg.BatchWriters, "batch-writers", 0, "with -database-url: batches of sends written at once (0: the store's default)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a listen address that is not loopback (development authentication: anyone can be anyone)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -362,6 +389,12 @@ func startChild(cfg serveConfig) (*childServer, error) {
 	}
 	if cfg.RedisURL != "" {
 		args = append(args, "-redis-url", cfg.RedisURL)
+	}
+	if cfg.UnbatchedSends {
+		args = append(args, "-unbatched-sends")
+	}
+	if cfg.BatchWriters > 0 {
+		args = append(args, "-batch-writers", fmt.Sprint(cfg.BatchWriters))
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr

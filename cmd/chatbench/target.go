@@ -66,8 +66,10 @@ func serverMode(o *options, t *target) string {
 	switch {
 	case o.serve.Bare:
 		mode = "bare framework"
+	case o.serve.DatabaseURL != "" && o.serve.UnbatchedSends:
+		mode = "chat (PostgreSQL, unbatched sends)"
 	case o.serve.DatabaseURL != "":
-		mode = "chat (PostgreSQL)"
+		mode = "chat (PostgreSQL, batched sends)"
 	}
 	if o.serve.RedisURL != "" {
 		mode += ", Redis broker"
@@ -140,9 +142,7 @@ func (t *target) serverStats(gc bool) (statsReply, bool) {
 		if gc {
 			freeMemory()
 		}
-		st := readStats()
-		st.Conns = t.inproc.srv.Len()
-		return st, true
+		return t.inproc.readStats(), true
 	}
 	st, err := fetchStats(t.url.String(), gc)
 	return st, err == nil

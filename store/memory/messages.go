@@ -26,6 +26,14 @@ func (s *Store) SendMessage(ctx context.Context, in store.NewMessage) (store.Sen
 	if err != nil {
 		return store.SendResult{}, err
 	}
+	if in.CheckSender {
+		switch m := r.membership(in.SenderID); {
+		case !m.IsMember:
+			return store.SendResult{}, store.ErrNotMember
+		case !m.CanSend(in.SenderID):
+			return store.SendResult{}, store.ErrCannotSend
+		}
+	}
 	if in.ClientMsgID != "" {
 		if m, ok := r.clients[clientKey{in.SenderID, in.ClientMsgID}]; ok {
 			return store.SendResult{Message: copyMessage(m.m), Attachments: copyAttachments(m.attachments), Duplicate: true}, nil

@@ -15,13 +15,20 @@
 //	if err := st.Migrate(ctx); err != nil { ... }
 //	defer st.Close()
 //
-// A send is one SQL statement (a chain of data-modifying CTEs: bump the
-// room's last_seq under its row lock, insert the message, its attachments,
-// its notification and recipients, point the room at it), so it is atomic
-// without an explicit transaction; it is prepared once per connection, so
-// a send costs one Bind/Execute exchange with the server. Sends to one room
-// serialise on that room's row lock; sends to different rooms do not wait
-// for each other. Message views (the wire Message with sender, receipts,
+// Sends are written in batches (group commit): concurrent SendMessage
+// calls reach the database together, as one SQL statement (a chain of
+// data-modifying CTEs over arrays: lock the batch's rooms, check each row,
+// bump each room's last_seq, insert the messages, their attachments and
+// notifications, point the rooms at their latest message), prepared once
+// per connection, so a whole batch costs one Bind/Execute exchange and one
+// commit. A lone send goes at once; under load the batches grow by
+// themselves, up to Options.MaxBatch sends and Options.MaxBatchBytes. A
+// send that fails (a missing room, parent or sender, a sender without the
+// right when NewMessage.CheckSender is set) fails alone; seq stays gapless
+// and in commit order per room; a caller gets its result only after the
+// commit. Options.UnbatchedSends writes each send as a statement of its
+// own instead. Sends to one room serialise on that room's row lock; sends
+// to different rooms do not wait for each other. Message views (the wire Message with sender, receipts,
 // reactions, deliveries, attachments and nested parents) load in one
 // statement, or three when a message references one outside the batch.
 //

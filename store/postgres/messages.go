@@ -57,62 +57,67 @@ WITH r AS (
 )
 SELECT m.seq, m.created_at, coalesce((SELECT recipients FROM n), '{}') FROM m`
 
-// SendMessage implements store.Store: one statement (see sendSQL), plus
-// one lookup when a client_msg_id turns out to be a retry.
+// SendMessage implements store.Store. Concurrent sends are written in
+// batches (see batch.go), one statement and one commit per batch; with
+// Options.UnbatchedSends each send is its own statement (sendSQL) on a
+// connection of its own. A client_msg_id that turns out to be a retry
+// costs one more lookup.
 func (s *Store) SendMessage(ctx context.Context, in store.NewMessage) (store.SendResult, error) {
 	in, err := store.ValidateNewMessage(in)
 	if err != nil {
 		return store.SendResult{}, err
 	}
-	msg := store.Message{
-		ID: uuid.New(), RoomID: in.RoomID, SenderID: in.SenderID, Content: in.Content,
-		ParentID: in.ParentID, ForwardedFromID: in.ForwardedFromID, IsForwarded: in.ForwardedFromID != nil,
-		ClientMsgID: in.ClientMsgID, Extra: in.Extra,
+	p, err := newPendingSend(in)
+	if err != nil {
+		return store.SendResult{}, err
 	}
-	n := len(in.Attachments)
-	atts := make([]store.Attachment, n)
+	if s.batch != nil {
+		return s.batch.send(ctx, p)
+	}
+	return s.sendOne(ctx, p)
+}
+
+// sendOne stores one message with sendSQL, after a membership read when
+// the sender is to be checked.
+func (s *Store) sendOne(ctx context.Context, p *pendingSend) (store.SendResult, error) {
+	in := p.in
+	if in.CheckSender {
+		m, err := s.Membership(ctx, in.RoomID, in.SenderID)
+		switch {
+		case err != nil:
+			return store.SendResult{}, err
+		case !m.IsMember:
+			return store.SendResult{}, store.ErrNotMember
+		case !m.CanSend(in.SenderID):
+			return store.SendResult{}, store.ErrCannotSend
+		}
+	}
+	n := len(p.atts)
 	aIDs, urls, types, mimes, captions, metas := make([]uuid.UUID, n), make(pq.StringArray, n), make(pq.StringArray, n),
 		make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n)
 	sizes := make(pq.Int64Array, n)
-	for i, a := range in.Attachments {
-		atts[i] = store.Attachment{ID: uuid.New(), MessageID: msg.ID, MediaURL: a.MediaURL, MediaType: a.MediaType,
-			FileSize: a.FileSize, MimeType: a.MimeType, Caption: a.Caption, Metadata: a.Metadata}
-		meta, err := json.Marshal(a.Metadata)
-		if err != nil {
-			return store.SendResult{}, store.Invalid("metadata", "Value must be valid JSON.")
-		}
+	for i, a := range p.atts {
 		aIDs[i], urls[i], types[i], sizes[i], mimes[i], captions[i], metas[i] =
-			atts[i].ID, a.MediaURL, string(a.MediaType), a.FileSize, a.MimeType, a.Caption, string(meta)
+			a.ID, a.MediaURL, string(a.MediaType), a.FileSize, a.MimeType, a.Caption, p.metas[i]
 	}
-	typ := store.NotifyNewMessage
-	if in.ParentID != nil {
-		typ = store.NotifyReply
-	}
-	noteID := uuid.New()
+	msg := p.msg
 	var recipients pq.Int64Array
 	args := []any{msg.ID, msg.RoomID, msg.SenderID, msg.Content, msg.ParentID, msg.ForwardedFromID, msg.ClientMsgID, msg.Extra,
-		noteID, string(typ), uuids(aIDs), urls, types, sizes, mimes, captions, metas, in.Notify}
+		p.noteID, string(p.typ), uuids(aIDs), urls, types, sizes, mimes, captions, metas, in.Notify}
 	var row *sqlx.Row
 	if stmt := s.sendQuery(ctx); stmt != nil {
 		row = stmt.QueryRowxContext(ctx, args...)
 	} else {
 		row = s.db.QueryRowxContext(ctx, sendSQL, args...)
 	}
-	err = row.Scan(&msg.Seq, &msg.CreatedAt, &recipients)
-	if err != nil {
+	var at time.Time
+	if err := row.Scan(&msg.Seq, &at, &recipients); err != nil {
 		if in.ClientMsgID != "" && isConstraint(err, "messages_client_msg_id_key") {
 			return s.duplicate(ctx, in)
 		}
 		return store.SendResult{}, mapErr(err)
 	}
-	msg.CreatedAt = utc(msg.CreatedAt)
-	msg.UpdatedAt = msg.CreatedAt
-	res := store.SendResult{Message: msg, Attachments: atts}
-	if len(recipients) > 0 {
-		res.Notification = &store.Notification{ID: noteID, Type: typ, MessageID: msg.ID, RoomID: msg.RoomID,
-			Recipients: []int64(recipients), CreatedAt: msg.CreatedAt}
-	}
-	return res, nil
+	return p.result(msg.Seq, at, recipients), nil
 }
 
 // duplicate loads the original message of a retried client_msg_id.

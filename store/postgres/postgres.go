@@ -15,6 +15,7 @@ import (
 	neturl "net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,6 +48,12 @@ type Store struct {
 	// membership, message views), by SQL text, prepared on first use.
 	stmtMu sync.Mutex
 	stmts  sync.Map // string → *sqlx.Stmt
+
+	// batch writes concurrent sends together; nil with
+	// Options.UnbatchedSends. batchStmt caches its statement (see
+	// batchQuery).
+	batch     writers
+	batchStmt atomic.Pointer[sqlx.Stmt]
 }
 
 var _ store.Store = (*Store)(nil)
@@ -75,6 +82,9 @@ func OpenOptions(ctx context.Context, url string, opts Options) (*Store, error) 
 	}
 	opts.apply(db)
 	st := &Store{db: db}
+	if !opts.UnbatchedSends {
+		st.batch = newWriters(st, opts)
+	}
 	if err := st.Ping(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("failed to connect to database: %w", err)
@@ -99,6 +109,24 @@ type Options struct {
 	// ConnMaxLifetime closes a connection older than this when it is next
 	// released (default 0: no limit).
 	ConnMaxLifetime time.Duration
+
+	// UnbatchedSends writes every SendMessage as a statement of its own,
+	// on a connection of its own, instead of in batches with the
+	// concurrent sends (group commit, the default; see SendMessage).
+	UnbatchedSends bool
+	// BatchWriters is the number of batches of sends written at once, each
+	// for its share of the rooms (default DefaultBatchWriters).
+	BatchWriters int
+	// MaxBatch is the most sends written in one batch (default
+	// DefaultMaxBatch).
+	MaxBatch int
+	// MaxBatchBytes bounds the size of a batch: content, extra fields,
+	// client_msg_id and attachments, plus a fixed overhead per send and per
+	// attachment (default DefaultMaxBatchBytes). A larger send goes alone.
+	MaxBatchBytes int
+	// BatchTimeout bounds the writing of one batch, whatever its
+	// callers' contexts say (default DefaultBatchTimeout).
+	BatchTimeout time.Duration
 }
 
 // Defaults of Options.
@@ -169,12 +197,15 @@ func withSessionDefaults(dsn string) string {
 // New returns a Store over an open database handle (driver "postgres").
 // The handle's pool is the caller's to configure, except that a handle
 // without a limit on open connections (database/sql's default) gets the
-// limits of Options{} (16 connections).
+// limits of Options{} (16 connections). Sends are batched with the
+// default bounds of Options.
 func New(db *sqlx.DB) *Store {
 	if db.Stats().MaxOpenConnections == 0 {
 		Options{}.apply(db)
 	}
-	return &Store{db: db}
+	st := &Store{db: db}
+	st.batch = newWriters(st, Options{})
+	return st
 }
 
 // Ping checks that the database answers. It returns when ctx ends even if
@@ -200,8 +231,13 @@ func (s *Store) Ping(ctx context.Context) error {
 // DB returns the underlying handle.
 func (s *Store) DB() *sqlx.DB { return s.db }
 
-// Close closes the prepared statements and the database handle.
+// Close cancels the batches of sends being written and fails the sends
+// still queued (both store.ErrUnavailable), and closes the prepared
+// statements and the database handle.
 func (s *Store) Close() error {
+	if s.batch != nil {
+		s.batch.close()
+	}
 	s.stmtMu.Lock()
 	s.stmts.Range(func(k, v any) bool {
 		_ = v.(*sqlx.Stmt).Close()

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/google/uuid"
@@ -15,6 +16,8 @@ import (
 //     of 10 members.
 //   - SendParallelOneRoom / SendParallelManyRooms: the same from 4×GOMAXPROCS
 //     goroutines, into one room or into a room each.
+//   - SendParallel64Rooms: 64×GOMAXPROCS goroutines, a room (of two
+//     members) each.
 //   - ListRooms200: room.list for a user in 200 rooms, each with a few
 //     messages, a read receipt and a reaction.
 //   - Page50: one page of 50 messages (with receipts, reactions and a
@@ -65,6 +68,29 @@ func Bench(b *testing.B, newStore Factory) {
 			room := <-rooms
 			for i := 0; pb.Next(); i++ {
 				if _, err := st.SendMessage(ctx, store.NewMessage{RoomID: room, SenderID: int64(i%10 + 1), Content: "hello", Notify: true}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("SendParallel64Rooms", func(b *testing.B) {
+		// 64 concurrent senders, each in a room of its own with its
+		// NEW_MESSAGE notification: where a store that writes concurrent
+		// sends together (group commit) gains.
+		st := newStore(b)
+		users(b, st, 10)
+		rooms := make(chan uuid.UUID, 64*runtime.GOMAXPROCS(0))
+		for range cap(rooms) {
+			rooms <- group(b, st, 1, 2).ID
+		}
+		b.ReportAllocs()
+		b.SetParallelism(64)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			room := <-rooms
+			for pb.Next() {
+				if _, err := st.SendMessage(ctx, store.NewMessage{RoomID: room, SenderID: 1, Content: "hello", Notify: true}); err != nil {
 					b.Error(err)
 					return
 				}

@@ -71,6 +71,10 @@ func Run(t *testing.T, newStore Factory) {
 		{"DeleteUser", testDeleteUser},
 		{"DeletedUserRefused", testDeletedUserRefused},
 		{"ConcurrentDeleteUser", testConcurrentDeleteUser},
+		{"BatchConcurrentRetries", testBatchConcurrentRetries},
+		{"BatchFailingRow", testBatchFailingRow},
+		{"BatchCancel", testBatchCancel},
+		{"CheckSender", testCheckSender},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
