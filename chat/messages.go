@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	neturl "net/url"
 	"sort"
@@ -43,15 +44,23 @@ func (s *Service) handleSendMessage(c *chatmux.Context) error {
 		return err
 	}
 	a := eventActor(u)
-	if _, err := s.sendAccess(c.Context(), a, roomID); err != nil {
-		return err
+	// A connection in the room's group belongs to a member (a removal takes
+	// it out before it commits): its send right is checked by the store in
+	// the same round trip as the insert (store.NewMessage.CheckSender).
+	// Any other sender is checked first, so that a non-member's 4002 or an
+	// unknown room's 4004 comes before the data's errors.
+	inRoom := inGroup(c, RoomGroup(roomID))
+	if !inRoom {
+		if _, err := s.sendAccess(c.Context(), a, roomID); err != nil {
+			return err
+		}
 	}
 	in, err := readSendMessage(f)
 	if err != nil {
 		return err
 	}
 	in.RoomID = roomID
-	_, err = s.sendMessage(c.Context(), ev(c), a, in)
+	_, err = s.send(c.Context(), ev(c), a, in, inRoom)
 	return err
 }
 
@@ -118,7 +127,14 @@ func readSendMessage(f fields) (SendMessage, error) {
 // only (an API call gets it back and publishes nothing). By the system it
 // is a system message (docs/protocol.md#system-messages).
 func (s *Service) sendMessage(ctx context.Context, o origin, a actor, in SendMessage) (json.RawMessage, error) {
-	nm := store.NewMessage{RoomID: in.RoomID, SenderID: a.id, Notify: s.cfg.Notifications}
+	return s.send(ctx, o, a, in, false)
+}
+
+// send is sendMessage; with checkSender the access check was not made
+// yet, and the store makes it with the insert (ErrNotMember and
+// ErrCannotSend are 4002, as sendAccess answers).
+func (s *Service) send(ctx context.Context, o origin, a actor, in SendMessage, checkSender bool) (json.RawMessage, error) {
+	nm := store.NewMessage{RoomID: in.RoomID, SenderID: a.id, Notify: s.cfg.Notifications, CheckSender: checkSender && !a.system()}
 	var err error
 	if nm.Attachments, err = checkMedia(in.Media); err != nil {
 		return nil, err
@@ -146,6 +162,9 @@ func (s *Service) sendMessage(ctx context.Context, o origin, a actor, in SendMes
 		return nil, err
 	}
 	res, err := s.st.SendMessage(ctx, nm)
+	if errors.Is(err, store.ErrNotMember) || errors.Is(err, store.ErrCannotSend) {
+		return nil, chatmux.PermissionDenied(msgDeniedSend)
+	}
 	if err != nil {
 		return nil, StoreError(err)
 	}

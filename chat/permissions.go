@@ -17,18 +17,7 @@ import (
 // one-to-one: a participant; group: a participant, and when the group is
 // locked also its creator or an admin; channel: a subscriber who is its
 // creator, a moderator or holds can_send_messages.
-func CanSend(m store.Membership, userID int64) bool {
-	if !m.IsMember {
-		return false
-	}
-	switch m.RoomType {
-	case store.Group:
-		return !m.GroupLocked || m.IsCreator(userID) || m.IsAdmin
-	case store.Channel:
-		return m.IsCreator(userID) || m.Has(store.PermSendMessages)
-	}
-	return true
-}
+func CanSend(m store.Membership, userID int64) bool { return m.CanSend(userID) }
 
 // IsRoomAdmin reports whether userID may change the room (room.modify other
 // than delete): a group participant who is its creator or an admin, a
