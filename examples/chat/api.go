@@ -104,6 +104,11 @@ func mountAPI(r chi.Router, svc chatAPI, key string, logger *slog.Logger, reg pr
 	}
 	a.keyHash = sha256.Sum256([]byte(key))
 	reg.MustRegister(a.requests, a.duration)
+	if a.on {
+		logger.Info("chat: the server API is on", "path", apiPrefix+"/", "doc", "docs/openapi.yaml")
+	} else {
+		logger.Info("chat: the server API is off (its routes answer 404): set CHATMUX_API_KEY to turn it on", "path", apiPrefix+"/")
+	}
 	r.Route(apiPrefix, a.routes)
 }
 
