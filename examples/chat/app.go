@@ -111,6 +111,8 @@ func assemble(cfg config, logger *slog.Logger, st store.Store, storeKind string,
 		Observer:        m, // a chatmux.StaleObserver too: chatmux_stale_dropped_total
 	})
 	registerServiceMetrics(reg, a.svc, a.srv)
+	// The Go API (and the server API on it) publishes through the server.
+	a.svc.Attach(a.srv)
 
 	// The node's heartbeat, and the sweep that deletes the sessions of
 	// nodes that died: every node runs one. Its store calls are bounded
@@ -134,6 +136,7 @@ func assemble(cfg config, logger *slog.Logger, st store.Store, storeKind string,
 	r.Get("/healthz", a.healthz)
 	r.Get("/config.json", a.pageConfig)
 	r.Get("/me", a.whoami(auth))
+	mountAPI(r, a.svc, cfg.APIKey, logger, reg)
 	static, err := fs.Sub(webFS, "web")
 	if err != nil {
 		panic("chat: embedded web files missing: " + err.Error())

@@ -28,6 +28,10 @@ type config struct {
 	RedisPrefix string
 	// JWTSecret enables JWT authentication when set (env CHATMUX_JWT_SECRET).
 	JWTSecret []byte
+	// APIKey turns the server API (/api/v1) on: a backend calls it with
+	// "Authorization: Bearer <APIKey>" (env CHATMUX_API_KEY, flag
+	// -api-key). Empty: every /api/v1 route answers 404.
+	APIKey string
 	// InsecureDevAuth lets development mode listen on a non-loopback
 	// address (flag -insecure-dev-auth).
 	InsecureDevAuth bool
@@ -88,6 +92,10 @@ const (
 	defaultNodeHeartbeat   = 5 * time.Second
 	defaultNodeExpiry      = 15 * time.Second
 )
+
+// minAPIKeyLen is the shortest API key accepted: a key is a secret, not a
+// password to remember.
+const minAPIKeyLen = 16
 
 // defaultSendLimit lets a user send 100 messages at once (an outbox
 // resent after a reconnect, a paste), then one every 200 ms: far above
@@ -158,6 +166,7 @@ var envFlags = []struct{ flag, env string }{
 	{"max-conns-per-addr", "CHATMUX_MAX_CONNS_PER_ADDR"},
 	{"node-heartbeat", "CHATMUX_NODE_HEARTBEAT"},
 	{"node-expiry", "CHATMUX_NODE_EXPIRY"},
+	{"api-key", "CHATMUX_API_KEY"},
 }
 
 const usage = `Usage: chat [flags]
@@ -176,6 +185,9 @@ Environment (a flag given on the command line wins):
   CHATMUX_MAX_CONNS_PER_ADDR   -max-conns-per-addr (default 0: no limit)
   CHATMUX_NODE_HEARTBEAT       -node-heartbeat (default 5s)
   CHATMUX_NODE_EXPIRY          -node-expiry (default 15s)
+  CHATMUX_API_KEY              -api-key: the bearer key of the server API at /api/v1;
+                               without it the API is off (prefer the variable: a flag
+                               shows in the process list)
   CHATMUX_JWT_SECRET  HS256 secret; without it users sign in by name (development mode)
   DATABASE_URL        PostgreSQL URL; without it data lives in memory
   REDIS_URL           Redis URL for fan-out across nodes; without it, in-process
@@ -215,6 +227,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		"bound of the sign-in and set-up of a new connection; past it the connection is closed with 1013 (try again later)")
 	fs.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", defaultMaxConnsPerUser,
 		"open connections of one user on this node (0: no limit); one more is closed with 1013")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "bearer `key` of the server API at /api/v1 (at least "+
+		strconv.Itoa(minAPIKeyLen)+" characters); without it the API is off. Prefer CHATMUX_API_KEY: a flag shows in the process list")
 	fs.IntVar(&cfg.MaxConnsPerAddr, "max-conns-per-addr", 0,
 		"open connections from one IP address (0: no limit); one more is closed with 1013")
 	fs.DurationVar(&cfg.NodeHeartbeat, "node-heartbeat", defaultNodeHeartbeat,
@@ -271,6 +285,10 @@ func (c config) check() error {
 	}
 	if c.MaxConnsPerUser < 0 {
 		errs = append(errs, fmt.Errorf("-max-conns-per-user must be 0 (no limit) or more, not %d", c.MaxConnsPerUser))
+	}
+	if c.APIKey != "" && len(c.APIKey) < minAPIKeyLen {
+		errs = append(errs, fmt.Errorf("the API key (CHATMUX_API_KEY or -api-key) must be at least %d characters, not %d: "+
+			"generate one with: openssl rand -hex 32", minAPIKeyLen, len(c.APIKey)))
 	}
 	if c.MaxConnsPerAddr < 0 {
 		errs = append(errs, fmt.Errorf("-max-conns-per-addr must be 0 (no limit) or more, not %d", c.MaxConnsPerAddr))
