@@ -78,6 +78,21 @@ type Conn struct {
 	drained chan struct{} // closed when the writer stops after the queue was sealed
 	holding bool          // $connect is running: group frames wait in held
 	held    [][]byte      // group frames delivered during $connect
+	// Gathering (write.go). urgent is set while the queue holds a frame
+	// for this connection alone (an answer), which is sent without
+	// gathering. lastWrite is when the writer last took a batch
+	// (nanotime) and lastSize how many bytes it held; firstQueued is when
+	// the oldest queued frame was queued. gathering is set while the
+	// writer waits for more frames; wake ends the wait. timer is the
+	// writer's own.
+	urgent      bool
+	gathering   bool
+	lastWrite   int64
+	lastSize    int
+	firstQueued int64
+	wake        chan struct{}
+	timer       *time.Timer
+	writeFn     func() // see writer
 
 	gmu    sync.Mutex
 	groups map[string]struct{}
@@ -238,6 +253,7 @@ func (c *Conn) Close(code int, reason string) {
 	c.mu.Lock()
 	c.closed = true
 	c.dropQueue()
+	c.wakeWriterLocked()
 	ws := c.ws
 	c.mu.Unlock()
 	if ws != nil {
