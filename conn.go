@@ -31,8 +31,9 @@ type User struct {
 // Conn is one WebSocket connection. Its events are handled one at a time,
 // in the order they arrive (read.go). Outbound frames wait in a queue
 // bounded in bytes (queue.go); a writer that runs only while the queue is
-// not empty sends every queued frame with one write to the socket
-// (write.go).
+// not empty sends every queued frame with one write to the socket, and
+// while group frames keep arriving it gathers them for up to
+// ServerOptions.GatherDelay first (write.go).
 type Conn struct {
 	srv         *Server
 	slots       connSlots // what the connection counts against the limits
