@@ -110,7 +110,7 @@ type ServerOptions struct {
 	WriteTimeout time.Duration
 	// GatherDelay is the latency budget of a connection's writer while
 	// group frames keep arriving at it in small writes (the previous
-	// write was under 8 KiB and less than 4×GatherDelay ago): the writer
+	// write was under 8 KiB and less than 8×GatherDelay ago): the writer
 	// then waits until the oldest queued frame is GatherDelay old, so
 	// that the frames that arrive meanwhile go out with the same write
 	// (one system call instead of one each). A group frame waits at most

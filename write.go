@@ -9,10 +9,12 @@ import (
 
 // Gathering (see ServerOptions.GatherDelay). A write counts as small under
 // gatherMaxBytes; a connection whose previous batch was taken less than
-// gatherWindow times GatherDelay ago is one that frames keep arriving at.
+// gatherWindow times GatherDelay ago is one that frames keep arriving at
+// (at 5 ms, 25 frames/s or more: below that, a wait of GatherDelay would
+// rarely catch a second frame, and costs a timer).
 const (
 	gatherMaxBytes = 8 << 10
-	gatherWindow   = 4
+	gatherWindow   = 8
 )
 
 // clockBase is the origin of nanotime.
