@@ -31,8 +31,9 @@ type User struct {
 // Conn is one WebSocket connection. Its events are handled one at a time,
 // in the order they arrive (read.go). Outbound frames wait in a queue
 // bounded in bytes (queue.go); a writer that runs only while the queue is
-// not empty sends every queued frame with one write to the socket
-// (write.go).
+// not empty sends every queued frame with one write to the socket, and
+// while group frames keep arriving it gathers them for up to
+// ServerOptions.GatherDelay first (write.go).
 type Conn struct {
 	srv         *Server
 	slots       connSlots // what the connection counts against the limits
@@ -78,6 +79,21 @@ type Conn struct {
 	drained chan struct{} // closed when the writer stops after the queue was sealed
 	holding bool          // $connect is running: group frames wait in held
 	held    [][]byte      // group frames delivered during $connect
+	// Gathering (write.go). urgent is set while the queue holds a frame
+	// for this connection alone (an answer), which is sent without
+	// gathering. lastWrite is when the writer last took a batch
+	// (nanotime) and lastSize how many bytes it held; firstQueued is when
+	// the oldest queued frame was queued. gathering is set while the
+	// writer waits for more frames; wake ends the wait. timer is the
+	// writer's own.
+	urgent      bool
+	gathering   bool
+	lastWrite   int64
+	lastSize    int
+	firstQueued int64
+	wake        chan struct{}
+	timer       *time.Timer
+	writeFn     func() // see writer
 
 	gmu    sync.Mutex
 	groups map[string]struct{}
@@ -242,6 +258,7 @@ func (c *Conn) Close(code int, reason string) {
 	c.mu.Lock()
 	c.closed = true
 	c.dropQueue()
+	c.wakeWriterLocked()
 	ws := c.ws
 	c.mu.Unlock()
 	if ws != nil {

@@ -21,6 +21,7 @@ func (c *Conn) push(frame []byte, fromGroup bool) {
 	if c.queued+len(frame) > c.srv.opts.MaxQueueBytes {
 		c.closed = true
 		c.dropQueue()
+		c.wakeWriterLocked()
 		ws := c.ws
 		c.mu.Unlock()
 		if c.srv.opts.Observer != nil {
@@ -38,12 +39,20 @@ func (c *Conn) push(frame []byte, fromGroup bool) {
 		c.mu.Unlock()
 		return
 	}
+	if len(c.queue) == 0 {
+		c.firstQueued = nanotime()
+	}
 	c.queue = append(c.queue, frame)
+	if !fromGroup {
+		c.urgent = true
+		c.wakeWriterLocked()
+	}
 	start := !c.writing
 	c.writing = true
+	w := c.writer()
 	c.mu.Unlock()
 	if start {
-		go c.writeLoop()
+		go w()
 	}
 }
 
@@ -56,14 +65,28 @@ func (c *Conn) releaseHeld() {
 		c.mu.Unlock()
 		return
 	}
+	if len(c.queue) == 0 {
+		c.firstQueued = nanotime()
+	}
 	c.queue = append(c.queue, c.held...)
 	c.held = nil
 	start := !c.writing
 	c.writing = true
+	w := c.writer()
 	c.mu.Unlock()
 	if start {
-		go c.writeLoop()
+		go w()
 	}
+}
+
+// writer returns the connection's writeLoop as a func value, made once:
+// a go statement on it starts the writer without allocating. c.mu is held,
+// or the connection is not shared yet.
+func (c *Conn) writer() func() {
+	if c.writeFn == nil {
+		c.writeFn = c.writeLoop
+	}
+	return c.writeFn
 }
 
 func (c *Conn) dropQueue() {
@@ -79,6 +102,7 @@ func (c *Conn) dropQueue() {
 func (c *Conn) drain(ctx context.Context) {
 	c.mu.Lock()
 	c.sealed = true
+	c.wakeWriterLocked()
 	if !c.writing {
 		c.mu.Unlock()
 		return
