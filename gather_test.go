@@ -203,3 +203,28 @@ func TestGatherDrainAndClose(t *testing.T) {
 		}
 	})
 }
+
+// An event whose handler answered nothing of its own ends the wait: the
+// group frames it queued for its own connection (the sender's echo) go
+// out at once, with whatever was gathered before them.
+func TestGatherEndsAfterOwnEvent(t *testing.T) {
+	c, rec := gatherConn(t, time.Hour)
+	c.push([]byte(`{"n":1}`), true)
+	waitUntil(t, "the first frame is written", func() bool { return rec.count() == 1 })
+	waitUntil(t, "the writer stops", c.writerIdle)
+	c.push([]byte(`{"n":2}`), true)
+	waitUntil(t, "the writer gathers", c.isGathering)
+	c.push([]byte(`{"echo":3}`), true)
+	c.endGather()
+	waitUntil(t, "the gathered frames are written", func() bool { return rec.count() == 2 })
+	if got, want := rec.write(1), frames(`{"n":2}`, `{"echo":3}`); !bytes.Equal(got, want) {
+		t.Fatalf("second write %q, want %q", got, want)
+	}
+	// With nothing queued, it leaves the next frames to gather.
+	waitUntil(t, "the writer stops", c.writerIdle)
+	c.endGather()
+	c.push([]byte(`{"n":4}`), true)
+	waitUntil(t, "the writer gathers", c.isGathering)
+	c.endGather()
+	waitUntil(t, "the held frame is written", func() bool { return rec.count() == 3 })
+}

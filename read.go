@@ -184,6 +184,8 @@ func (c *Conn) handle(frame []byte) {
 			c.srv.errorHandler(ctx, err)
 		} else if ctx.hasRequestID && !ctx.unmatched {
 			c.enqueue(appendOK(make([]byte, 0, len(ctx.requestID)+32), ctx.requestID))
+		} else {
+			c.endGather()
 		}
 	}
 	ctx.release()

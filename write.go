@@ -133,6 +133,19 @@ func (c *Conn) gather(d time.Duration, wake chan struct{}) {
 	}
 }
 
+// endGather runs when an event's handler has returned without an answer
+// of its own: what it queued for this connection through a group (its
+// echo, the sender's own message.dispatch) is the answer its client waits
+// for, so it goes out without the gathering wait, as a reply would.
+func (c *Conn) endGather() {
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		c.urgent = true
+		c.wakeWriterLocked()
+	}
+	c.mu.Unlock()
+}
+
 // wakeWriterLocked ends the writer's gathering wait, if it is waiting.
 // c.mu is held.
 func (c *Conn) wakeWriterLocked() {
