@@ -117,9 +117,10 @@ type ServerOptions struct {
 	// that the frames that arrive meanwhile go out with the same write
 	// (one system call instead of one each). A group frame waits at most
 	// this long for it; an answer to the connection's own event (Send,
-	// Context.Reply) is never held and ends the wait, and so do Close
-	// and Shutdown. Frames keep their order. Default 5ms; negative
-	// disables gathering.
+	// Context.Reply) is never held and ends the wait, and so do the end
+	// of an event that answered nothing of its own (its echo through a
+	// group is its answer), Close and Shutdown. Frames keep their order.
+	// Default 2ms; negative disables gathering.
 	GatherDelay time.Duration
 	// PingInterval is how long a connection may stay silent before the
 	// server pings it (default 30s; negative disables pings).
@@ -187,7 +188,7 @@ func NewServer(router Router, opts ServerOptions) *Server {
 		opts.WriteTimeout = 10 * time.Second
 	}
 	if opts.GatherDelay == 0 {
-		opts.GatherDelay = 5 * time.Millisecond
+		opts.GatherDelay = 2 * time.Millisecond
 	}
 	if opts.PingInterval == 0 {
 		opts.PingInterval = 30 * time.Second

@@ -10,7 +10,7 @@ import (
 // Gathering (see ServerOptions.GatherDelay). A write counts as small under
 // gatherMaxBytes; a connection whose previous batch was taken less than
 // gatherWindow times GatherDelay ago is one that frames keep arriving at
-// (at 5 ms, 25 frames/s or more: below that, a wait of GatherDelay would
+// (at 2 ms, 63 frames/s or more: below that, a wait of GatherDelay would
 // rarely catch a second frame, and costs a timer).
 const (
 	gatherMaxBytes = 8 << 10
