@@ -300,7 +300,13 @@ test('two users chat through the page', async (t) => {
     await bubble(bob.page, 'bulk 60').waitFor();
     // The first page holds the newest 50: the group's first message is older.
     assert.equal(await bubble(bob.page, 'Welcome to the team').count(), 0);
-    await bob.page.click('#messages .load-older');
+    // The list re-renders as acknowledgements arrive, which can detach the
+    // button under a pointer click: press it from the page, where it is.
+    await bob.page.waitForFunction(() => {
+      const b = document.querySelector('#messages .load-older');
+      if (b) b.click();
+      return !!b;
+    });
     await bubble(bob.page, 'Welcome to the team').waitFor();
     assert.equal(await bob.page.locator('#messages .bubble-content', { hasText: /^bulk \d+$/ }).count(), 60);
     await roomItem(bob.page, alice.name).click();
@@ -308,5 +314,41 @@ test('two users chat through the page', async (t) => {
 
   await shot(alice, '04-alice-direct.png');
   await shot(bob, '05-bob-direct.png');
+  assert.deepEqual(errors, [], 'no page errors');
+});
+
+// The host's backend through the server API (API_KEY is the server's
+// CHATMUX_API_KEY; run.sh sets both): a room it creates appears, its system
+// message shows as a line of the room, not a bubble, and after a user is
+// deleted their messages show as from "deleted user".
+test('the server API: a system message and a deleted user on the page', { skip: !process.env.API_KEY && 'API_KEY is not set' }, async () => {
+  const api = async (method, path, body, asUser) => {
+    const headers = { Authorization: `Bearer ${process.env.API_KEY}` };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (asUser !== undefined) headers['Chatmux-As-User'] = String(asUser);
+    const res = await fetch(new URL(`api/v1${path}`, BASE_URL), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  const dana = await signIn(`dana_${run}`);
+  const carolID = 9000000 + Math.floor(Math.random() * 100000);
+  await api('PUT', `/users/${carolID}`, { username: `carol_${run}`, first_name: 'Carol' });
+  const name = `Orders ${run}`;
+  const room = await api('POST', '/rooms', { type: 'group', name, members: [dana.id] }, carolID);
+  await roomItem(dana.page, name).click();
+  await api('POST', `/rooms/${room.id}/messages`, { content: 'Carol here' }, carolID);
+  await bubble(dana.page, 'Carol here').locator('.bubble-sender', { hasText: 'Carol' }).waitFor();
+  await api('POST', `/rooms/${room.id}/messages`, { content: 'Your driver has arrived' });
+  const line = dana.page.locator('#messages [data-testid="system-message"]', { hasText: 'Your driver has arrived' });
+  await line.waitFor();
+  assert.equal(await dana.page.locator('#messages .bubble-content', { hasText: 'Your driver has arrived' }).count(), 0, 'a system message is no bubble');
+
+  await api('DELETE', `/users/${carolID}`);
+  await dana.page.reload();
+  await roomItem(dana.page, name).click();
+  await bubble(dana.page, 'Carol here').locator('.bubble-sender', { hasText: 'deleted user' }).waitFor();
+  await dana.page.locator('#messages [data-testid="system-message"]', { hasText: 'Your driver has arrived' }).waitFor();
+  await shot(dana, '06-dana-system-and-deleted.png');
   assert.deepEqual(errors, [], 'no page errors');
 });

@@ -56,7 +56,9 @@ log "building examples/chat"
 (cd "$root" && go build -o "$tmp/chat" ./examples/chat) || { log "build failed"; exit 1; }
 
 # Port 0: the kernel picks a free port; the server logs the URL it got.
-env -u CHATMUX_JWT_SECRET -u DATABASE_URL -u REDIS_URL -u CHATMUX_ADDR \
+# The server API is on, with a key of this run's (chat.test.mjs uses it).
+export API_KEY="webtest-$RANDOM-$RANDOM-$RANDOM"
+env -u CHATMUX_JWT_SECRET -u DATABASE_URL -u REDIS_URL -u CHATMUX_ADDR CHATMUX_API_KEY="$API_KEY" \
   "$tmp/chat" -addr 127.0.0.1:0 -log-format text -log-level info >"$tmp/server.log" 2>&1 &
 pid=$!
 url=""
