@@ -13,57 +13,56 @@ import (
 // Group commit of delivery acknowledgements. Every recipient acknowledges
 // every message it receives, so concurrent Acknowledge calls, of any users,
 // go through a batcher (see batch.go) like sends: the writer takes what is
-// queued, checks and writes all of it in one transaction (ackBatchSQL,
-// then a delete only when a notification lost its last recipient) and
-// answers each caller what Acknowledge alone would: ErrNotFound when one
-// of its messages is missing or deleted (and nothing of it is written),
-// else its messages in the order it gave them, without repeats and
-// without the ones it sent itself. When the statement fails for a reason
-// of its own (a message deleted in a race), the calls are written again
-// one by one; a caller whose context ends while its batch is in flight
-// gets the context's error and the batch goes on.
+// queued, checks and writes all of it in one statement (ackBatchSQL, its
+// own transaction) and answers each caller what Acknowledge alone would:
+// ErrNotFound when one of its messages is missing or deleted (and nothing
+// of it is written), else its messages in the order it gave them, without
+// repeats and without the ones it sent itself. When the statement fails
+// for a reason of its own (a message deleted or a user removed in a race),
+// the calls are written again one by one; a caller whose context ends
+// while its batch is in flight gets the context's error and the batch
+// goes on.
 
-// ackBatchSQL acknowledges, for user $1[i], message $2[i] of request
-// $3[i] (one row per pair; $4 is the time). It answers the live messages
-// among them, with their senders ('m'), and the notifications left without
-// recipients ('e'), which the caller deletes.
+// ackBatchSQL acknowledges, for user $1[i], message $2[i] of call $3[i]
+// (one row per pair; $4 is the time). It answers the live messages among
+// them, with their senders (0: the system).
 //
-// m: the messages, read once for the batch. bad: the requests naming a
+// m: the messages, read once for the batch. bad: the calls naming a
 // message that is missing or deleted; they write nothing. ok: the
-// (message, user) pairs to mark delivered: the good requests' messages
-// that their user did not send. lk: the notifications of those messages,
-// locked in id order (as Acknowledge alone does), so that the update
-// below works on their latest version and concurrent writers cannot
-// deadlock on them. upd: each notification loses every user of the batch
-// who acknowledged its message.
+// (message, user) pairs to mark delivered: the good calls' messages that
+// their user did not send. lk: the notifications of those messages,
+// locked in id order (as Acknowledge alone does, so concurrent writers
+// cannot deadlock on them); locking returns their latest version, from
+// which nw takes out every user of the batch who acknowledged the
+// notification's message. A notification left with recipients is
+// updated, one left without is deleted.
 const ackBatchSQL = `
 WITH x AS MATERIALIZED (
 	SELECT u.uid, u.mid, u.req FROM unnest($1::bigint[], $2::uuid[], $3::integer[]) AS u(uid, mid, req)
 ), m AS MATERIALIZED (
-	SELECT id, coalesce(sender_id, 0) AS sid, is_deleted FROM messages WHERE id IN (SELECT mid FROM x)
+	SELECT id, coalesce(sender_id, 0) AS sid, is_deleted FROM messages WHERE id = ANY ($2::uuid[])
 ), bad AS MATERIALIZED (
 	SELECT DISTINCT x.req FROM x LEFT JOIN m ON m.id = x.mid WHERE m.id IS NULL OR m.is_deleted
 ), ok AS MATERIALIZED (
 	SELECT DISTINCT x.mid, x.uid FROM x JOIN m ON m.id = x.mid
 	WHERE m.sid <> x.uid AND x.req NOT IN (SELECT req FROM bad)
 ), lk AS MATERIALIZED (
-	SELECT n.id, n.recipients FROM notifications n WHERE n.message_id IN (SELECT mid FROM ok) ORDER BY n.id FOR UPDATE
+	SELECT n.id, n.message_id, n.recipients FROM notifications n
+	WHERE n.message_id = ANY (ARRAY(SELECT DISTINCT mid FROM ok)) ORDER BY n.id FOR UPDATE
+), nw AS MATERIALIZED (
+	SELECT lk.id, ARRAY(SELECT t.r FROM unnest(lk.recipients) WITH ORDINALITY AS t(r, i)
+		WHERE t.r <> ALL (a.uids) ORDER BY t.i) AS recipients
+	FROM lk CROSS JOIN LATERAL (SELECT array_agg(ok.uid) AS uids FROM ok WHERE ok.mid = lk.message_id) a
+	WHERE lk.recipients && a.uids
 ), ins AS (
 	INSERT INTO deliveries (message_id, user_id, delivered_at)
 	SELECT mid, uid, $4 FROM ok ORDER BY mid, uid ON CONFLICT DO NOTHING
 ), upd AS (
-	UPDATE notifications n SET recipients = ARRAY(
-		SELECT t.r FROM unnest(n.recipients) WITH ORDINALITY AS t(r, i)
-		WHERE t.r <> ALL (ARRAY(SELECT ok.uid FROM ok WHERE ok.mid = n.message_id)) ORDER BY t.i)
-	WHERE n.id IN (SELECT id FROM lk)
-		AND n.recipients && ARRAY(SELECT ok.uid FROM ok WHERE ok.mid = n.message_id)
-	RETURNING n.id, n.recipients
+	UPDATE notifications n SET recipients = nw.recipients FROM nw WHERE n.id = nw.id AND cardinality(nw.recipients) > 0
+), del AS (
+	DELETE FROM notifications n WHERE n.id IN (SELECT id FROM nw WHERE cardinality(recipients) = 0)
 )
-SELECT 'm', id, sid FROM m WHERE NOT is_deleted
-UNION ALL
-SELECT 'e', id, 0 FROM upd WHERE cardinality(recipients) = 0
-UNION ALL
-SELECT 'e', id, 0 FROM lk WHERE cardinality(recipients) = 0 AND id NOT IN (SELECT id FROM upd)`
+SELECT id, sid FROM m WHERE NOT is_deleted`
 
 // pendingAck is one Acknowledge call: its user and its messages, without
 // repeats.
@@ -115,8 +114,8 @@ func (k ackKind) write(ctx context.Context, as []*pendingAck) ([]ackOutcome, boo
 	return outs, true
 }
 
-// writeAcks runs ackBatchSQL for as, and deletes the notifications it
-// emptied, in one transaction. An error means that nothing was written.
+// writeAcks runs ackBatchSQL for as. An error means that nothing was
+// written.
 func (s *Store) writeAcks(ctx context.Context, as []*pendingAck) ([]ackOutcome, error) {
 	var users pq.Int64Array
 	var mids pq.StringArray
@@ -126,39 +125,28 @@ func (s *Store) writeAcks(ctx context.Context, as []*pendingAck) ([]ackOutcome, 
 			users, mids, reqs = append(users, a.user), append(mids, id.String()), append(reqs, int64(i))
 		}
 	}
-	senders := map[uuid.UUID]int64{} // the live messages
-	var emptied []uuid.UUID
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		clear(senders)
-		emptied = emptied[:0]
-		rows, err := tx.QueryContext(ctx, ackBatchSQL, nonNilInt(users), nonNil(mids), nonNilInt(reqs), store.Now())
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var kind string
-			var id uuid.UUID
-			var sender int64
-			if err := rows.Scan(&kind, &id, &sender); err != nil {
-				return err
-			}
-			if kind == "m" {
-				senders[id] = sender
-			} else {
-				emptied = append(emptied, id)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(emptied) == 0 {
-			return nil
-		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM notifications WHERE id = ANY($1::uuid[])`, uuids(emptied))
-		return err
-	})
+	args := []any{nonNilInt(users), nonNil(mids), nonNilInt(reqs), store.Now()}
+	var rows *sqlx.Rows
+	var err error
+	if st := s.stmt(ctx, ackBatchSQL); st != nil {
+		rows, err = st.QueryxContext(ctx, args...)
+	} else {
+		rows, err = s.db.QueryxContext(ctx, ackBatchSQL, args...)
+	}
 	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	senders := map[uuid.UUID]int64{} // the live messages
+	for rows.Next() {
+		var id uuid.UUID
+		var sender int64
+		if err := rows.Scan(&id, &sender); err != nil {
+			return nil, err
+		}
+		senders[id] = sender
+	}
+	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	outs := make([]ackOutcome, len(as))
