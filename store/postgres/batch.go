@@ -238,16 +238,37 @@ type sendOutcome struct {
 	err error
 }
 
-// sendReq is a send waiting in the writer's queue.
-type sendReq struct {
+// batchReq is a request waiting in a writer's queue: what the writer
+// writes (a send, an acknowledgement) and where it answers.
+type batchReq[In, Out any] struct {
 	ctx  context.Context
-	p    *pendingSend
-	done chan sendOutcome // buffered: the writer never waits for the caller
+	in   In
+	done chan Out // buffered: the writer never waits for the caller
 }
 
-// writers are the batch writers of a store, each with its share of the
-// rooms.
-type writers []*batcher
+// batchKind is what a batcher needs to know of the requests it writes.
+type batchKind[In, Out any] interface {
+	// size is the bytes a request adds to a batch (see MaxBatchBytes).
+	size(in In) int
+	// key identifies a request that may not share a batch with another of
+	// the same key (a retry of a send); nil: any batch.
+	key(in In) any
+	// fail is the answer of a request that failed with err.
+	fail(err error) Out
+	// write stores a batch and returns the answers in the order of ins,
+	// and whether it had to write them again one by one.
+	write(ctx context.Context, ins []In) (outs []Out, retried bool)
+}
+
+// sendReq is a send waiting in the writer's queue.
+type sendReq = batchReq[*pendingSend, sendOutcome]
+
+// sendBatcher is a writer of batched sends.
+type sendBatcher = batcher[*pendingSend, sendOutcome]
+
+// writers are the batch writers of sends of a store, each with its share
+// of the rooms.
+type writers []*sendBatcher
 
 func newWriters(s *Store, o Options) writers {
 	n := o.BatchWriters
@@ -256,18 +277,26 @@ func newWriters(s *Store, o Options) writers {
 	}
 	w := make(writers, n)
 	for i := range w {
-		w[i] = newBatcher(s, o)
+		w[i] = newBatcher[*pendingSend, sendOutcome](sendKind{s}, o)
 	}
 	return w
 }
 
 // of returns the writer of a room.
-func (w writers) of(room uuid.UUID) *batcher {
+func (w writers) of(room uuid.UUID) *sendBatcher {
 	return w[binary.BigEndian.Uint64(room[8:])%uint64(len(w))]
 }
 
 func (w writers) send(ctx context.Context, p *pendingSend) (store.SendResult, error) {
-	return w.of(p.in.RoomID).send(ctx, p)
+	b := w.of(p.in.RoomID)
+	out, err := b.submit(ctx, p)
+	if err != nil {
+		return store.SendResult{}, err
+	}
+	if out.dup {
+		return b.kind.(sendKind).s.duplicate(ctx, p.in)
+	}
+	return out.res, out.err
 }
 
 func (w writers) close() {
@@ -276,13 +305,14 @@ func (w writers) close() {
 	}
 }
 
-// batcher is one writer of batched sends (see the comment at the top).
-type batcher struct {
-	s        *Store
+// batcher is one writer of batched requests of one kind (see the comment
+// at the top).
+type batcher[In, Out any] struct {
+	kind     batchKind[In, Out]
 	maxCount int
 	maxBytes int
 	timeout  time.Duration
-	reqs     chan *sendReq
+	reqs     chan *batchReq[In, Out]
 
 	// onBatch, when set (tests), is called with each batch's size before
 	// it is written.
@@ -300,8 +330,8 @@ type batcher struct {
 	cancelBase context.CancelFunc
 }
 
-func newBatcher(s *Store, o Options) *batcher {
-	b := &batcher{s: s, maxCount: o.MaxBatch, maxBytes: o.MaxBatchBytes, timeout: o.BatchTimeout,
+func newBatcher[In, Out any](kind batchKind[In, Out], o Options) *batcher[In, Out] {
+	b := &batcher[In, Out]{kind: kind, maxCount: o.MaxBatch, maxBytes: o.MaxBatchBytes, timeout: o.BatchTimeout,
 		quit: make(chan struct{}), done: make(chan struct{})}
 	if b.maxCount <= 0 {
 		b.maxCount = DefaultMaxBatch
@@ -312,55 +342,53 @@ func newBatcher(s *Store, o Options) *batcher {
 	if b.timeout <= 0 {
 		b.timeout = DefaultBatchTimeout
 	}
-	b.reqs = make(chan *sendReq, 4*b.maxCount)
+	b.reqs = make(chan *batchReq[In, Out], 4*b.maxCount)
 	b.base, b.cancelBase = context.WithCancel(context.Background())
 	return b
 }
 
-// send queues p for the writer (started on first use) and waits for its
-// outcome or for ctx.
-func (b *batcher) send(ctx context.Context, p *pendingSend) (store.SendResult, error) {
+// submit queues in for the writer (started on first use) and waits for
+// its answer or for ctx. The error is errClosed or ctx's.
+func (b *batcher[In, Out]) submit(ctx context.Context, in In) (Out, error) {
+	var zero Out
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return store.SendResult{}, errClosed
+		return zero, errClosed
 	}
 	if !b.started {
 		b.started = true
 		go b.run()
 	}
 	b.mu.Unlock()
-	r := &sendReq{ctx: ctx, p: p, done: make(chan sendOutcome, 1)}
+	r := &batchReq[In, Out]{ctx: ctx, in: in, done: make(chan Out, 1)}
 	select {
 	case b.reqs <- r:
 	case <-b.quit:
-		return store.SendResult{}, errClosed
+		return zero, errClosed
 	case <-ctx.Done():
-		return store.SendResult{}, ctx.Err()
+		return zero, ctx.Err()
 	}
-	var out sendOutcome
 	select {
-	case out = <-r.done:
+	case out := <-r.done:
+		return out, nil
 	case <-ctx.Done():
 		// The batch, if r is in one, goes on: what it stores stays stored.
-		return store.SendResult{}, ctx.Err()
+		return zero, ctx.Err()
 	case <-b.done:
 		select {
-		case out = <-r.done:
+		case out := <-r.done:
+			return out, nil
 		default:
-			return store.SendResult{}, errClosed
+			return zero, errClosed
 		}
 	}
-	if out.dup {
-		return b.s.duplicate(ctx, p.in)
-	}
-	return out.res, out.err
 }
 
 // close stops the writer: the batch in flight is cancelled (its callers
 // get store.ErrUnavailable: it may or may not have been stored) and the
-// sends still queued fail with errClosed.
-func (b *batcher) close() {
+// requests still queued fail with errClosed.
+func (b *batcher[In, Out]) close() {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -378,12 +406,12 @@ func (b *batcher) close() {
 	}
 }
 
-// run is the writer: it takes the first queued send (waiting for one),
+// run is the writer: it takes the first queued request (waiting for one),
 // adds whatever else is queued, within the bounds, writes the batch and
 // starts again.
-func (b *batcher) run() {
+func (b *batcher[In, Out]) run() {
 	defer close(b.done)
-	var carry []*sendReq // sends taken from the queue but left for the next batch
+	var carry []*batchReq[In, Out] // taken from the queue but left for the next batch
 	for {
 		if len(carry) == 0 {
 			select {
@@ -394,7 +422,7 @@ func (b *batcher) run() {
 				return
 			}
 		}
-		var batch []*sendReq
+		var batch []*batchReq[In, Out]
 		batch, carry = b.collect(carry)
 		if len(batch) > 0 {
 			if b.onBatch != nil {
@@ -413,49 +441,50 @@ func (b *batcher) run() {
 	}
 }
 
-// failQueued answers the carried and queued sends with errClosed.
-func (b *batcher) failQueued(carry []*sendReq) {
+// failQueued answers the carried and queued requests with errClosed.
+func (b *batcher[In, Out]) failQueued(carry []*batchReq[In, Out]) {
 	for _, r := range carry {
-		r.done <- sendOutcome{err: errClosed}
+		r.done <- b.kind.fail(errClosed)
 	}
 	for {
 		select {
 		case r := <-b.reqs:
-			r.done <- sendOutcome{err: errClosed}
+			r.done <- b.kind.fail(errClosed)
 		default:
 			return
 		}
 	}
 }
 
-// collect makes a batch of the carried sends and those queued now, in
-// arrival order, without waiting. A send whose caller has gone is answered
-// and dropped; a second send with an idempotency key already in the batch
-// (a retry) and what does not fit go back to the carry, first in the next
-// batch.
-func (b *batcher) collect(carry []*sendReq) (batch, rest []*sendReq) {
-	keys := map[idemKey]bool{}
+// collect makes a batch of the carried requests and those queued now, in
+// arrival order, without waiting. A request whose caller has gone is
+// answered and dropped; a second request with a key already in the batch
+// (a retry of a send) and what does not fit go back to the carry, first in
+// the next batch.
+func (b *batcher[In, Out]) collect(carry []*batchReq[In, Out]) (batch, rest []*batchReq[In, Out]) {
+	keys := map[any]bool{}
 	size := 0
 	full := false
-	add := func(r *sendReq) {
+	add := func(r *batchReq[In, Out]) {
 		if err := r.ctx.Err(); err != nil {
-			r.done <- sendOutcome{err: err}
+			r.done <- b.kind.fail(err)
 			return
 		}
-		k := r.p.key()
+		k := b.kind.key(r.in)
+		n := b.kind.size(r.in)
 		switch {
-		case full, len(batch) > 0 && (len(batch) >= b.maxCount || size+r.p.size > b.maxBytes):
+		case full, len(batch) > 0 && (len(batch) >= b.maxCount || size+n > b.maxBytes):
 			full = true
 			rest = append(rest, r)
 			return
-		case k != idemKey{} && keys[k]:
+		case k != nil && keys[k]:
 			rest = append(rest, r)
 			return
 		}
-		if k != (idemKey{}) {
+		if k != nil {
 			keys[k] = true
 		}
-		size += r.p.size
+		size += n
 		batch = append(batch, r)
 	}
 	for _, r := range carry {
@@ -472,47 +501,80 @@ func (b *batcher) collect(carry []*sendReq) (batch, rest []*sendReq) {
 	return batch, rest
 }
 
-// write stores a batch and answers its callers. When the statement fails
-// short of the database being unreachable (a row that broke a constraint
-// in a race the statement's checks could not see), the rows are written
-// again one by one, so that only the failing one fails.
-func (b *batcher) write(batch []*sendReq) {
+// write stores a batch, under the writer's own timeout, and answers its
+// callers.
+func (b *batcher[In, Out]) write(batch []*batchReq[In, Out]) {
 	ctx, cancel := context.WithTimeout(b.base, b.timeout)
 	defer cancel()
-	ps := make([]*pendingSend, len(batch))
+	ins := make([]In, len(batch))
 	for i, r := range batch {
-		ps[i] = r.p
+		ins[i] = r.in
 	}
-	outs, err := b.s.writeBatch(ctx, ps)
+	outs, retried := b.kind.write(ctx, ins)
+	if retried {
+		b.retried.Add(1)
+	}
+	for i, r := range batch {
+		r.done <- outs[i]
+	}
+}
+
+// batchFailure is the error of a whole batch that failed short of its
+// statement: the database is unreachable or the batch's context ended.
+// It is nil when the statement failed on its own (a row that broke a
+// constraint): the rows are then written again one by one.
+func batchFailure(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("store/postgres: a batch of %s was cut short: %w: %w", what, store.ErrUnavailable, ctx.Err())
+	}
+	if isUnavailable(err) {
+		return mapErr(err)
+	}
+	return nil
+}
+
+// sendKind is the batchKind of sends.
+type sendKind struct{ s *Store }
+
+func (sendKind) size(p *pendingSend) int { return p.size }
+
+func (sendKind) key(p *pendingSend) any {
+	if k := p.key(); k != (idemKey{}) {
+		return k
+	}
+	return nil
+}
+
+func (sendKind) fail(err error) sendOutcome { return sendOutcome{err: err} }
+
+// write stores a batch of sends. When the statement fails short of the
+// database being unreachable (a row that broke a constraint in a race the
+// statement's checks could not see), the rows are written again one by
+// one, so that only the failing one fails.
+func (k sendKind) write(ctx context.Context, ps []*pendingSend) ([]sendOutcome, bool) {
+	outs, err := k.s.writeBatch(ctx, ps)
 	if err == nil {
-		for i, r := range batch {
-			r.done <- outs[i]
-		}
-		return
+		return outs, false
 	}
-	if ctx.Err() != nil || isUnavailable(err) {
-		err = mapErr(err)
-		if ctx.Err() != nil {
-			err = fmt.Errorf("store/postgres: a batch of sends was cut short: %w: %w", store.ErrUnavailable, ctx.Err())
+	outs = make([]sendOutcome, len(ps))
+	if err := batchFailure(ctx, "sends", err); err != nil {
+		for i := range outs {
+			outs[i] = sendOutcome{err: err}
 		}
-		for _, r := range batch {
-			r.done <- sendOutcome{err: err}
-		}
-		return
+		return outs, false
 	}
-	b.retried.Add(1)
-	for _, r := range batch {
-		outs, err := b.s.writeBatch(ctx, []*pendingSend{r.p})
-		if err != nil {
-			if r.p.in.ClientMsgID != "" && isConstraint(err, "messages_client_msg_id_key") {
-				r.done <- sendOutcome{dup: true}
-				continue
-			}
-			r.done <- sendOutcome{err: mapErr(err)}
-			continue
+	for i, p := range ps {
+		one, err := k.s.writeBatch(ctx, []*pendingSend{p})
+		switch {
+		case err == nil:
+			outs[i] = one[0]
+		case p.in.ClientMsgID != "" && isConstraint(err, "messages_client_msg_id_key"):
+			outs[i] = sendOutcome{dup: true}
+		default:
+			outs[i] = sendOutcome{err: mapErr(err)}
 		}
-		r.done <- outs[0]
 	}
+	return outs, true
 }
 
 // batchArgs are the arguments of sendBatchSQL for ps.

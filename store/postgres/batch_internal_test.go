@@ -192,7 +192,7 @@ func TestBatchStatementFailure(t *testing.T) {
 		if i == 2 {
 			p.atts[0].MediaType = "hologram" // past validation: only the database refuses it
 		}
-		reqs = append(reqs, &sendReq{ctx: ctx, p: p, done: make(chan sendOutcome, 1)})
+		reqs = append(reqs, &sendReq{ctx: ctx, in: p, done: make(chan sendOutcome, 1)})
 	}
 	st.batch.of(g.ID).write(reqs)
 	seq := int64(0)
@@ -241,7 +241,7 @@ func TestBatchBounds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		all = append(all, &sendReq{ctx: ctx, p: p, done: make(chan sendOutcome, 1)})
+		all = append(all, &sendReq{ctx: ctx, in: p, done: make(chan sendOutcome, 1)})
 	}
 	var sizes []int
 	carry := all

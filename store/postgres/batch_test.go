@@ -10,12 +10,12 @@ import (
 	"github.com/chatmux/chatmux/store/storetest"
 )
 
-// newUnbatchedStore is newStore with every send written alone
-// (postgres.Options.UnbatchedSends).
+// newUnbatchedStore is newStore with every send and every acknowledgement
+// written alone (postgres.Options.UnbatchedSends, UnbatchedAcks).
 func newUnbatchedStore(tb testing.TB) store.Store {
 	tb.Helper()
 	ctx := context.Background()
-	st, err := postgres.OpenOptions(ctx, testenv.DatabaseSchema(tb, "t_"), postgres.Options{UnbatchedSends: true})
+	st, err := postgres.OpenOptions(ctx, testenv.DatabaseSchema(tb, "t_"), postgres.Options{UnbatchedSends: true, UnbatchedAcks: true})
 	if err != nil {
 		tb.Fatalf("postgres.Open: %v", err)
 	}
@@ -26,12 +26,12 @@ func newUnbatchedStore(tb testing.TB) store.Store {
 	return st
 }
 
-// TestConformanceUnbatched: the unbatched send path passes the suite too.
+// TestConformanceUnbatched: the unbatched paths pass the suite too.
 func TestConformanceUnbatched(t *testing.T) {
 	storetest.Run(t, newUnbatchedStore)
 }
 
-// BenchmarkStoreUnbatched is BenchmarkStore with unbatched sends, to
+// BenchmarkStoreUnbatched is BenchmarkStore with unbatched sends and acknowledgements, to
 // compare with.
 func BenchmarkStoreUnbatched(b *testing.B) {
 	storetest.Bench(b, newUnbatchedStore)

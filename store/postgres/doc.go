@@ -28,7 +28,10 @@
 // and in commit order per room; a caller gets its result only after the
 // commit. Options.UnbatchedSends writes each send as a statement of its
 // own instead. Sends to one room serialise on that room's row lock; sends
-// to different rooms do not wait for each other. Message views (the wire Message with sender, receipts,
+// to different rooms do not wait for each other. Delivery
+// acknowledgements (Acknowledge, of any users) are batched the same way,
+// one statement per batch; Options.UnbatchedAcks writes each call in a
+// transaction of its own. Message views (the wire Message with sender, receipts,
 // reactions, deliveries, attachments and nested parents) load in one
 // statement, or three when a message references one outside the batch.
 //

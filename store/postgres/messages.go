@@ -571,9 +571,24 @@ func liveMessages(ctx context.Context, q sqlx.ExtContext, ids []uuid.UUID) ([]li
 	return out, nil
 }
 
-// Acknowledge implements store.Store.
+// Acknowledge implements store.Store. Concurrent calls are written in
+// batches (see acks.go), one transaction per batch; with
+// Options.UnbatchedAcks each call is a transaction of its own.
 func (s *Store) Acknowledge(ctx context.Context, userID int64, messageIDs []uuid.UUID) ([]uuid.UUID, error) {
 	ids := store.UniqueUUIDs(messageIDs)
+	if s.acks != nil {
+		out, err := s.acks.submit(ctx, &pendingAck{user: userID, ids: ids})
+		if err != nil {
+			return nil, err
+		}
+		return out.acked, out.err
+	}
+	return s.acknowledgeOne(ctx, userID, ids)
+}
+
+// acknowledgeOne acknowledges ids (without repeats) for userID in a
+// transaction of its own.
+func (s *Store) acknowledgeOne(ctx context.Context, userID int64, ids []uuid.UUID) ([]uuid.UUID, error) {
 	acked := []uuid.UUID{}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		acked = acked[:0]

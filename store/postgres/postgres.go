@@ -54,6 +54,9 @@ type Store struct {
 	// batchQuery).
 	batch     writers
 	batchStmt atomic.Pointer[sqlx.Stmt]
+	// acks writes concurrent acknowledgements together; nil with
+	// Options.UnbatchedAcks.
+	acks *ackBatcher
 }
 
 var _ store.Store = (*Store)(nil)
@@ -85,6 +88,9 @@ func OpenOptions(ctx context.Context, url string, opts Options) (*Store, error) 
 	if !opts.UnbatchedSends {
 		st.batch = newWriters(st, opts)
 	}
+	if !opts.UnbatchedAcks {
+		st.acks = newAckBatcher(st, opts)
+	}
 	if err := st.Ping(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("failed to connect to database: %w", err)
@@ -114,6 +120,10 @@ type Options struct {
 	// on a connection of its own, instead of in batches with the
 	// concurrent sends (group commit, the default; see SendMessage).
 	UnbatchedSends bool
+	// UnbatchedAcks writes every Acknowledge in a transaction of its own
+	// instead of in batches with the concurrent ones (the default; see
+	// Acknowledge). The batch bounds below apply to both kinds of batch.
+	UnbatchedAcks bool
 	// BatchWriters is the number of batches of sends written at once, each
 	// for its share of the rooms (default DefaultBatchWriters).
 	BatchWriters int
@@ -197,14 +207,15 @@ func withSessionDefaults(dsn string) string {
 // New returns a Store over an open database handle (driver "postgres").
 // The handle's pool is the caller's to configure, except that a handle
 // without a limit on open connections (database/sql's default) gets the
-// limits of Options{} (16 connections). Sends are batched with the
-// default bounds of Options.
+// limits of Options{} (16 connections). Sends and acknowledgements are
+// batched with the default bounds of Options.
 func New(db *sqlx.DB) *Store {
 	if db.Stats().MaxOpenConnections == 0 {
 		Options{}.apply(db)
 	}
 	st := &Store{db: db}
 	st.batch = newWriters(st, Options{})
+	st.acks = newAckBatcher(st, Options{})
 	return st
 }
 
@@ -231,12 +242,15 @@ func (s *Store) Ping(ctx context.Context) error {
 // DB returns the underlying handle.
 func (s *Store) DB() *sqlx.DB { return s.db }
 
-// Close cancels the batches of sends being written and fails the sends
-// still queued (both store.ErrUnavailable), and closes the prepared
+// Close cancels the batches of sends and acknowledgements being written
+// and fails the calls still queued (both store.ErrUnavailable), and closes the prepared
 // statements and the database handle.
 func (s *Store) Close() error {
 	if s.batch != nil {
 		s.batch.close()
+	}
+	if s.acks != nil {
+		s.acks.close()
 	}
 	s.stmtMu.Lock()
 	s.stmts.Range(func(k, v any) bool {

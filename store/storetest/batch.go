@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -361,4 +362,260 @@ func testCheckSender(t *testing.T, st store.Store) {
 			t.Fatalf("Membership(%v, %d).CanSend = %v, want %v", tc.room, tc.sender, got, tc.want)
 		}
 	}
+}
+
+// wantAcked is what Acknowledge(user, ids) answers when every message of
+// ids is live: ids in order, without repeats and without the user's own
+// messages (sender gives each message's sender).
+func wantAcked(user int64, ids []uuid.UUID, sender map[uuid.UUID]int64) []uuid.UUID {
+	out := []uuid.UUID{}
+	seen := map[uuid.UUID]bool{}
+	for _, id := range ids {
+		if !seen[id] && sender[id] != user {
+			out = append(out, id)
+		}
+		seen[id] = true
+	}
+	return out
+}
+
+// checkDeliveries checks, for every message of msgs, that it is delivered
+// to exactly the users of want[message] (each once), and that each user of
+// members has a pending notification of exactly the messages it neither
+// sent nor acknowledged.
+func checkDeliveries(t *testing.T, st store.Store, room uuid.UUID, members []int64, msgs []store.Message, want map[uuid.UUID]map[int64]bool) {
+	t.Helper()
+	for _, m := range msgs {
+		v := oneView(t, st, m.ID)
+		var exp []string
+		for _, u := range members {
+			if want[m.ID][u] {
+				exp = append(exp, fmt.Sprintf("user%d", u))
+			}
+		}
+		got := slices.Clone(v.DeliveredTo)
+		slices.Sort(got)
+		slices.Sort(exp)
+		if !slices.Equal(got, exp) {
+			t.Fatalf("message %q delivered to %v, want %v (each once)", m.Content, v.DeliveredTo, exp)
+		}
+	}
+	for _, u := range members {
+		var exp []uuid.UUID
+		for _, m := range msgs {
+			if m.SenderID != u && !want[m.ID][u] {
+				exp = append(exp, m.ID)
+			}
+		}
+		var got []uuid.UUID
+		for _, n := range pending(t, st, u)[room] {
+			got = append(got, n.Message.ID)
+		}
+		cmp := func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) }
+		slices.SortFunc(got, cmp)
+		slices.SortFunc(exp, cmp)
+		if !slices.Equal(got, exp) {
+			t.Fatalf("user %d has notifications of %v, want %v", u, got, exp)
+		}
+	}
+}
+
+// testBatchAckOverlap: many users acknowledge overlapping messages at once
+// (acknowledgements written together in store/postgres), each of them
+// several times, with repeats and their own messages in the lists, while
+// some calls name a deleted message. Every call answers what it would
+// alone: its messages in order without repeats or its own, or ErrNotFound
+// and nothing written. Each message ends delivered once to each user who
+// acknowledged it, and the notifications keep exactly the recipients who
+// did not.
+func testBatchAckOverlap(t *testing.T, st store.Store) {
+	const n = 16
+	us := users(t, st, n)
+	members := ids(us)
+	g := group(t, st, 1, members[1:]...)
+	var msgs []store.Message
+	sender := map[uuid.UUID]int64{}
+	for i := range 6 {
+		m := send(t, st, g.ID, int64(i%4+1), fmt.Sprint("m", i))
+		msgs = append(msgs, m)
+		sender[m.ID] = m.SenderID
+	}
+	gone := send(t, st, g.ID, 2, "gone")
+	_, err := st.DeleteMessages(ctx, []uuid.UUID{gone.ID}, false)
+	ok(t, err)
+	// User u acknowledges a window of the messages, starting at u, twice at
+	// once with the first message repeated, then once more; users 13-16
+	// name the deleted message with theirs and must write nothing.
+	lists := func(u int64) [][]uuid.UUID {
+		var w []uuid.UUID
+		for j := range 3 {
+			w = append(w, msgs[(int(u)+j)%len(msgs)].ID)
+		}
+		if u > 12 {
+			return [][]uuid.UUID{append(slices.Clone(w), gone.ID), {gone.ID, w[0]}}
+		}
+		return [][]uuid.UUID{append(slices.Clone(w), w[0]), {w[2], w[0]}, w}
+	}
+	var mu sync.Mutex
+	var failed error
+	fail := func(err error) {
+		mu.Lock()
+		if failed == nil {
+			failed = err
+		}
+		mu.Unlock()
+	}
+	parallel(n, func(i int) {
+		u := int64(i + 1)
+		ls := lists(u)
+		var wg sync.WaitGroup
+		for _, l := range ls {
+			wg.Go(func() {
+				got, err := st.Acknowledge(ctx, u, l)
+				if u > 12 {
+					if !errors.Is(err, store.ErrNotFound) || got != nil {
+						fail(fmt.Errorf("user %d acknowledging a deleted message: %v, %v; want ErrNotFound", u, got, err))
+					}
+					return
+				}
+				if err != nil {
+					fail(fmt.Errorf("user %d: %w", u, err))
+					return
+				}
+				if want := wantAcked(u, l, sender); !slices.Equal(got, want) {
+					fail(fmt.Errorf("user %d acknowledged %v, got %v, want %v", u, l, got, want))
+				}
+			})
+		}
+		wg.Wait()
+	})
+	ok(t, failed)
+	want := map[uuid.UUID]map[int64]bool{}
+	for _, u := range members {
+		if u > 12 {
+			continue
+		}
+		for _, l := range lists(u) {
+			for _, id := range l {
+				if sender[id] != u {
+					if want[id] == nil {
+						want[id] = map[int64]bool{}
+					}
+					want[id][u] = true
+				}
+			}
+		}
+	}
+	checkDeliveries(t, st, g.ID, members, msgs, want)
+	// Acknowledging again answers the same and changes nothing.
+	for _, u := range members[:12] {
+		l := lists(u)[2]
+		got, err := st.Acknowledge(ctx, u, l)
+		ok(t, err)
+		if w := wantAcked(u, l, sender); !slices.Equal(got, w) {
+			t.Fatalf("user %d again: %v, want %v", u, got, w)
+		}
+	}
+	checkDeliveries(t, st, g.ID, members, msgs, want)
+}
+
+// testBatchAckCancel: callers of Acknowledge give up (their context ends)
+// before their call, while it is under way, or not at all. A caller
+// cancelled before writes nothing; one cancelled under way gets its answer
+// or the context's error, and what was written stays whole; the others
+// get their answers. A retry afterwards answers what it would alone, and
+// each message is delivered once to each user who acknowledged it.
+func testBatchAckCancel(t *testing.T, st store.Store) {
+	const n = 24
+	us := users(t, st, n)
+	members := ids(us)
+	g := group(t, st, 1, members[1:]...)
+	var msgs []store.Message
+	sender := map[uuid.UUID]int64{}
+	for i := range 4 {
+		m := send(t, st, g.ID, int64(i+1), fmt.Sprint("m", i))
+		msgs = append(msgs, m)
+		sender[m.ID] = m.SenderID
+	}
+	all := []uuid.UUID{msgs[0].ID, msgs[1].ID, msgs[2].ID, msgs[3].ID}
+	errs := make([]error, n)
+	maybe := make([]bool, n) // cancelled under way and answered with the error
+	parallel(n, func(i int) {
+		u := int64(i + 1)
+		c, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if i%3 == 0 {
+			cancel()
+			_, err := st.Acknowledge(c, u, all)
+			if !errors.Is(err, context.Canceled) {
+				errs[i] = fmt.Errorf("user %d with a cancelled context: %v, want context.Canceled", u, err)
+			}
+			return
+		}
+		done := make(chan error, 1)
+		var got []uuid.UUID
+		go func() {
+			var err error
+			got, err = st.Acknowledge(c, u, all)
+			done <- err
+		}()
+		if i%3 == 1 {
+			cancel()
+		}
+		err := <-done
+		switch {
+		case i%3 == 1 && errors.Is(err, context.Canceled):
+			maybe[i] = true
+		case err != nil:
+			errs[i] = fmt.Errorf("user %d: %w", u, err)
+		case !slices.Equal(got, wantAcked(u, all, sender)):
+			errs[i] = fmt.Errorf("user %d: acknowledged %v, want %v", u, got, wantAcked(u, all, sender))
+		}
+	})
+	for _, err := range errs {
+		ok(t, err)
+	}
+	// A call is all or nothing: each user's deliveries are all of its
+	// messages or none, and none for a call cancelled before it began.
+	want := map[uuid.UUID]map[int64]bool{}
+	for _, m := range msgs {
+		want[m.ID] = map[int64]bool{}
+		for _, u := range oneView(t, st, m.ID).DeliveredTo {
+			var id int64
+			_, err := fmt.Sscanf(u, "user%d", &id)
+			ok(t, err)
+			want[m.ID][id] = true
+		}
+	}
+	for i, u := range members {
+		var got int
+		for _, m := range msgs {
+			if want[m.ID][u] {
+				got++
+			}
+		}
+		exp := len(wantAcked(u, all, sender))
+		switch {
+		case i%3 == 0 && got != 0:
+			t.Fatalf("user %d cancelled before its call has %d deliveries", u, got)
+		case i%3 == 2 || (i%3 == 1 && !maybe[i]):
+			if got != exp {
+				t.Fatalf("user %d answered has %d deliveries, want %d", u, got, exp)
+			}
+		case got != 0 && got != exp:
+			t.Fatalf("user %d has %d of its %d deliveries: a call must be whole", u, got, exp)
+		}
+	}
+	checkDeliveries(t, st, g.ID, members, msgs, want)
+	for _, u := range members {
+		got, err := st.Acknowledge(ctx, u, all)
+		ok(t, err)
+		if w := wantAcked(u, all, sender); !slices.Equal(got, w) {
+			t.Fatalf("retry of user %d: %v, want %v", u, got, w)
+		}
+		for _, id := range got {
+			want[id][u] = true
+		}
+	}
+	checkDeliveries(t, st, g.ID, members, msgs, want)
 }

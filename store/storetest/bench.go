@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -18,6 +19,9 @@ import (
 //     goroutines, into one room or into a room each.
 //   - SendParallel64Rooms: 64×GOMAXPROCS goroutines, a room (of two
 //     members) each.
+//   - AcknowledgeParallel: 16×GOMAXPROCS recipients in one group each
+//     acknowledge the group's messages one by one, all at once, as clients
+//     acknowledge a fan-out; one op is one Acknowledge of one message.
 //   - ListRooms200: room.list for a user in 200 rooms, each with a few
 //     messages, a read receipt and a reaction.
 //   - Page50: one page of 50 messages (with receipts, reactions and a
@@ -92,6 +96,39 @@ func Bench(b *testing.B, newStore Factory) {
 			for pb.Next() {
 				if _, err := st.SendMessage(ctx, store.NewMessage{RoomID: room, SenderID: 1, Content: "hello", Notify: true}); err != nil {
 					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("AcknowledgeParallel", func(b *testing.B) {
+		// Every recipient acknowledges every message it receives: the
+		// hottest write after sends, and concurrent on each message's
+		// notification. Each goroutine is a recipient going through the
+		// messages in order (around again if it gets more than its share).
+		st := newStore(b)
+		const par = 16
+		n := par*runtime.GOMAXPROCS(0) + 1
+		members := make([]int64, n-1)
+		for i := range members {
+			members[i] = int64(i + 2)
+		}
+		users(b, st, n)
+		g := group(b, st, 1, members...)
+		msgs := make([]uuid.UUID, 2*b.N/(n-1)+8)
+		for i := range msgs {
+			msgs[i] = send(b, st, g.ID, 1, fmt.Sprintf("message %d", i)).ID
+		}
+		var next atomic.Int64
+		b.ReportAllocs()
+		b.SetParallelism(par)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			user := next.Add(1) + 1
+			for i := 0; pb.Next(); i++ {
+				got, err := st.Acknowledge(ctx, user, msgs[i%len(msgs):i%len(msgs)+1])
+				if err != nil || len(got) != 1 {
+					b.Errorf("Acknowledge = %v, %v", got, err)
 					return
 				}
 			}

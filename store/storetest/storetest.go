@@ -74,6 +74,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"BatchConcurrentRetries", testBatchConcurrentRetries},
 		{"BatchFailingRow", testBatchFailingRow},
 		{"BatchCancel", testBatchCancel},
+		{"BatchAckOverlap", testBatchAckOverlap},
+		{"BatchAckCancel", testBatchAckCancel},
 		{"CheckSender", testCheckSender},
 	}
 	for _, tc := range tests {
