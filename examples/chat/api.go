@@ -581,26 +581,33 @@ type usersBody struct {
 	UserIDs []int64 `json:"user_ids"`
 }
 
+// roomUsers reads what the member and role routes start with: the actor,
+// the room of the path, and the body's non-empty user_ids.
+func roomUsers(w http.ResponseWriter, r *http.Request) (chat.Actor, uuid.UUID, []int64, error) {
+	by, room, err := roomCall(r)
+	var b usersBody
+	if err == nil {
+		err = decodeBody(w, r, &b)
+	}
+	if err == nil {
+		err = userIDs("user_ids", b.UserIDs)
+	}
+	return by, room, b.UserIDs, err
+}
+
 // setMembers: POST (add) and DELETE (remove) /rooms/{room_id}/members.
 func (a *serverAPI) setMembers(add bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		by, room, err := roomCall(r)
-		var b usersBody
-		if err == nil {
-			err = decodeBody(w, r, &b)
-		}
-		if err == nil {
-			err = userIDs("user_ids", b.UserIDs)
-		}
+		by, room, ids, err := roomUsers(w, r)
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
 		var data json.RawMessage
 		if add {
-			data, err = a.svc.AddMembers(r.Context(), by, room, b.UserIDs)
+			data, err = a.svc.AddMembers(r.Context(), by, room, ids)
 		} else {
-			data, err = a.svc.RemoveMembers(r.Context(), by, room, b.UserIDs)
+			data, err = a.svc.RemoveMembers(r.Context(), by, room, ids)
 		}
 		a.answer(w, r, http.StatusOK, data, err)
 	}
@@ -609,19 +616,12 @@ func (a *serverAPI) setMembers(add bool) http.HandlerFunc {
 // setRole: POST (grant) and DELETE (take away) /rooms/{room_id}/roles/{role}.
 func (a *serverAPI) setRole(on bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		by, room, err := roomCall(r)
-		var b usersBody
-		if err == nil {
-			err = decodeBody(w, r, &b)
-		}
-		if err == nil {
-			err = userIDs("user_ids", b.UserIDs)
-		}
+		by, room, ids, err := roomUsers(w, r)
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		data, err := a.svc.SetRole(r.Context(), by, room, chat.Role(chi.URLParam(r, "role")), b.UserIDs, on)
+		data, err := a.svc.SetRole(r.Context(), by, room, chat.Role(chi.URLParam(r, "role")), ids, on)
 		a.answer(w, r, http.StatusOK, data, err)
 	}
 }
