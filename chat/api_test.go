@@ -14,7 +14,6 @@ import (
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/chat"
-	"github.com/chatmux/chatmux/groups"
 	"github.com/chatmux/chatmux/store"
 )
 
@@ -640,12 +639,7 @@ func TestAPIAttach(t *testing.T) {
 // another through the broker, dispatches and group moves alike.
 func TestAPITwoNodes(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore factory) {
-		st := newStore(t)
-		shared := func(*testing.T) store.Store { return st }
-		broker := groups.NewMemory()
-		register := func(svc *chat.Service, r chatmux.Router) { svc.Register(r) }
-		a := newEnvBroker(t, shared, register, broker)
-		b := newEnvBroker(t, shared, register, broker)
+		a, b := twoNodes(t, newStore)
 		a.users(4)
 		fx := groupFixture(a)
 		c1 := a.dial(1)

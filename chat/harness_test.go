@@ -117,6 +117,17 @@ func newEnvBroker(t *testing.T, newStore factory, register func(*chat.Service, c
 	return e
 }
 
+// twoNodes returns two nodes of one deployment: one store of newStore and
+// one in-process broker, each node with the default event map.
+func twoNodes(t *testing.T, newStore factory) (*env, *env) {
+	t.Helper()
+	st := newStore(t)
+	shared := func(*testing.T) store.Store { return st }
+	broker := groups.NewMemory()
+	register := func(svc *chat.Service, r chatmux.Router) { svc.Register(r) }
+	return newEnvBroker(t, shared, register, broker), newEnvBroker(t, shared, register, broker)
+}
+
 // users creates users 1..n (user1, user2, ...) in the store.
 func (e *env) users(n int) {
 	e.t.Helper()

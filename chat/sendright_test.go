@@ -3,10 +3,7 @@ package chat_test
 import (
 	"testing"
 
-	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/chat"
-	"github.com/chatmux/chatmux/groups"
-	"github.com/chatmux/chatmux/store"
 )
 
 // TestSendRightAcrossNodes: a member's message.send is checked by the store
@@ -15,12 +12,7 @@ import (
 // nothing on the sending node remembers the old right.
 func TestSendRightAcrossNodes(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore factory) {
-		st := newStore(t)
-		shared := func(*testing.T) store.Store { return st }
-		broker := groups.NewMemory()
-		register := func(svc *chat.Service, r chatmux.Router) { svc.Register(r) }
-		a := newEnvBroker(t, shared, register, broker)
-		b := newEnvBroker(t, shared, register, broker)
+		a, b := twoNodes(t, newStore)
 		a.users(3)
 		ch := channelFixture(a).room
 		grp := groupFixture(a).room
