@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/pb33f/libopenapi"
@@ -144,19 +142,7 @@ func startAPIServer(t *testing.T, cfg config) *apiServer {
 	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := newApp(context.Background(), cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := a.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		ts.Close()
-	})
+	a, ts := serveApp(t, cfg, logger)
 	return &apiServer{ts: ts, app: a, logs: logs}
 }
 

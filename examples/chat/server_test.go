@@ -32,7 +32,14 @@ func newTestServer(t *testing.T) *httptest.Server {
 // newTestServerWith starts the example server in process with cfg.
 func newTestServerWith(t *testing.T, cfg config) *httptest.Server {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, ts := serveApp(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return ts
+}
+
+// serveApp assembles the example server with cfg and serves it on a
+// loopback port; the test's cleanup closes both.
+func serveApp(t *testing.T, cfg config, logger *slog.Logger) (*app, *httptest.Server) {
+	t.Helper()
 	a, err := newApp(context.Background(), cfg, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +53,7 @@ func newTestServerWith(t *testing.T, cfg config) *httptest.Server {
 		}
 		ts.Close()
 	})
-	return ts
+	return a, ts
 }
 
 // client is one WebSocket user of the test server.
