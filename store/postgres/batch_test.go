@@ -1,10 +1,8 @@
 package postgres_test
 
 import (
-	"context"
 	"testing"
 
-	"github.com/chatmux/chatmux/internal/testenv"
 	"github.com/chatmux/chatmux/store"
 	"github.com/chatmux/chatmux/store/postgres"
 	"github.com/chatmux/chatmux/store/storetest"
@@ -13,17 +11,7 @@ import (
 // newUnbatchedStore is newStore with every send and every acknowledgement
 // written alone (postgres.Options.UnbatchedSends, UnbatchedAcks).
 func newUnbatchedStore(tb testing.TB) store.Store {
-	tb.Helper()
-	ctx := context.Background()
-	st, err := postgres.OpenOptions(ctx, testenv.DatabaseSchema(tb, "t_"), postgres.Options{UnbatchedSends: true, UnbatchedAcks: true})
-	if err != nil {
-		tb.Fatalf("postgres.Open: %v", err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		tb.Fatalf("Migrate: %v", err)
-	}
-	return st
+	return newPGStoreWith(tb, postgres.Options{UnbatchedSends: true, UnbatchedAcks: true})
 }
 
 // TestConformanceUnbatched: the unbatched paths pass the suite too.

@@ -20,10 +20,13 @@ func newStore(tb testing.TB) store.Store {
 	return newPGStore(tb)
 }
 
-func newPGStore(tb testing.TB) *postgres.Store {
+func newPGStore(tb testing.TB) *postgres.Store { return newPGStoreWith(tb, postgres.Options{}) }
+
+// newPGStoreWith is a migrated store with opts in a schema of the test's.
+func newPGStoreWith(tb testing.TB, opts postgres.Options) *postgres.Store {
 	tb.Helper()
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, testenv.DatabaseSchema(tb, "t_"))
+	st, err := postgres.OpenOptions(ctx, testenv.DatabaseSchema(tb, "t_"), opts)
 	if err != nil {
 		tb.Fatalf("postgres.Open: %v", err)
 	}
