@@ -67,7 +67,10 @@ var errClosed = fmt.Errorf("store/postgres: the store is closed: %w", store.ErrU
 // client_msg_id: none); $13-$21 the attachments of all of them, each with
 // its message's id. It answers one row per message, in no particular
 // order: its ordinality, its status (ok, or the reason it was not
-// stored), and for a stored one its seq, time and notification recipients.
+// stored), and for a stored one its seq, time, notification recipients,
+// offline recipients (ids and usernames) and outbox row. $22 and $23 are
+// each message's NewMessage.Offline and OutboxLease in microseconds (0:
+// none).
 //
 // x: the input rows. lk: their rooms, locked in id order (concurrent
 // batches and multi-room lockers cannot deadlock). c: each row's status;
@@ -78,14 +81,18 @@ var errClosed = fmt.Errorf("store/postgres: the store is closed: %w", store.ErrU
 // latest; the time is read after the lock, so within a room created_at
 // never decreases as seq grows. Then the messages, attachments and
 // notifications (to every member but the sender) go in; the room's
-// last_message_id foreign key is deferred to the commit.
+// last_message_id foreign key is deferred to the commit. ofl: the
+// members other than the sender, not deleted, with no session seen within
+// the threshold of the message's time (docs/protocol.md#offline-webhooks);
+// o: their event's outbox row, leased to the caller.
 const sendBatchSQL = `
 WITH x AS MATERIALIZED (
 	SELECT u.ord, u.id, u.room, nullif(u.sid, 0) AS sid, u.content, nullif(u.parent, '')::uuid AS parent,
-		nullif(u.fwd, '')::uuid AS fwd, nullif(u.cmid, '') AS cmid, u.extra::jsonb AS extra, u.nid, u.ntype, u.notify, u.chk
+		nullif(u.fwd, '')::uuid AS fwd, nullif(u.cmid, '') AS cmid, u.extra::jsonb AS extra, u.nid, u.ntype, u.notify, u.chk,
+		u.offl, u.lease
 	FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-		$9::uuid[], $10::text[], $11::boolean[], $12::boolean[])
-		WITH ORDINALITY AS u(id, room, sid, content, parent, fwd, cmid, extra, nid, ntype, notify, chk, ord)
+		$9::uuid[], $10::text[], $11::boolean[], $12::boolean[], $22::bigint[], $23::bigint[])
+		WITH ORDINALITY AS u(id, room, sid, content, parent, fwd, cmid, extra, nid, ntype, notify, chk, offl, lease, ord)
 ), lk AS MATERIALIZED (
 	SELECT r.id, r.type, r.creator_id, r.group_locked FROM rooms r
 	WHERE r.id = ANY ($2::uuid[]) ORDER BY r.id FOR UPDATE
@@ -138,9 +145,23 @@ WITH x AS MATERIALIZED (
 		WHERE mb.room_id = k.room AND mb.user_id IS DISTINCT FROM k.sid) rec
 	WHERE k.notify AND rec.ids IS NOT NULL
 	RETURNING message_id, recipients
+), ofl AS (
+	SELECT k.id, k.room, r.ts, k.lease, array_agg(u.id ORDER BY u.id) AS ids, array_agg(u.username ORDER BY u.id) AS names
+	FROM k JOIN r ON r.id = k.room
+	JOIN memberships mb ON mb.room_id = k.room AND mb.user_id IS DISTINCT FROM k.sid
+	JOIN users u ON u.id = mb.user_id AND u.deleted_at IS NULL
+	WHERE k.offl > 0 AND NOT EXISTS (
+		SELECT 1 FROM sessions s WHERE s.user_id = mb.user_id AND s.last_seen >= r.ts - k.offl * interval '1 microsecond')
+	GROUP BY k.id, k.room, r.ts, k.lease
+), o AS (
+	INSERT INTO webhook_outbox (message_id, room_id, recipients, created_at, locked_until)
+	SELECT ofl.id, ofl.room, ofl.ids, ofl.ts, ofl.ts + ofl.lease * interval '1 microsecond' FROM ofl WHERE ofl.lease > 0
+	RETURNING id, message_id
 )
-SELECT c.ord, c.st, coalesce(m.seq, 0), coalesce(m.created_at, 'epoch'), coalesce(n.recipients, '{}')
-FROM c LEFT JOIN m ON m.id = c.id LEFT JOIN n ON n.message_id = c.id`
+SELECT c.ord, c.st, coalesce(m.seq, 0), coalesce(m.created_at, 'epoch'), coalesce(n.recipients, '{}'),
+	coalesce(ofl.ids, '{}'), coalesce(ofl.names, '{}'), coalesce(o.id, 0)
+FROM c LEFT JOIN m ON m.id = c.id LEFT JOIN n ON n.message_id = c.id LEFT JOIN ofl ON ofl.id = c.id
+	LEFT JOIN o ON o.message_id = c.id`
 
 // pendingSend is one validated send, ready to be written alone or in a
 // batch.
@@ -202,7 +223,7 @@ func encodeObject(j store.JSON) (string, error) {
 }
 
 // result is the outcome of a stored send.
-func (p *pendingSend) result(seq int64, at time.Time, recipients []int64) store.SendResult {
+func (p *pendingSend) result(seq int64, at time.Time, recipients []int64, off offline) store.SendResult {
 	msg := p.msg
 	msg.Seq = seq
 	msg.CreatedAt = utc(at)
@@ -212,7 +233,27 @@ func (p *pendingSend) result(seq int64, at time.Time, recipients []int64) store.
 		res.Notification = &store.Notification{ID: p.noteID, Type: p.typ, MessageID: msg.ID, RoomID: msg.RoomID,
 			Recipients: recipients, CreatedAt: msg.CreatedAt}
 	}
+	for i, id := range off.ids {
+		res.Offline = append(res.Offline, store.Recipient{ID: id, Username: off.names[i]})
+	}
+	res.OutboxID = off.outbox
 	return res
+}
+
+// offline is what a send answers of its offline webhook: the offline
+// recipients (ids and usernames, in the same order) and the outbox row.
+type offline struct {
+	ids    pq.Int64Array
+	names  pq.StringArray
+	outbox int64
+}
+
+// micros is d in microseconds, 0 when d is not positive.
+func micros(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return max(d.Microseconds(), 1)
 }
 
 // idemKey identifies a send for idempotency; the zero key (no
@@ -586,6 +627,7 @@ func batchArgs(ps []*pendingSend) []any {
 		make(pq.StringArray, n)
 	senders := make(pq.Int64Array, n)
 	notify, check := make(pq.BoolArray, n), make(pq.BoolArray, n)
+	offl, lease := make(pq.Int64Array, n), make(pq.Int64Array, n)
 	var aIDs, aMIDs, urls, types, mimes, captions, metas pq.StringArray
 	var pos, sizes pq.Int64Array
 	for i, p := range ps {
@@ -598,6 +640,9 @@ func batchArgs(ps []*pendingSend) []any {
 		}
 		cmids[i], extras[i], nids[i], ntypes[i] = p.in.ClientMsgID, p.extra, p.noteID.String(), string(p.typ)
 		notify[i], check[i] = p.in.Notify, p.in.CheckSender
+		if offl[i] = micros(p.in.Offline); offl[i] > 0 {
+			lease[i] = micros(p.in.OutboxLease)
+		}
 		for j, a := range p.atts {
 			aIDs, aMIDs, pos = append(aIDs, a.ID.String()), append(aMIDs, p.msg.ID.String()), append(pos, int64(j+1))
 			urls, types, sizes = append(urls, a.MediaURL), append(types, string(a.MediaType)), append(sizes, a.FileSize)
@@ -606,7 +651,7 @@ func batchArgs(ps []*pendingSend) []any {
 	}
 	return []any{ids, rooms, senders, contents, parents, fwds, cmids, extras, nids, ntypes, notify, check,
 		nonNil(aIDs), nonNil(aMIDs), nonNilInt(pos), nonNil(urls), nonNil(types), nonNilInt(sizes), nonNil(mimes),
-		nonNil(captions), nonNil(metas)}
+		nonNil(captions), nonNil(metas), offl, lease}
 }
 
 // writeBatch runs sendBatchSQL for ps and returns their outcomes in the
@@ -632,14 +677,15 @@ func (s *Store) writeBatch(ctx context.Context, ps []*pendingSend) ([]sendOutcom
 		var st string
 		var at time.Time
 		var recipients pq.Int64Array
-		if err := rows.Scan(&ord, &st, &seq, &at, &recipients); err != nil {
+		var off offline
+		if err := rows.Scan(&ord, &st, &seq, &at, &recipients, &off.ids, &off.names, &off.outbox); err != nil {
 			return nil, err
 		}
 		if ord < 1 || ord > int64(n) {
 			return nil, fmt.Errorf("store/postgres: batch answered for row %d of %d", ord, n)
 		}
 		p := ps[ord-1]
-		outs[ord-1] = outcome(p, st, seq, at, recipients)
+		outs[ord-1] = outcome(p, st, seq, at, recipients, off)
 		seen++
 	}
 	if err := rows.Err(); err != nil {
@@ -666,10 +712,10 @@ func (s *Store) batchQuery(ctx context.Context) *sqlx.Stmt {
 }
 
 // outcome turns the status of one row of sendBatchSQL into its answer.
-func outcome(p *pendingSend, st string, seq int64, at time.Time, recipients []int64) sendOutcome {
+func outcome(p *pendingSend, st string, seq int64, at time.Time, recipients []int64, off offline) sendOutcome {
 	switch st {
 	case "ok":
-		return sendOutcome{res: p.result(seq, at, recipients)}
+		return sendOutcome{res: p.result(seq, at, recipients, off)}
 	case "duplicate":
 		return sendOutcome{dup: true}
 	case "not_found":

@@ -32,7 +32,10 @@ func fixMessage(m *store.Message) {
 // last_message_id foreign key is deferred to commit, when the message
 // exists. The time is read after the row lock is taken, so within a room
 // created_at never decreases as seq grows. Sender 0 is the system: stored
-// as NULL, and every member is a recipient.
+// as NULL, and every member is a recipient. With $19 (NewMessage.Offline in
+// microseconds) the offline recipients are listed, and with $20 (the
+// outbox lease) their event's outbox row is written
+// (docs/protocol.md#offline-webhooks).
 const sendSQL = `
 WITH r AS (
 	UPDATE rooms SET last_seq = last_seq + 1, last_message_id = $1 WHERE id = $2
@@ -54,8 +57,19 @@ WITH r AS (
 	INSERT INTO notifications (id, type, message_id, room_id, created_at, recipients)
 	SELECT $9, $10, m.id, $2, m.created_at, rec.ids FROM m, rec WHERE rec.ids IS NOT NULL
 	RETURNING recipients
+), ofl AS (
+	SELECT array_agg(u.id ORDER BY u.id) AS ids, array_agg(u.username ORDER BY u.id) AS names
+	FROM m, memberships mb JOIN users u ON u.id = mb.user_id AND u.deleted_at IS NULL
+	WHERE $19::bigint > 0 AND mb.room_id = $2 AND mb.user_id <> $3 AND NOT EXISTS (
+		SELECT 1 FROM sessions s WHERE s.user_id = mb.user_id AND s.last_seen >= m.created_at - $19::bigint * interval '1 microsecond')
+), o AS (
+	INSERT INTO webhook_outbox (message_id, room_id, recipients, created_at, locked_until)
+	SELECT m.id, $2, ofl.ids, m.created_at, m.created_at + $20::bigint * interval '1 microsecond'
+	FROM m, ofl WHERE ofl.ids IS NOT NULL AND $20::bigint > 0
+	RETURNING id
 )
-SELECT m.seq, m.created_at, coalesce((SELECT recipients FROM n), '{}') FROM m`
+SELECT m.seq, m.created_at, coalesce((SELECT recipients FROM n), '{}'),
+	coalesce((SELECT ids FROM ofl), '{}'), coalesce((SELECT names FROM ofl), '{}'), coalesce((SELECT id FROM o), 0) FROM m`
 
 // SendMessage implements store.Store. Concurrent sends are written in
 // batches (see batch.go), one statement and one commit per batch; with
@@ -103,7 +117,8 @@ func (s *Store) sendOne(ctx context.Context, p *pendingSend) (store.SendResult, 
 	msg := p.msg
 	var recipients pq.Int64Array
 	args := []any{msg.ID, msg.RoomID, msg.SenderID, msg.Content, msg.ParentID, msg.ForwardedFromID, msg.ClientMsgID, msg.Extra,
-		p.noteID, string(p.typ), uuids(aIDs), urls, types, sizes, mimes, captions, metas, in.Notify}
+		p.noteID, string(p.typ), uuids(aIDs), urls, types, sizes, mimes, captions, metas, in.Notify,
+		micros(in.Offline), micros(in.OutboxLease)}
 	var row *sqlx.Row
 	if stmt := s.sendQuery(ctx); stmt != nil {
 		row = stmt.QueryRowxContext(ctx, args...)
@@ -111,13 +126,14 @@ func (s *Store) sendOne(ctx context.Context, p *pendingSend) (store.SendResult, 
 		row = s.db.QueryRowxContext(ctx, sendSQL, args...)
 	}
 	var at time.Time
-	if err := row.Scan(&msg.Seq, &at, &recipients); err != nil {
+	var off offline
+	if err := row.Scan(&msg.Seq, &at, &recipients, &off.ids, &off.names, &off.outbox); err != nil {
 		if in.ClientMsgID != "" && isConstraint(err, "messages_client_msg_id_key") {
 			return s.duplicate(ctx, in)
 		}
 		return store.SendResult{}, mapErr(err)
 	}
-	return p.result(msg.Seq, at, recipients), nil
+	return p.result(msg.Seq, at, recipients, off), nil
 }
 
 // duplicate loads the original message of a retried client_msg_id.
