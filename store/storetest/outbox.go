@@ -33,7 +33,7 @@ func testOffline(t *testing.T, st store.Store) {
 	ok(t, err)
 	s3, err := st.CreateSession(ctx, store.NewSession{UserID: 3, ConnID: "c3"})
 	ok(t, err)
-	ok(t, st.CloseSession(ctx, s3.ID)) // closed: offline again
+	ok(t, st.CloseSession(ctx, s3.ID))                                        // closed: offline again
 	_, err = st.CreateSession(ctx, store.NewSession{UserID: 5, ConnID: "c5"}) // live, not a member
 	ok(t, err)
 
