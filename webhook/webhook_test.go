@@ -52,7 +52,10 @@ func TestSignVerify(t *testing.T) {
 		}, webhook.ErrSignature},
 		{"no signature", func(h http.Header, b []byte) ([]byte, time.Time) { h.Del(webhook.HeaderSignature); return b, now }, webhook.ErrNoSignature},
 		{"no timestamp", func(h http.Header, b []byte) ([]byte, time.Time) { h.Del(webhook.HeaderTimestamp); return b, now }, webhook.ErrNoSignature},
-		{"bad hex", func(h http.Header, b []byte) ([]byte, time.Time) { h.Set(webhook.HeaderSignature, "v1=zz"); return b, now }, webhook.ErrNoSignature},
+		{"bad hex", func(h http.Header, b []byte) ([]byte, time.Time) {
+			h.Set(webhook.HeaderSignature, "v1=zz")
+			return b, now
+		}, webhook.ErrNoSignature},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,7 +191,7 @@ func TestDeliverBatched(t *testing.T) {
 		}
 	}
 	d.Start()
-	waitFor(t, "every event", func() bool { return rcv.unique() == n })
+	waitFor(t, "every event", func() bool { return rcv.unique() == n && d.Stats().Delivered == n })
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
 	if rcv.events != n || rcv.badSig != 0 {
@@ -215,7 +218,7 @@ func TestRetryUntilRecovered(t *testing.T) {
 	}
 	waitFor(t, "five failed requests", func() bool { return d.Stats().Requests["5xx"] >= 5 })
 	rcv.fail.Store(0)
-	waitFor(t, "every event", func() bool { return rcv.unique() == n })
+	waitFor(t, "every event", func() bool { return rcv.unique() == n && d.Stats().Delivered == n })
 	s := d.Stats()
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
