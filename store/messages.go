@@ -167,6 +167,10 @@ type SendResult struct {
 	// OutboxID is the outbox row of the message's webhook event
 	// (NewMessage.OutboxLease), 0 when none was written.
 	OutboxID int64
+	// RoomName and RoomType are the room's, for the event, set with
+	// Offline.
+	RoomName string
+	RoomType RoomType
 }
 
 // Recipient is an offline recipient of a message: a member with no live

@@ -88,6 +88,9 @@ func (s *Store) SendMessage(ctx context.Context, in store.NewMessage) (store.Sen
 	}
 	if in.Offline > 0 {
 		res.Offline = s.offline(r, in.SenderID, now.Add(-in.Offline))
+		if len(res.Offline) > 0 {
+			res.RoomName, res.RoomType = r.r.Name, r.r.Type
+		}
 	}
 	return res, nil
 }

@@ -94,7 +94,7 @@ WITH x AS MATERIALIZED (
 		$9::uuid[], $10::text[], $11::boolean[], $12::boolean[], $22::bigint[], $23::bigint[])
 		WITH ORDINALITY AS u(id, room, sid, content, parent, fwd, cmid, extra, nid, ntype, notify, chk, offl, lease, ord)
 ), lk AS MATERIALIZED (
-	SELECT r.id, r.type, r.creator_id, r.group_locked FROM rooms r
+	SELECT r.id, r.type, r.name, r.creator_id, r.group_locked FROM rooms r
 	WHERE r.id = ANY ($2::uuid[]) ORDER BY r.id FOR UPDATE
 ), c AS MATERIALIZED (
 	SELECT x.*, CASE
@@ -112,7 +112,7 @@ WITH x AS MATERIALIZED (
 		WHEN x.sid IS NOT NULL AND (SELECT 1 FROM users WHERE id = x.sid) IS NULL THEN 'no_user'
 		WHEN x.parent IS NOT NULL AND (SELECT 1 FROM messages WHERE id = x.parent) IS NULL THEN 'bad_parent'
 		WHEN x.fwd IS NOT NULL AND (SELECT 1 FROM messages WHERE id = x.fwd) IS NULL THEN 'bad_forward'
-		ELSE 'ok' END AS st
+		ELSE 'ok' END AS st, lk.name AS rname, lk.type AS rtype
 	FROM x LEFT JOIN lk ON lk.id = x.room
 	LEFT JOIN LATERAL (
 		SELECT mb.is_admin, mb.permissions FROM memberships mb
@@ -146,20 +146,21 @@ WITH x AS MATERIALIZED (
 	WHERE k.notify AND rec.ids IS NOT NULL
 	RETURNING message_id, recipients
 ), ofl AS (
-	SELECT k.id, k.room, r.ts, k.lease, array_agg(u.id ORDER BY u.id) AS ids, array_agg(u.username ORDER BY u.id) AS names
+	SELECT k.id, k.room, k.rname, k.rtype, r.ts, k.lease, array_agg(u.id ORDER BY u.id) AS ids,
+		array_agg(u.username ORDER BY u.id) AS names
 	FROM k JOIN r ON r.id = k.room
 	JOIN memberships mb ON mb.room_id = k.room AND mb.user_id IS DISTINCT FROM k.sid
 	JOIN users u ON u.id = mb.user_id AND u.deleted_at IS NULL
 	WHERE k.offl > 0 AND NOT EXISTS (
 		SELECT 1 FROM sessions s WHERE s.user_id = mb.user_id AND s.last_seen >= r.ts - k.offl * interval '1 microsecond')
-	GROUP BY k.id, k.room, r.ts, k.lease
+	GROUP BY k.id, k.room, k.rname, k.rtype, r.ts, k.lease
 ), o AS (
 	INSERT INTO webhook_outbox (message_id, room_id, recipients, created_at, locked_until)
 	SELECT ofl.id, ofl.room, ofl.ids, ofl.ts, ofl.ts + ofl.lease * interval '1 microsecond' FROM ofl WHERE ofl.lease > 0
 	RETURNING id, message_id
 )
 SELECT c.ord, c.st, coalesce(m.seq, 0), coalesce(m.created_at, 'epoch'), coalesce(n.recipients, '{}'),
-	coalesce(ofl.ids, '{}'), coalesce(ofl.names, '{}'), coalesce(o.id, 0)
+	coalesce(ofl.ids, '{}'), coalesce(ofl.names, '{}'), coalesce(o.id, 0), coalesce(ofl.rname, ''), coalesce(ofl.rtype, '')
 FROM c LEFT JOIN m ON m.id = c.id LEFT JOIN n ON n.message_id = c.id LEFT JOIN ofl ON ofl.id = c.id
 	LEFT JOIN o ON o.message_id = c.id`
 
@@ -237,15 +238,19 @@ func (p *pendingSend) result(seq int64, at time.Time, recipients []int64, off of
 		res.Offline = append(res.Offline, store.Recipient{ID: id, Username: off.names[i]})
 	}
 	res.OutboxID = off.outbox
+	if len(res.Offline) > 0 {
+		res.RoomName, res.RoomType = off.room, store.RoomType(off.typ)
+	}
 	return res
 }
 
 // offline is what a send answers of its offline webhook: the offline
 // recipients (ids and usernames, in the same order) and the outbox row.
 type offline struct {
-	ids    pq.Int64Array
-	names  pq.StringArray
-	outbox int64
+	ids       pq.Int64Array
+	names     pq.StringArray
+	outbox    int64
+	room, typ string
 }
 
 // micros is d in microseconds, 0 when d is not positive.
@@ -678,7 +683,7 @@ func (s *Store) writeBatch(ctx context.Context, ps []*pendingSend) ([]sendOutcom
 		var at time.Time
 		var recipients pq.Int64Array
 		var off offline
-		if err := rows.Scan(&ord, &st, &seq, &at, &recipients, &off.ids, &off.names, &off.outbox); err != nil {
+		if err := rows.Scan(&ord, &st, &seq, &at, &recipients, &off.ids, &off.names, &off.outbox, &off.room, &off.typ); err != nil {
 			return nil, err
 		}
 		if ord < 1 || ord > int64(n) {

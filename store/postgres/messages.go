@@ -39,7 +39,7 @@ func fixMessage(m *store.Message) {
 const sendSQL = `
 WITH r AS (
 	UPDATE rooms SET last_seq = last_seq + 1, last_message_id = $1 WHERE id = $2
-	RETURNING last_seq, date_trunc('microseconds', clock_timestamp()) AS ts
+	RETURNING last_seq, date_trunc('microseconds', clock_timestamp()) AS ts, name, type
 ), m AS (
 	INSERT INTO messages (id, room_id, seq, sender_id, content, parent_id, forwarded_from_id, is_forwarded,
 		client_msg_id, extra, created_at, updated_at)
@@ -69,7 +69,8 @@ WITH r AS (
 	RETURNING id
 )
 SELECT m.seq, m.created_at, coalesce((SELECT recipients FROM n), '{}'),
-	coalesce((SELECT ids FROM ofl), '{}'), coalesce((SELECT names FROM ofl), '{}'), coalesce((SELECT id FROM o), 0) FROM m`
+	coalesce((SELECT ids FROM ofl), '{}'), coalesce((SELECT names FROM ofl), '{}'), coalesce((SELECT id FROM o), 0),
+	(SELECT name FROM r), (SELECT type FROM r) FROM m`
 
 // SendMessage implements store.Store. Concurrent sends are written in
 // batches (see batch.go), one statement and one commit per batch; with
@@ -127,7 +128,7 @@ func (s *Store) sendOne(ctx context.Context, p *pendingSend) (store.SendResult, 
 	}
 	var at time.Time
 	var off offline
-	if err := row.Scan(&msg.Seq, &at, &recipients, &off.ids, &off.names, &off.outbox); err != nil {
+	if err := row.Scan(&msg.Seq, &at, &recipients, &off.ids, &off.names, &off.outbox, &off.room, &off.typ); err != nil {
 		if in.ClientMsgID != "" && isConstraint(err, "messages_client_msg_id_key") {
 			return s.duplicate(ctx, in)
 		}

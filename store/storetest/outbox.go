@@ -45,6 +45,9 @@ func testOffline(t *testing.T, st store.Store) {
 	if res.Offline[0].Username != "user3" || res.Offline[1].Username != "user4" {
 		t.Fatalf("offline usernames = %+v", res.Offline)
 	}
+	if res.RoomName != r.Name || res.RoomType != store.Group {
+		t.Fatalf("room %q %q, want %q %q", res.RoomName, res.RoomType, r.Name, store.Group)
+	}
 	dup, err := st.SendMessage(ctx, store.NewMessage{RoomID: r.ID, SenderID: 1, Content: "hi", ClientMsgID: "k", Offline: time.Hour,
 		OutboxLease: time.Hour})
 	ok(t, err)
