@@ -54,6 +54,11 @@ type Config struct {
 	// MaxAge drops an event older than this (by its CreatedAt) instead of
 	// sending it (default 24 h): counted as Expired.
 	MaxAge time.Duration
+	// Lease is how long an outbox row is the node's once written by a
+	// send or claimed by a Relay (default 30 s): no other node claims it
+	// before. It must exceed Timeout; it is the delay after which the rows
+	// of a node that crashed are claimed by the others.
+	Lease time.Duration
 	// Outbox, when set, keeps the events that have an outbox row
 	// (Pending.OutboxID): a delivered event's row is deleted, a failed
 	// one's is leased again until its backoff ends (a Relay takes it
@@ -154,6 +159,12 @@ func New(cfg Config) (*Dispatcher, error) {
 	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.MinBackoff)
 	if cfg.MaxAge <= 0 {
 		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Lease <= cfg.Timeout {
+		return nil, fmt.Errorf("webhook: the lease (%v) must exceed the timeout (%v)", cfg.Lease, cfg.Timeout)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

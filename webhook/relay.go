@@ -11,11 +11,11 @@ import (
 	"github.com/chatmux/chatmux/store"
 )
 
-// Defaults of RelayConfig.
-const (
-	DefaultLease         = 30 * time.Second
-	DefaultRelayInterval = time.Second
-)
+// DefaultLease is the default of Config.Lease.
+const DefaultLease = 30 * time.Second
+
+// DefaultRelayInterval is the default of RelayConfig.Interval.
+const DefaultRelayInterval = time.Second
 
 // Builder makes the events of claimed outbox rows, in the order of rows.
 // An event with a zero ID stands for a row with nothing left to send (its
@@ -27,10 +27,6 @@ type RelayConfig struct {
 	// Interval is the time between two claims while the outbox has no
 	// due row (default 1 s).
 	Interval time.Duration
-	// Lease is how long a claimed row is this node's (default 30 s): it
-	// must exceed the dispatcher's Timeout, and is the delay after which
-	// the rows of a node that crashed are claimed by the others.
-	Lease time.Duration
 	// Logger receives the failures (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -50,9 +46,6 @@ type Relay struct {
 func NewRelay(d *Dispatcher, ob store.WebhookOutbox, build Builder, cfg RelayConfig) *Relay {
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultRelayInterval
-	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = DefaultLease
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -91,11 +84,12 @@ func (r *Relay) Poll(ctx context.Context) (int, error) {
 	if limit <= 0 {
 		return 0, nil
 	}
-	rows, err := r.ob.ClaimWebhookEvents(ctx, r.cfg.Lease, limit)
+	lease := r.d.cfg.Lease
+	rows, err := r.ob.ClaimWebhookEvents(ctx, lease, limit)
 	if err != nil || len(rows) == 0 {
 		return 0, err
 	}
-	until := time.Now().Add(r.cfg.Lease)
+	until := time.Now().Add(lease)
 	evs, err := r.build(ctx, rows)
 	if err == nil && len(evs) != len(rows) {
 		err = fmt.Errorf("webhook: relay: %d events built for %d rows", len(evs), len(rows))

@@ -238,7 +238,12 @@ func TestEnqueueNeverBlocks(t *testing.T) {
 	rcv := newReceiver(t)
 	rcv.hang = make(chan struct{})
 	defer close(rcv.hang)
-	d := newDispatcher(t, rcv.srv.URL, func(c *webhook.Config) { c.QueueSize = 4; c.MaxBatch = 1; c.Timeout = time.Hour })
+	d := newDispatcher(t, rcv.srv.URL, func(c *webhook.Config) {
+		c.QueueSize = 4
+		c.MaxBatch = 1
+		c.Timeout = time.Hour
+		c.Lease = 2 * time.Hour
+	})
 	d.Start()
 	d.Enqueue(webhook.Pending{Event: event()})
 	<-rcv.got // the sender is stuck in its first request
