@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,10 +68,7 @@ var errClosed = fmt.Errorf("store/postgres: the store is closed: %w", store.ErrU
 // client_msg_id: none); $13-$21 the attachments of all of them, each with
 // its message's id. It answers one row per message, in no particular
 // order: its ordinality, its status (ok, or the reason it was not
-// stored), and for a stored one its seq, time, notification recipients,
-// offline recipients (ids and usernames) and outbox row. $22 and $23 are
-// each message's NewMessage.Offline and OutboxLease in microseconds (0:
-// none).
+// stored), and for a stored one its seq, time and notification recipients.
 //
 // x: the input rows. lk: their rooms, locked in id order (concurrent
 // batches and multi-room lockers cannot deadlock). c: each row's status;
@@ -81,20 +79,16 @@ var errClosed = fmt.Errorf("store/postgres: the store is closed: %w", store.ErrU
 // latest; the time is read after the lock, so within a room created_at
 // never decreases as seq grows. Then the messages, attachments and
 // notifications (to every member but the sender) go in; the room's
-// last_message_id foreign key is deferred to the commit. ofl: the
-// members other than the sender, not deleted, with no session seen within
-// the threshold of the message's time (docs/protocol.md#offline-webhooks);
-// o: their event's outbox row, leased to the caller.
+// last_message_id foreign key is deferred to the commit.
 const sendBatchSQL = `
 WITH x AS MATERIALIZED (
 	SELECT u.ord, u.id, u.room, nullif(u.sid, 0) AS sid, u.content, nullif(u.parent, '')::uuid AS parent,
-		nullif(u.fwd, '')::uuid AS fwd, nullif(u.cmid, '') AS cmid, u.extra::jsonb AS extra, u.nid, u.ntype, u.notify, u.chk,
-		u.offl, u.lease
+		nullif(u.fwd, '')::uuid AS fwd, nullif(u.cmid, '') AS cmid, u.extra::jsonb AS extra, u.nid, u.ntype, u.notify, u.chk
 	FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-		$9::uuid[], $10::text[], $11::boolean[], $12::boolean[], $22::bigint[], $23::bigint[])
-		WITH ORDINALITY AS u(id, room, sid, content, parent, fwd, cmid, extra, nid, ntype, notify, chk, offl, lease, ord)
+		$9::uuid[], $10::text[], $11::boolean[], $12::boolean[])
+		WITH ORDINALITY AS u(id, room, sid, content, parent, fwd, cmid, extra, nid, ntype, notify, chk, ord)
 ), lk AS MATERIALIZED (
-	SELECT r.id, r.type, r.name, r.creator_id, r.group_locked FROM rooms r
+	SELECT r.id, r.type, r.creator_id, r.group_locked FROM rooms r
 	WHERE r.id = ANY ($2::uuid[]) ORDER BY r.id FOR UPDATE
 ), c AS MATERIALIZED (
 	SELECT x.*, CASE
@@ -112,7 +106,7 @@ WITH x AS MATERIALIZED (
 		WHEN x.sid IS NOT NULL AND (SELECT 1 FROM users WHERE id = x.sid) IS NULL THEN 'no_user'
 		WHEN x.parent IS NOT NULL AND (SELECT 1 FROM messages WHERE id = x.parent) IS NULL THEN 'bad_parent'
 		WHEN x.fwd IS NOT NULL AND (SELECT 1 FROM messages WHERE id = x.fwd) IS NULL THEN 'bad_forward'
-		ELSE 'ok' END AS st, lk.name AS rname, lk.type AS rtype
+		ELSE 'ok' END AS st
 	FROM x LEFT JOIN lk ON lk.id = x.room
 	LEFT JOIN LATERAL (
 		SELECT mb.is_admin, mb.permissions FROM memberships mb
@@ -145,6 +139,36 @@ WITH x AS MATERIALIZED (
 		WHERE mb.room_id = k.room AND mb.user_id IS DISTINCT FROM k.sid) rec
 	WHERE k.notify AND rec.ids IS NOT NULL
 	RETURNING message_id, recipients
+)
+SELECT c.ord, c.st, coalesce(m.seq, 0), coalesce(m.created_at, 'epoch'), coalesce(n.recipients, '{}')
+FROM c LEFT JOIN m ON m.id = c.id LEFT JOIN n ON n.message_id = c.id`
+
+// sendBatchOfflineSQL is sendBatchSQL for a batch with a send of offline
+// webhooks (NewMessage.Offline; docs/protocol.md#offline-webhooks): $22 and
+// $23 are each message's Offline and OutboxLease in microseconds (0: none),
+// and each row also answers its offline recipients (ids and usernames),
+// its outbox row, and its room's name and type. ofl: the members other
+// than the sender, not deleted, with no session seen within the threshold
+// of the message's time; o: their event's outbox row, leased to the
+// caller. A batch without such a send runs sendBatchSQL as it is, and
+// pays nothing for webhooks.
+var sendBatchOfflineSQL = derive(sendBatchSQL,
+	`u.notify, u.chk
+	FROM`, `u.notify, u.chk, u.offl, u.lease
+	FROM`,
+	`$11::boolean[], $12::boolean[])
+		WITH ORDINALITY AS u(id, room, sid, content, parent, fwd, cmid, extra, nid, ntype, notify, chk, ord)`,
+	`$11::boolean[], $12::boolean[], $22::bigint[], $23::bigint[])
+		WITH ORDINALITY AS u(id, room, sid, content, parent, fwd, cmid, extra, nid, ntype, notify, chk, offl, lease, ord)`,
+	`SELECT r.id, r.type, r.creator_id,`, `SELECT r.id, r.type, r.name, r.creator_id,`,
+	`ELSE 'ok' END AS st
+`, `ELSE 'ok' END AS st, lk.name AS rname, lk.type AS rtype
+`,
+	`	RETURNING message_id, recipients
+)
+SELECT c.ord, c.st, coalesce(m.seq, 0), coalesce(m.created_at, 'epoch'), coalesce(n.recipients, '{}')
+FROM c LEFT JOIN m ON m.id = c.id LEFT JOIN n ON n.message_id = c.id`,
+	`	RETURNING message_id, recipients
 ), ofl AS (
 	SELECT k.id, k.room, k.rname, k.rtype, r.ts, k.lease, array_agg(u.id ORDER BY u.id) AS ids,
 		array_agg(u.username ORDER BY u.id) AS names
@@ -162,7 +186,20 @@ WITH x AS MATERIALIZED (
 SELECT c.ord, c.st, coalesce(m.seq, 0), coalesce(m.created_at, 'epoch'), coalesce(n.recipients, '{}'),
 	coalesce(ofl.ids, '{}'), coalesce(ofl.names, '{}'), coalesce(o.id, 0), coalesce(ofl.rname, ''), coalesce(ofl.rtype, '')
 FROM c LEFT JOIN m ON m.id = c.id LEFT JOIN n ON n.message_id = c.id LEFT JOIN ofl ON ofl.id = c.id
-	LEFT JOIN o ON o.message_id = c.id`
+	LEFT JOIN o ON o.message_id = c.id`)
+
+// derive returns base with each pair of pairs (old, new) replaced; each
+// old must occur exactly once (a statement derived from another must not
+// drift from it silently).
+func derive(base string, pairs ...string) string {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if n := strings.Count(base, pairs[i]); n != 1 {
+			panic(fmt.Sprintf("store/postgres: a derived statement's fragment occurs %d times: %q", n, pairs[i]))
+		}
+		base = strings.Replace(base, pairs[i], pairs[i+1], 1)
+	}
+	return base
+}
 
 // pendingSend is one validated send, ready to be written alone or in a
 // batch.
@@ -623,8 +660,9 @@ func (k sendKind) write(ctx context.Context, ps []*pendingSend) ([]sendOutcome, 
 	return outs, true
 }
 
-// batchArgs are the arguments of sendBatchSQL for ps.
-func batchArgs(ps []*pendingSend) []any {
+// batchArgs are the arguments of sendBatchSQL for ps, and with offline
+// those of sendBatchOfflineSQL.
+func batchArgs(ps []*pendingSend, offline bool) []any {
 	n := len(ps)
 	ids, rooms, contents, parents, fwds, cmids, extras, nids, ntypes :=
 		make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n),
@@ -654,22 +692,34 @@ func batchArgs(ps []*pendingSend) []any {
 			mimes, captions, metas = append(mimes, a.MimeType), append(captions, a.Caption), append(metas, p.metas[j])
 		}
 	}
-	return []any{ids, rooms, senders, contents, parents, fwds, cmids, extras, nids, ntypes, notify, check,
+	args := []any{ids, rooms, senders, contents, parents, fwds, cmids, extras, nids, ntypes, notify, check,
 		nonNil(aIDs), nonNil(aMIDs), nonNilInt(pos), nonNil(urls), nonNil(types), nonNilInt(sizes), nonNil(mimes),
-		nonNil(captions), nonNil(metas), offl, lease}
+		nonNil(captions), nonNil(metas)}
+	if offline {
+		args = append(args, offl, lease)
+	}
+	return args
 }
 
 // writeBatch runs sendBatchSQL for ps and returns their outcomes in the
 // order of ps. An error means that nothing was stored.
 func (s *Store) writeBatch(ctx context.Context, ps []*pendingSend) ([]sendOutcome, error) {
 	n := len(ps)
-	args := batchArgs(ps)
+	hooks := false
+	for _, p := range ps {
+		hooks = hooks || p.in.Offline > 0
+	}
+	args := batchArgs(ps, hooks)
+	query := sendBatchSQL
+	if hooks {
+		query = sendBatchOfflineSQL
+	}
 	var rows *sqlx.Rows
 	var err error
-	if st := s.batchQuery(ctx); st != nil {
+	if st := s.batchQuery(ctx, hooks); st != nil {
 		rows, err = st.QueryxContext(ctx, args...)
 	} else {
-		rows, err = s.db.QueryxContext(ctx, sendBatchSQL, args...)
+		rows, err = s.db.QueryxContext(ctx, query, args...)
 	}
 	if err != nil {
 		return nil, err
@@ -683,7 +733,11 @@ func (s *Store) writeBatch(ctx context.Context, ps []*pendingSend) ([]sendOutcom
 		var at time.Time
 		var recipients pq.Int64Array
 		var off offline
-		if err := rows.Scan(&ord, &st, &seq, &at, &recipients, &off.ids, &off.names, &off.outbox, &off.room, &off.typ); err != nil {
+		dest := []any{&ord, &st, &seq, &at, &recipients}
+		if hooks {
+			dest = append(dest, &off.ids, &off.names, &off.outbox, &off.room, &off.typ)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
 		if ord < 1 || ord > int64(n) {
@@ -702,16 +756,21 @@ func (s *Store) writeBatch(ctx context.Context, ps []*pendingSend) ([]sendOutcom
 	return outs, nil
 }
 
-// batchQuery returns the prepared sendBatchSQL, or nil (see stmt). It is
-// kept apart from the other statements: their map hashes the query text
-// on each lookup, and this one is long.
-func (s *Store) batchQuery(ctx context.Context) *sqlx.Stmt {
-	if st := s.batchStmt.Load(); st != nil {
+// batchQuery returns the prepared sendBatchSQL (with offline,
+// sendBatchOfflineSQL), or nil (see stmt). They are kept apart from the
+// other statements: their map hashes the query text on each lookup, and
+// these are long.
+func (s *Store) batchQuery(ctx context.Context, offline bool) *sqlx.Stmt {
+	cache, query := &s.batchStmt, sendBatchSQL
+	if offline {
+		cache, query = &s.batchOfflineStmt, sendBatchOfflineSQL
+	}
+	if st := cache.Load(); st != nil {
 		return st
 	}
-	st := s.stmt(ctx, sendBatchSQL)
+	st := s.stmt(ctx, query)
 	if st != nil {
-		s.batchStmt.Store(st)
+		cache.Store(st)
 	}
 	return st
 }

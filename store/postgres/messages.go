@@ -32,14 +32,11 @@ func fixMessage(m *store.Message) {
 // last_message_id foreign key is deferred to commit, when the message
 // exists. The time is read after the row lock is taken, so within a room
 // created_at never decreases as seq grows. Sender 0 is the system: stored
-// as NULL, and every member is a recipient. With $19 (NewMessage.Offline in
-// microseconds) the offline recipients are listed, and with $20 (the
-// outbox lease) their event's outbox row is written
-// (docs/protocol.md#offline-webhooks).
+// as NULL, and every member is a recipient.
 const sendSQL = `
 WITH r AS (
 	UPDATE rooms SET last_seq = last_seq + 1, last_message_id = $1 WHERE id = $2
-	RETURNING last_seq, date_trunc('microseconds', clock_timestamp()) AS ts, name, type
+	RETURNING last_seq, date_trunc('microseconds', clock_timestamp()) AS ts
 ), m AS (
 	INSERT INTO messages (id, room_id, seq, sender_id, content, parent_id, forwarded_from_id, is_forwarded,
 		client_msg_id, extra, created_at, updated_at)
@@ -57,10 +54,27 @@ WITH r AS (
 	INSERT INTO notifications (id, type, message_id, room_id, created_at, recipients)
 	SELECT $9, $10, m.id, $2, m.created_at, rec.ids FROM m, rec WHERE rec.ids IS NOT NULL
 	RETURNING recipients
+)
+SELECT m.seq, m.created_at, coalesce((SELECT recipients FROM n), '{}') FROM m`
+
+// sendOfflineSQL is sendSQL for a send of offline webhooks
+// (docs/protocol.md#offline-webhooks): with $19 (NewMessage.Offline in
+// microseconds) it also answers the offline recipients (ofl: the members
+// other than the sender, not deleted, with no session seen within the
+// threshold of the message's time) and the room's name and type, and with
+// $20 (the outbox lease) it writes their event's outbox row (o).
+var sendOfflineSQL = derive(sendSQL,
+	`RETURNING last_seq, date_trunc('microseconds', clock_timestamp()) AS ts
+`, `RETURNING last_seq, date_trunc('microseconds', clock_timestamp()) AS ts, name, type
+`,
+	`	RETURNING recipients
+)
+SELECT m.seq, m.created_at, coalesce((SELECT recipients FROM n), '{}') FROM m`,
+	`	RETURNING recipients
 ), ofl AS (
 	SELECT array_agg(u.id ORDER BY u.id) AS ids, array_agg(u.username ORDER BY u.id) AS names
 	FROM m, memberships mb JOIN users u ON u.id = mb.user_id AND u.deleted_at IS NULL
-	WHERE $19::bigint > 0 AND mb.room_id = $2 AND mb.user_id <> $3 AND NOT EXISTS (
+	WHERE mb.room_id = $2 AND mb.user_id <> $3 AND NOT EXISTS (
 		SELECT 1 FROM sessions s WHERE s.user_id = mb.user_id AND s.last_seen >= m.created_at - $19::bigint * interval '1 microsecond')
 ), o AS (
 	INSERT INTO webhook_outbox (message_id, room_id, recipients, created_at, locked_until)
@@ -70,7 +84,7 @@ WITH r AS (
 )
 SELECT m.seq, m.created_at, coalesce((SELECT recipients FROM n), '{}'),
 	coalesce((SELECT ids FROM ofl), '{}'), coalesce((SELECT names FROM ofl), '{}'), coalesce((SELECT id FROM o), 0),
-	(SELECT name FROM r), (SELECT type FROM r) FROM m`
+	(SELECT name FROM r), (SELECT type FROM r) FROM m`)
 
 // SendMessage implements store.Store. Concurrent sends are written in
 // batches (see batch.go), one statement and one commit per batch; with
@@ -118,17 +132,26 @@ func (s *Store) sendOne(ctx context.Context, p *pendingSend) (store.SendResult, 
 	msg := p.msg
 	var recipients pq.Int64Array
 	args := []any{msg.ID, msg.RoomID, msg.SenderID, msg.Content, msg.ParentID, msg.ForwardedFromID, msg.ClientMsgID, msg.Extra,
-		p.noteID, string(p.typ), uuids(aIDs), urls, types, sizes, mimes, captions, metas, in.Notify,
-		micros(in.Offline), micros(in.OutboxLease)}
-	var row *sqlx.Row
-	if stmt := s.sendQuery(ctx); stmt != nil {
-		row = stmt.QueryRowxContext(ctx, args...)
-	} else {
-		row = s.db.QueryRowxContext(ctx, sendSQL, args...)
-	}
+		p.noteID, string(p.typ), uuids(aIDs), urls, types, sizes, mimes, captions, metas, in.Notify}
 	var at time.Time
 	var off offline
-	if err := row.Scan(&msg.Seq, &at, &recipients, &off.ids, &off.names, &off.outbox, &off.room, &off.typ); err != nil {
+	dest := []any{&msg.Seq, &at, &recipients}
+	var row *sqlx.Row
+	switch stmt := s.sendQuery(ctx); {
+	case in.Offline > 0:
+		args = append(args, micros(in.Offline), micros(in.OutboxLease))
+		dest = append(dest, &off.ids, &off.names, &off.outbox, &off.room, &off.typ)
+		if stmt := s.stmt(ctx, sendOfflineSQL); stmt != nil {
+			row = stmt.QueryRowxContext(ctx, args...)
+		} else {
+			row = s.db.QueryRowxContext(ctx, sendOfflineSQL, args...)
+		}
+	case stmt != nil:
+		row = stmt.QueryRowxContext(ctx, args...)
+	default:
+		row = s.db.QueryRowxContext(ctx, sendSQL, args...)
+	}
+	if err := row.Scan(dest...); err != nil {
 		if in.ClientMsgID != "" && isConstraint(err, "messages_client_msg_id_key") {
 			return s.duplicate(ctx, in)
 		}

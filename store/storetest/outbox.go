@@ -206,3 +206,45 @@ func testWebhookOutbox(t *testing.T, st store.Store) {
 		}
 	}
 }
+
+// BenchWebhooks measures what offline webhooks add to a send
+// (docs/protocol.md#offline-webhooks): 16×GOMAXPROCS goroutines send, each
+// into a group of its own of three members with no session (two offline
+// recipients per message), with webhooks off, with the offline recipients
+// computed, and (on a store with an outbox) with the outbox row written.
+func BenchWebhooks(b *testing.B, newStore Factory) {
+	for _, v := range []struct {
+		name           string
+		offline, lease time.Duration
+	}{{"Off", 0, 0}, {"Offline", time.Minute, 0}, {"Outbox", time.Minute, 30 * time.Second}} {
+		b.Run(v.name, func(b *testing.B) {
+			st := newStore(b)
+			if _, ok := st.(store.WebhookOutbox); v.lease > 0 && !ok {
+				b.Skip("the store keeps no webhook outbox")
+			}
+			users(b, st, 3)
+			rooms := make(chan uuid.UUID, 64)
+			for range cap(rooms) {
+				rooms <- group(b, st, 1, 2, 3).ID
+			}
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				room := <-rooms
+				for pb.Next() {
+					res, err := st.SendMessage(ctx, store.NewMessage{RoomID: room, SenderID: 1, Content: "hello", Notify: true,
+						Offline: v.offline, OutboxLease: v.lease})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if v.offline > 0 && len(res.Offline) != 2 {
+						b.Errorf("offline recipients %v, want 2", res.Offline)
+						return
+					}
+				}
+			})
+		})
+	}
+}
