@@ -333,3 +333,46 @@ func TestWebhookCrashedNodeDelivers(t *testing.T) {
 	}
 	t.Logf("node A committed %d events and never called; node B's relay delivered %d (duplicates 0)", n, rcv.events)
 }
+
+// TestWebhookEventsOfRows: the relay's events are built from the store as
+// it is: a deleted message or a row whose recipients are all deleted
+// users makes no event (a zero ID: the row is deleted), a deleted
+// recipient is left out.
+func TestWebhookEventsOfRows(t *testing.T) {
+	e := newEnv(t, memoryStore, func(c *chat.Config) { c.SoftDelete = true })
+	e.users(4)
+	room := e.room(store.Group, 1, 2, 3, 4)
+	kept := e.message(room, 1, "kept")
+	gone := e.message(room, 1, "gone")
+	if _, err := e.st.DeleteMessages(bg, []uuid.UUID{gone}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.DeleteUser(bg, 4); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC()
+	evs, err := e.svc.WebhookEvents(bg, []store.OutboxEvent{
+		{ID: 1, MessageID: kept, RoomID: room, Recipients: []int64{2, 3, 4}, CreatedAt: at},
+		{ID: 2, MessageID: gone, RoomID: room, Recipients: []int64{2}, CreatedAt: at},
+		{ID: 3, MessageID: kept, RoomID: room, Recipients: []int64{4}, CreatedAt: at},
+		{ID: 4, MessageID: uuid.New(), RoomID: room, Recipients: []int64{2}, CreatedAt: at},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 4 || evs[1].ID != uuid.Nil || evs[2].ID != uuid.Nil || evs[3].ID != uuid.Nil {
+		t.Fatalf("events %+v", evs)
+	}
+	ev := evs[0]
+	if ev.ID != kept || ev.Type != webhook.TypeMessageOffline || !ev.CreatedAt.Equal(at) || ev.Room.Name != "room-GroupChat" ||
+		len(ev.Recipients) != 2 || ev.Recipients[0] != (webhook.Recipient{ID: 2, Username: "user2"}) || ev.Recipients[1].ID != 3 {
+		t.Fatalf("event %+v", ev)
+	}
+	var m struct {
+		ID      uuid.UUID `json:"id"`
+		Content string    `json:"content"`
+	}
+	if err := json.Unmarshal(ev.Message, &m); err != nil || m.ID != kept || m.Content != "kept" {
+		t.Fatalf("message %s", ev.Message)
+	}
+}
