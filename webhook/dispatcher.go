@@ -252,15 +252,17 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	if !d.started.Load() {
 		d.Start()
 	}
+	var err error
 	select {
 	case <-d.done:
-		d.cancel()
-		return nil
 	case <-ctx.Done():
+		err = ctx.Err()
 		d.cancel()
 		<-d.done
-		return ctx.Err()
 	}
+	d.cancel()
+	d.abandon(nil) // what an Enqueue racing the shutdown still queued
+	return err
 }
 
 // Backoff returns the wait before attempt n (n >= 1) of a failed batch:
