@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/store"
+	"github.com/chatmux/chatmux/webhook"
 )
 
 // Config configures a Service. Start from DefaultConfig: its boolean
@@ -61,6 +62,18 @@ type Config struct {
 	// killed one would keep that one's sessions alive with its own
 	// heartbeat), and at most store.MaxNodeIDLen characters.
 	NodeID string
+	// InactivityThreshold is how long a session counts as live after it
+	// was last seen (a heartbeat or any event): a user without a live
+	// session is offline (default 60 s, DefaultInactivityThreshold; <= 0
+	// means the default).
+	InactivityThreshold time.Duration
+	// Webhooks, when set, sends an offline webhook for every stored
+	// message with members other than the sender who have no live
+	// session (docs/protocol.md#offline-webhooks). When the dispatcher
+	// has an outbox (webhook.Config.Outbox: the PostgreSQL store), the
+	// event is written to it in the send's transaction. The host starts
+	// and shuts down the dispatcher, and runs WebhookRelay on every node.
+	Webhooks *webhook.Dispatcher
 	// Logger receives what the service does not report to a client: a
 	// dispatch that could not be published, or a membership change that
 	// could not reach every connection, after the change was stored
@@ -74,6 +87,7 @@ const (
 	DefaultMaxChannelSubscribers = 10000
 	DefaultMaxPageSize           = 100
 	DefaultMaxMessageLength      = 5000
+	DefaultInactivityThreshold   = 60 * time.Second
 )
 
 // DefaultConfig returns the protocol's defaults: hard delete, notifications
@@ -132,6 +146,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.StoreTimeout == 0 {
 		cfg.StoreTimeout = DefaultStoreTimeout
+	}
+	if cfg.InactivityThreshold <= 0 {
+		cfg.InactivityThreshold = DefaultInactivityThreshold
 	}
 	s := &Service{cfg: cfg, st: &boundedStore{st: cfg.Store, d: cfg.StoreTimeout}, log: cfg.Logger, policy: newPolicy(), extra: map[string]bool{}}
 	for _, k := range cfg.ExtraMessageFields {

@@ -161,6 +161,7 @@ func (s *Service) send(ctx context.Context, o origin, a actor, in SendMessage, c
 	if nm.Extra, err = s.extraFields(in.Extra); err != nil {
 		return nil, err
 	}
+	leased := s.webhookSend(&nm)
 	res, err := s.st.SendMessage(ctx, nm)
 	if errors.Is(err, store.ErrNotMember) || errors.Is(err, store.ErrCannotSend) {
 		return nil, chatmux.PermissionDenied(msgDeniedSend)
@@ -206,6 +207,7 @@ func (s *Service) send(ctx context.Context, o origin, a actor, in SendMessage, c
 	if err != nil {
 		return nil, err
 	}
+	s.offlineWebhook(res, b, leased)
 	if o.c != nil && !joined && o.c.Conn() != nil {
 		return b, o.c.Send(DispatchMessage, b)
 	}

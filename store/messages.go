@@ -22,7 +22,11 @@ type MessageStore interface {
 	// a sender who is not a user ErrConflict. Membership is checked only
 	// with m.CheckSender (ErrNotMember, ErrCannotSend; after ErrNotFound,
 	// before everything else; never for the system). Content is stored as
-	// given (sanitising is chat's job).
+	// given (sanitising is chat's job). With m.Offline the result lists the
+	// members to be told by an offline webhook, computed in the same
+	// transaction, and a store that keeps a webhook outbox (WebhookOutbox)
+	// writes the event's row in it with m.OutboxLease
+	// (docs/protocol.md#offline-webhooks).
 	// SenderID 0 is the system: the message has no sender (SenderID 0 and
 	// an empty Sender when read back), its notification goes to every
 	// member, and its ClientMsgID is unique among the system's messages of
@@ -121,6 +125,19 @@ type NewMessage struct {
 	// by a sender who lost the right fails too. The system (SenderID 0)
 	// is never a member.
 	CheckSender bool
+	// Offline, when positive, is the inactivity threshold of offline
+	// webhooks (docs/protocol.md#offline-webhooks): the result's Offline
+	// lists the members other than the sender (every member for a system
+	// message), deleted users never, who have no session seen within
+	// Offline of the store's clock when the message is stored. 0: none
+	// is computed.
+	Offline time.Duration
+	// OutboxLease, when positive and with Offline, makes a store that
+	// keeps a webhook outbox (WebhookOutbox) write the message's event
+	// (when it has offline recipients) to the outbox in the send's
+	// transaction, leased to the caller for OutboxLease: no relay claims
+	// it before then (SendResult.OutboxID). Other stores ignore it.
+	OutboxLease time.Duration
 }
 
 // Errors of SendMessage with NewMessage.CheckSender.
@@ -143,6 +160,54 @@ type SendResult struct {
 	// Duplicate is true when ClientMsgID matched an earlier send: Message is
 	// that original message and nothing new was stored.
 	Duplicate bool
+	// Offline are the offline recipients of a new message sent with
+	// NewMessage.Offline, ordered by id; empty otherwise (a duplicate has
+	// none: its event, if any, was made by the original send).
+	Offline []Recipient
+	// OutboxID is the outbox row of the message's webhook event
+	// (NewMessage.OutboxLease), 0 when none was written.
+	OutboxID int64
+	// RoomName and RoomType are the room's, for the event, set with
+	// Offline.
+	RoomName string
+	RoomType RoomType
+}
+
+// Recipient is an offline recipient of a message: a member with no live
+// session when it was stored.
+type Recipient struct {
+	ID       int64
+	Username string
+}
+
+// WebhookOutbox is implemented by a store that keeps the pending events
+// of offline webhooks in a table, written in the transaction of their
+// message (the PostgreSQL store; docs/protocol.md#offline-webhooks). A
+// row is leased: until its lease ends no other caller claims it.
+type WebhookOutbox interface {
+	// ClaimWebhookEvents leases up to limit rows whose lease has ended,
+	// oldest lease first, for lease, counting an attempt on each; rows
+	// leased by a concurrent claim are skipped, never waited for.
+	ClaimWebhookEvents(ctx context.Context, lease time.Duration, limit int) ([]OutboxEvent, error)
+	// DeleteWebhookEvents deletes rows (their events were delivered or
+	// dropped). Missing ids are skipped.
+	DeleteWebhookEvents(ctx context.Context, ids []int64) error
+	// RetryWebhookEvents leases rows again until after from now (their
+	// delivery failed: the next claim comes after the backoff). Missing
+	// ids are skipped.
+	RetryWebhookEvents(ctx context.Context, ids []int64, after time.Duration) error
+}
+
+// OutboxEvent is a row of the webhook outbox: the message of an event and
+// its offline recipients' ids.
+type OutboxEvent struct {
+	ID         int64
+	MessageID  uuid.UUID
+	RoomID     uuid.UUID
+	Recipients []int64
+	CreatedAt  time.Time
+	// Attempts counts the claims of the row, this one included.
+	Attempts int
 }
 
 // MessageView is everything the wire Message object shows.

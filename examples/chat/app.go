@@ -25,6 +25,7 @@ import (
 	"github.com/chatmux/chatmux/middleware/metrics"
 	"github.com/chatmux/chatmux/store"
 	"github.com/chatmux/chatmux/store/memory"
+	"github.com/chatmux/chatmux/webhook"
 )
 
 // app is one assembled chat server: store, broker, chat service, event
@@ -46,6 +47,12 @@ type app struct {
 	stopKeeper context.CancelFunc
 	keeperDone chan struct{}
 
+	// hooks sends the offline webhooks (nil when off); stopRelay ends the
+	// outbox relay, relayDone is closed when it has ended.
+	hooks     *webhook.Dispatcher
+	stopRelay context.CancelFunc
+	relayDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -66,9 +73,15 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 }
 
 // assemble builds the server on an open store and broker, and starts the
-// node's heartbeat. Close stops it and closes st and b.
+// node's heartbeat and, when cfg turns them on, the offline webhooks.
+// Close stops them and closes st and b.
 func assemble(cfg config, logger *slog.Logger, st store.Store, storeKind string, b groups.Broker, brokerKind string) *app {
-	a := &app{cfg: cfg, logger: logger, store: st, broker: b, storeKind: storeKind, brokerKind: brokerKind}
+	hooks, err := newWebhooks(cfg, st, logger)
+	if err != nil {
+		// parseConfig refuses what webhook.New refuses (config.checkWebhooks).
+		panic("chat: " + err.Error())
+	}
+	a := &app{cfg: cfg, logger: logger, store: st, broker: b, storeKind: storeKind, brokerKind: brokerKind, hooks: hooks}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -89,6 +102,7 @@ func assemble(cfg config, logger *slog.Logger, st store.Store, storeKind string,
 		Logger:       logger,
 		SendLimit:    cfg.SendLimit,
 		StoreTimeout: cfg.StoreTimeout,
+		Webhooks:     hooks,
 	})
 
 	// The authenticators use the service's store, whose every call is
@@ -111,6 +125,9 @@ func assemble(cfg config, logger *slog.Logger, st store.Store, storeKind string,
 		Observer:        m, // a chatmux.StaleObserver too: chatmux_stale_dropped_total
 	})
 	registerServiceMetrics(reg, a.svc, a.srv)
+	if hooks != nil {
+		reg.MustRegister(newWebhookCollector(hooks))
+	}
 	// The Go API (and the server API on it) publishes through the server.
 	a.svc.Attach(a.srv)
 
@@ -128,6 +145,7 @@ func assemble(cfg config, logger *slog.Logger, st store.Store, storeKind string,
 		defer close(a.keeperDone)
 		a.keeper.Run(kctx)
 	}()
+	a.startWebhooks()
 
 	r := chi.NewRouter()
 	r.Use(chimw.RequestID, chimw.Recoverer)
@@ -183,10 +201,13 @@ func (a *app) NodeID() string { return a.svc.NodeID() }
 //     connection finishes the event it is handling, its answers are
 //     written, and it is closed with 1001; $disconnect deletes its
 //     session. When ctx ends first, the remaining connections are cut.
-//  2. the node's heartbeat stops and the node leaves the store
+//  2. the offline webhooks stop: the relay ends, and the queued events
+//     are sent until ctx ends (what is left stays in the PostgreSQL
+//     outbox).
+//  3. the node's heartbeat stops and the node leaves the store
 //     (NodeKeeper.Leave), deleting any session still open, also when ctx
 //     has ended (the call is bounded by StoreTimeout).
-//  3. the broker and the store are closed.
+//  4. the broker and the store are closed.
 //
 // Calling it again returns the first result.
 func (a *app) Close(ctx context.Context) error {
@@ -194,6 +215,9 @@ func (a *app) Close(ctx context.Context) error {
 		var errs []error
 		if err := a.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("failed to drain the connections: %w", err))
+		}
+		if err := a.stopWebhooks(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("failed to send every queued webhook: %w", err))
 		}
 		a.stopKeeper()
 		<-a.keeperDone

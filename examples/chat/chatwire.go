@@ -8,6 +8,7 @@ import (
 	"github.com/chatmux/chatmux/chat"
 	"github.com/chatmux/chatmux/middleware"
 	"github.com/chatmux/chatmux/store"
+	"github.com/chatmux/chatmux/webhook"
 )
 
 // wsPath is where the WebSocket endpoint is mounted.
@@ -29,6 +30,8 @@ type chatSettings struct {
 	// StoreTimeout bounds every store call of a handler (0: the chat
 	// package's default, 5 s): past it, 4013.
 	StoreTimeout time.Duration
+	// Webhooks sends the offline webhooks (nil: off).
+	Webhooks *webhook.Dispatcher
 }
 
 // registerChat registers the chat domain's events (the events of the
@@ -44,6 +47,7 @@ func registerChat(events chatmux.Router, s chatSettings) *chat.Service {
 	if s.StoreTimeout > 0 {
 		cfg.StoreTimeout = s.StoreTimeout
 	}
+	cfg.Webhooks = s.Webhooks
 	svc := chat.New(cfg)
 	m := svc.Events()
 	if s.SendLimit.Events > 0 {

@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/chatmux/chatmux/internal/devauth"
+	"github.com/chatmux/chatmux/webhook"
 )
 
 // config is everything the server is started with: flags and environment.
@@ -79,7 +81,26 @@ type config struct {
 	// CHATMUX_NODE_EXPIRY, default 15s): a dead node's sessions are gone
 	// within NodeExpiry + NodeHeartbeat.
 	NodeExpiry time.Duration
+	// WebhookURL turns offline webhooks on (env CHATMUX_WEBHOOK_URL): an
+	// absolute http or https URL that receives the signed POSTs
+	// (docs/protocol.md#offline-webhooks). Set with WebhookSecret or not
+	// at all.
+	WebhookURL string
+	// WebhookSecret signs the webhooks (env CHATMUX_WEBHOOK_SECRET, at
+	// least webhook.MinSecretLen characters).
+	WebhookSecret []byte
+	// WebhookTimeout bounds each webhook request (flag -webhook-timeout,
+	// env CHATMUX_WEBHOOK_TIMEOUT, default 10s).
+	WebhookTimeout time.Duration
+	// WebhookLease is how long an outbox row belongs to the node that
+	// wrote or claimed it (flag -webhook-lease, env CHATMUX_WEBHOOK_LEASE,
+	// default 30s; more than WebhookTimeout): with PostgreSQL, the events
+	// of a node that crashed are sent by another within it.
+	WebhookLease time.Duration
 }
+
+// webhooks reports whether offline webhooks are on.
+func (c config) webhooks() bool { return c.WebhookURL != "" }
 
 // Defaults of the settings that have a flag.
 const (
@@ -91,6 +112,8 @@ const (
 	defaultMaxConnsPerUser = 32
 	defaultNodeHeartbeat   = 5 * time.Second
 	defaultNodeExpiry      = 15 * time.Second
+	defaultWebhookTimeout  = webhook.DefaultTimeout
+	defaultWebhookLease    = webhook.DefaultLease
 )
 
 // minAPIKeyLen is the shortest API key accepted: a key is a secret, not a
@@ -167,6 +190,8 @@ var envFlags = []struct{ flag, env string }{
 	{"node-heartbeat", "CHATMUX_NODE_HEARTBEAT"},
 	{"node-expiry", "CHATMUX_NODE_EXPIRY"},
 	{"api-key", "CHATMUX_API_KEY"},
+	{"webhook-timeout", "CHATMUX_WEBHOOK_TIMEOUT"},
+	{"webhook-lease", "CHATMUX_WEBHOOK_LEASE"},
 }
 
 const usage = `Usage: chat [flags]
@@ -188,6 +213,10 @@ Environment (a flag given on the command line wins):
   CHATMUX_API_KEY              -api-key: the bearer key of the server API at /api/v1;
                                without it the API is off (prefer the variable: a flag
                                shows in the process list)
+  CHATMUX_WEBHOOK_TIMEOUT      -webhook-timeout (default 10s)
+  CHATMUX_WEBHOOK_LEASE        -webhook-lease (default 30s)
+  CHATMUX_WEBHOOK_URL    receiver of the offline webhooks; without it they are off
+  CHATMUX_WEBHOOK_SECRET the webhooks' HMAC-SHA256 secret (16+ characters; with the URL)
   CHATMUX_JWT_SECRET  HS256 secret; without it users sign in by name (development mode)
   DATABASE_URL        PostgreSQL URL; without it data lives in memory
   REDIS_URL           Redis URL for fan-out across nodes; without it, in-process
@@ -202,6 +231,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		RedisURL:    getenv("REDIS_URL"),
 		JWTSecret:   []byte(getenv("CHATMUX_JWT_SECRET")),
 		SendLimit:   defaultSendLimit,
+		WebhookURL:  getenv("CHATMUX_WEBHOOK_URL"),
+	}
+	if v := getenv("CHATMUX_WEBHOOK_SECRET"); v != "" {
+		cfg.WebhookSecret = []byte(v)
 	}
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -235,6 +268,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		"interval of this node's heartbeat in the store, and of its sweeps for dead nodes")
 	fs.DurationVar(&cfg.NodeExpiry, "node-expiry", defaultNodeExpiry,
 		"how long a node may miss its heartbeat before the other nodes delete its sessions")
+	fs.DurationVar(&cfg.WebhookTimeout, "webhook-timeout", defaultWebhookTimeout,
+		"bound of each offline webhook request (with CHATMUX_WEBHOOK_URL); past it the request has failed and is retried")
+	fs.DurationVar(&cfg.WebhookLease, "webhook-lease", defaultWebhookLease,
+		"how long a webhook outbox row belongs to the node that wrote or claimed it (PostgreSQL): "+
+			"the events of a crashed node are sent by another after it")
 	for _, ef := range envFlags {
 		if v := getenv(ef.env); v != "" {
 			if err := fs.Set(ef.flag, v); err != nil {
@@ -293,5 +331,40 @@ func (c config) check() error {
 	if c.MaxConnsPerAddr < 0 {
 		errs = append(errs, fmt.Errorf("-max-conns-per-addr must be 0 (no limit) or more, not %d", c.MaxConnsPerAddr))
 	}
+	errs = append(errs, c.checkWebhooks()...)
 	return errors.Join(errs...)
+}
+
+// checkWebhooks refuses half a webhook configuration: a URL without a
+// secret or a secret without a URL, a URL that is not absolute http(s),
+// a short secret, and a lease not longer than the timeout.
+func (c config) checkWebhooks() []error {
+	var errs []error
+	switch {
+	case c.WebhookURL == "" && len(c.WebhookSecret) == 0:
+		return nil
+	case c.WebhookURL == "":
+		return []error{errors.New("CHATMUX_WEBHOOK_SECRET is set without CHATMUX_WEBHOOK_URL: set both to turn offline webhooks on, or neither")}
+	case len(c.WebhookSecret) == 0:
+		return []error{errors.New("CHATMUX_WEBHOOK_URL is set without CHATMUX_WEBHOOK_SECRET: the webhooks are signed with it " +
+			"(generate one with: openssl rand -hex 32)")}
+	}
+	if u, err := url.Parse(c.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("CHATMUX_WEBHOOK_URL must be an absolute http or https URL, not %q", c.WebhookURL))
+	}
+	if len(c.WebhookSecret) < webhook.MinSecretLen {
+		errs = append(errs, fmt.Errorf("CHATMUX_WEBHOOK_SECRET must be at least %d characters, not %d: "+
+			"generate one with: openssl rand -hex 32", webhook.MinSecretLen, len(c.WebhookSecret)))
+	}
+	timeout, lease := c.WebhookTimeout, c.WebhookLease
+	if timeout == 0 {
+		timeout = defaultWebhookTimeout
+	}
+	if lease == 0 {
+		lease = defaultWebhookLease
+	}
+	if timeout < 0 || lease <= timeout {
+		errs = append(errs, fmt.Errorf("-webhook-lease (%v) must be longer than -webhook-timeout (%v), both positive", lease, timeout))
+	}
+	return errs
 }

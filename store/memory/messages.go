@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"slices"
@@ -85,7 +86,35 @@ func (s *Store) SendMessage(ctx context.Context, in store.NewMessage) (store.Sen
 			res.Notification = s.copyNotification(n)
 		}
 	}
+	if in.Offline > 0 {
+		res.Offline = s.offline(r, in.SenderID, now.Add(-in.Offline))
+		if len(res.Offline) > 0 {
+			res.RoomName, res.RoomType = r.r.Name, r.r.Type
+		}
+	}
 	return res, nil
+}
+
+// offline returns the members of r other than sender who are not deleted
+// and have no session seen at or after since, ordered by id
+// (store.NewMessage.Offline). s.mu is held.
+func (s *Store) offline(r *room, sender int64, since time.Time) []store.Recipient {
+	live := map[int64]bool{}
+	for _, sess := range s.sessions {
+		if !sess.LastSeen.Before(since) {
+			live[sess.UserID] = true
+		}
+	}
+	var out []store.Recipient
+	for id := range r.members {
+		u, ok := s.users[id]
+		if id == sender || live[id] || !ok || u.Deleted {
+			continue
+		}
+		out = append(out, store.Recipient{ID: id, Username: u.Username})
+	}
+	slices.SortFunc(out, func(a, b store.Recipient) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }
 
 // notify creates a notification for every member of r except actor; nil

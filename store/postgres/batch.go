@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -142,6 +143,64 @@ WITH x AS MATERIALIZED (
 SELECT c.ord, c.st, coalesce(m.seq, 0), coalesce(m.created_at, 'epoch'), coalesce(n.recipients, '{}')
 FROM c LEFT JOIN m ON m.id = c.id LEFT JOIN n ON n.message_id = c.id`
 
+// sendBatchOfflineSQL is sendBatchSQL for a batch with a send of offline
+// webhooks (NewMessage.Offline; docs/protocol.md#offline-webhooks): $22 and
+// $23 are each message's Offline and OutboxLease in microseconds (0: none),
+// and each row also answers its offline recipients (ids and usernames),
+// its outbox row, and its room's name and type. ofl: the members other
+// than the sender, not deleted, with no session seen within the threshold
+// of the message's time; o: their event's outbox row, leased to the
+// caller. A batch without such a send runs sendBatchSQL as it is, and
+// pays nothing for webhooks.
+var sendBatchOfflineSQL = derive(sendBatchSQL,
+	`u.notify, u.chk
+	FROM`, `u.notify, u.chk, u.offl, u.lease
+	FROM`,
+	`$11::boolean[], $12::boolean[])
+		WITH ORDINALITY AS u(id, room, sid, content, parent, fwd, cmid, extra, nid, ntype, notify, chk, ord)`,
+	`$11::boolean[], $12::boolean[], $22::bigint[], $23::bigint[])
+		WITH ORDINALITY AS u(id, room, sid, content, parent, fwd, cmid, extra, nid, ntype, notify, chk, offl, lease, ord)`,
+	`SELECT r.id, r.type, r.creator_id,`, `SELECT r.id, r.type, r.name, r.creator_id,`,
+	`ELSE 'ok' END AS st
+`, `ELSE 'ok' END AS st, lk.name AS rname, lk.type AS rtype
+`,
+	`	RETURNING message_id, recipients
+)
+SELECT c.ord, c.st, coalesce(m.seq, 0), coalesce(m.created_at, 'epoch'), coalesce(n.recipients, '{}')
+FROM c LEFT JOIN m ON m.id = c.id LEFT JOIN n ON n.message_id = c.id`,
+	`	RETURNING message_id, recipients
+), ofl AS (
+	SELECT k.id, k.room, k.rname, k.rtype, r.ts, k.lease, array_agg(u.id ORDER BY u.id) AS ids,
+		array_agg(u.username ORDER BY u.id) AS names
+	FROM k JOIN r ON r.id = k.room
+	JOIN memberships mb ON mb.room_id = k.room AND mb.user_id IS DISTINCT FROM k.sid
+	JOIN users u ON u.id = mb.user_id AND u.deleted_at IS NULL
+	WHERE k.offl > 0 AND NOT EXISTS (
+		SELECT 1 FROM sessions s WHERE s.user_id = mb.user_id AND s.last_seen >= r.ts - k.offl * interval '1 microsecond')
+	GROUP BY k.id, k.room, k.rname, k.rtype, r.ts, k.lease
+), o AS (
+	INSERT INTO webhook_outbox (message_id, room_id, recipients, created_at, locked_until)
+	SELECT ofl.id, ofl.room, ofl.ids, ofl.ts, ofl.ts + ofl.lease * interval '1 microsecond' FROM ofl WHERE ofl.lease > 0
+	RETURNING id, message_id
+)
+SELECT c.ord, c.st, coalesce(m.seq, 0), coalesce(m.created_at, 'epoch'), coalesce(n.recipients, '{}'),
+	coalesce(ofl.ids, '{}'), coalesce(ofl.names, '{}'), coalesce(o.id, 0), coalesce(ofl.rname, ''), coalesce(ofl.rtype, '')
+FROM c LEFT JOIN m ON m.id = c.id LEFT JOIN n ON n.message_id = c.id LEFT JOIN ofl ON ofl.id = c.id
+	LEFT JOIN o ON o.message_id = c.id`)
+
+// derive returns base with each pair of pairs (old, new) replaced; each
+// old must occur exactly once (a statement derived from another must not
+// drift from it silently).
+func derive(base string, pairs ...string) string {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if n := strings.Count(base, pairs[i]); n != 1 {
+			panic(fmt.Sprintf("store/postgres: a derived statement's fragment occurs %d times: %q", n, pairs[i]))
+		}
+		base = strings.Replace(base, pairs[i], pairs[i+1], 1)
+	}
+	return base
+}
+
 // pendingSend is one validated send, ready to be written alone or in a
 // batch.
 type pendingSend struct {
@@ -202,7 +261,7 @@ func encodeObject(j store.JSON) (string, error) {
 }
 
 // result is the outcome of a stored send.
-func (p *pendingSend) result(seq int64, at time.Time, recipients []int64) store.SendResult {
+func (p *pendingSend) result(seq int64, at time.Time, recipients []int64, off offline) store.SendResult {
 	msg := p.msg
 	msg.Seq = seq
 	msg.CreatedAt = utc(at)
@@ -212,7 +271,31 @@ func (p *pendingSend) result(seq int64, at time.Time, recipients []int64) store.
 		res.Notification = &store.Notification{ID: p.noteID, Type: p.typ, MessageID: msg.ID, RoomID: msg.RoomID,
 			Recipients: recipients, CreatedAt: msg.CreatedAt}
 	}
+	for i, id := range off.ids {
+		res.Offline = append(res.Offline, store.Recipient{ID: id, Username: off.names[i]})
+	}
+	res.OutboxID = off.outbox
+	if len(res.Offline) > 0 {
+		res.RoomName, res.RoomType = off.room, store.RoomType(off.typ)
+	}
 	return res
+}
+
+// offline is what a send answers of its offline webhook: the offline
+// recipients (ids and usernames, in the same order) and the outbox row.
+type offline struct {
+	ids       pq.Int64Array
+	names     pq.StringArray
+	outbox    int64
+	room, typ string
+}
+
+// micros is d in microseconds, 0 when d is not positive.
+func micros(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return max(d.Microseconds(), 1)
 }
 
 // idemKey identifies a send for idempotency; the zero key (no
@@ -577,8 +660,9 @@ func (k sendKind) write(ctx context.Context, ps []*pendingSend) ([]sendOutcome, 
 	return outs, true
 }
 
-// batchArgs are the arguments of sendBatchSQL for ps.
-func batchArgs(ps []*pendingSend) []any {
+// batchArgs are the arguments of sendBatchSQL for ps, and with offline
+// those of sendBatchOfflineSQL.
+func batchArgs(ps []*pendingSend, offline bool) []any {
 	n := len(ps)
 	ids, rooms, contents, parents, fwds, cmids, extras, nids, ntypes :=
 		make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n),
@@ -586,6 +670,7 @@ func batchArgs(ps []*pendingSend) []any {
 		make(pq.StringArray, n)
 	senders := make(pq.Int64Array, n)
 	notify, check := make(pq.BoolArray, n), make(pq.BoolArray, n)
+	offl, lease := make(pq.Int64Array, n), make(pq.Int64Array, n)
 	var aIDs, aMIDs, urls, types, mimes, captions, metas pq.StringArray
 	var pos, sizes pq.Int64Array
 	for i, p := range ps {
@@ -598,28 +683,43 @@ func batchArgs(ps []*pendingSend) []any {
 		}
 		cmids[i], extras[i], nids[i], ntypes[i] = p.in.ClientMsgID, p.extra, p.noteID.String(), string(p.typ)
 		notify[i], check[i] = p.in.Notify, p.in.CheckSender
+		if offl[i] = micros(p.in.Offline); offl[i] > 0 {
+			lease[i] = micros(p.in.OutboxLease)
+		}
 		for j, a := range p.atts {
 			aIDs, aMIDs, pos = append(aIDs, a.ID.String()), append(aMIDs, p.msg.ID.String()), append(pos, int64(j+1))
 			urls, types, sizes = append(urls, a.MediaURL), append(types, string(a.MediaType)), append(sizes, a.FileSize)
 			mimes, captions, metas = append(mimes, a.MimeType), append(captions, a.Caption), append(metas, p.metas[j])
 		}
 	}
-	return []any{ids, rooms, senders, contents, parents, fwds, cmids, extras, nids, ntypes, notify, check,
+	args := []any{ids, rooms, senders, contents, parents, fwds, cmids, extras, nids, ntypes, notify, check,
 		nonNil(aIDs), nonNil(aMIDs), nonNilInt(pos), nonNil(urls), nonNil(types), nonNilInt(sizes), nonNil(mimes),
 		nonNil(captions), nonNil(metas)}
+	if offline {
+		args = append(args, offl, lease)
+	}
+	return args
 }
 
 // writeBatch runs sendBatchSQL for ps and returns their outcomes in the
 // order of ps. An error means that nothing was stored.
 func (s *Store) writeBatch(ctx context.Context, ps []*pendingSend) ([]sendOutcome, error) {
 	n := len(ps)
-	args := batchArgs(ps)
+	hooks := false
+	for _, p := range ps {
+		hooks = hooks || p.in.Offline > 0
+	}
+	args := batchArgs(ps, hooks)
+	query := sendBatchSQL
+	if hooks {
+		query = sendBatchOfflineSQL
+	}
 	var rows *sqlx.Rows
 	var err error
-	if st := s.batchQuery(ctx); st != nil {
+	if st := s.batchQuery(ctx, hooks); st != nil {
 		rows, err = st.QueryxContext(ctx, args...)
 	} else {
-		rows, err = s.db.QueryxContext(ctx, sendBatchSQL, args...)
+		rows, err = s.db.QueryxContext(ctx, query, args...)
 	}
 	if err != nil {
 		return nil, err
@@ -632,14 +732,19 @@ func (s *Store) writeBatch(ctx context.Context, ps []*pendingSend) ([]sendOutcom
 		var st string
 		var at time.Time
 		var recipients pq.Int64Array
-		if err := rows.Scan(&ord, &st, &seq, &at, &recipients); err != nil {
+		var off offline
+		dest := []any{&ord, &st, &seq, &at, &recipients}
+		if hooks {
+			dest = append(dest, &off.ids, &off.names, &off.outbox, &off.room, &off.typ)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
 		if ord < 1 || ord > int64(n) {
 			return nil, fmt.Errorf("store/postgres: batch answered for row %d of %d", ord, n)
 		}
 		p := ps[ord-1]
-		outs[ord-1] = outcome(p, st, seq, at, recipients)
+		outs[ord-1] = outcome(p, st, seq, at, recipients, off)
 		seen++
 	}
 	if err := rows.Err(); err != nil {
@@ -651,25 +756,30 @@ func (s *Store) writeBatch(ctx context.Context, ps []*pendingSend) ([]sendOutcom
 	return outs, nil
 }
 
-// batchQuery returns the prepared sendBatchSQL, or nil (see stmt). It is
-// kept apart from the other statements: their map hashes the query text
-// on each lookup, and this one is long.
-func (s *Store) batchQuery(ctx context.Context) *sqlx.Stmt {
-	if st := s.batchStmt.Load(); st != nil {
+// batchQuery returns the prepared sendBatchSQL (with offline,
+// sendBatchOfflineSQL), or nil (see stmt). They are kept apart from the
+// other statements: their map hashes the query text on each lookup, and
+// these are long.
+func (s *Store) batchQuery(ctx context.Context, offline bool) *sqlx.Stmt {
+	cache, query := &s.batchStmt, sendBatchSQL
+	if offline {
+		cache, query = &s.batchOfflineStmt, sendBatchOfflineSQL
+	}
+	if st := cache.Load(); st != nil {
 		return st
 	}
-	st := s.stmt(ctx, sendBatchSQL)
+	st := s.stmt(ctx, query)
 	if st != nil {
-		s.batchStmt.Store(st)
+		cache.Store(st)
 	}
 	return st
 }
 
 // outcome turns the status of one row of sendBatchSQL into its answer.
-func outcome(p *pendingSend, st string, seq int64, at time.Time, recipients []int64) sendOutcome {
+func outcome(p *pendingSend, st string, seq int64, at time.Time, recipients []int64, off offline) sendOutcome {
 	switch st {
 	case "ok":
-		return sendOutcome{res: p.result(seq, at, recipients)}
+		return sendOutcome{res: p.result(seq, at, recipients, off)}
 	case "duplicate":
 		return sendOutcome{dup: true}
 	case "not_found":

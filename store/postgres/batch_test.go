@@ -24,3 +24,10 @@ func TestConformanceUnbatched(t *testing.T) {
 func BenchmarkStoreUnbatched(b *testing.B) {
 	storetest.Bench(b, newUnbatchedStore)
 }
+
+// BenchmarkWebhooks measures the sends of offline webhooks (off, offline
+// recipients, outbox row), batched and unbatched.
+func BenchmarkWebhooks(b *testing.B) {
+	b.Run("Batched", func(b *testing.B) { storetest.BenchWebhooks(b, newStore) })
+	b.Run("Unbatched", func(b *testing.B) { storetest.BenchWebhooks(b, newUnbatchedStore) })
+}

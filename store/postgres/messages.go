@@ -57,6 +57,35 @@ WITH r AS (
 )
 SELECT m.seq, m.created_at, coalesce((SELECT recipients FROM n), '{}') FROM m`
 
+// sendOfflineSQL is sendSQL for a send of offline webhooks
+// (docs/protocol.md#offline-webhooks): with $19 (NewMessage.Offline in
+// microseconds) it also answers the offline recipients (ofl: the members
+// other than the sender, not deleted, with no session seen within the
+// threshold of the message's time) and the room's name and type, and with
+// $20 (the outbox lease) it writes their event's outbox row (o).
+var sendOfflineSQL = derive(sendSQL,
+	`RETURNING last_seq, date_trunc('microseconds', clock_timestamp()) AS ts
+`, `RETURNING last_seq, date_trunc('microseconds', clock_timestamp()) AS ts, name, type
+`,
+	`	RETURNING recipients
+)
+SELECT m.seq, m.created_at, coalesce((SELECT recipients FROM n), '{}') FROM m`,
+	`	RETURNING recipients
+), ofl AS (
+	SELECT array_agg(u.id ORDER BY u.id) AS ids, array_agg(u.username ORDER BY u.id) AS names
+	FROM m, memberships mb JOIN users u ON u.id = mb.user_id AND u.deleted_at IS NULL
+	WHERE mb.room_id = $2 AND mb.user_id <> $3 AND NOT EXISTS (
+		SELECT 1 FROM sessions s WHERE s.user_id = mb.user_id AND s.last_seen >= m.created_at - $19::bigint * interval '1 microsecond')
+), o AS (
+	INSERT INTO webhook_outbox (message_id, room_id, recipients, created_at, locked_until)
+	SELECT m.id, $2, ofl.ids, m.created_at, m.created_at + $20::bigint * interval '1 microsecond'
+	FROM m, ofl WHERE ofl.ids IS NOT NULL AND $20::bigint > 0
+	RETURNING id
+)
+SELECT m.seq, m.created_at, coalesce((SELECT recipients FROM n), '{}'),
+	coalesce((SELECT ids FROM ofl), '{}'), coalesce((SELECT names FROM ofl), '{}'), coalesce((SELECT id FROM o), 0),
+	(SELECT name FROM r), (SELECT type FROM r) FROM m`)
+
 // SendMessage implements store.Store. Concurrent sends are written in
 // batches (see batch.go), one statement and one commit per batch; with
 // Options.UnbatchedSends each send is its own statement (sendSQL) on a
@@ -104,20 +133,31 @@ func (s *Store) sendOne(ctx context.Context, p *pendingSend) (store.SendResult, 
 	var recipients pq.Int64Array
 	args := []any{msg.ID, msg.RoomID, msg.SenderID, msg.Content, msg.ParentID, msg.ForwardedFromID, msg.ClientMsgID, msg.Extra,
 		p.noteID, string(p.typ), uuids(aIDs), urls, types, sizes, mimes, captions, metas, in.Notify}
+	var at time.Time
+	var off offline
+	dest := []any{&msg.Seq, &at, &recipients}
 	var row *sqlx.Row
-	if stmt := s.sendQuery(ctx); stmt != nil {
+	switch stmt := s.sendQuery(ctx); {
+	case in.Offline > 0:
+		args = append(args, micros(in.Offline), micros(in.OutboxLease))
+		dest = append(dest, &off.ids, &off.names, &off.outbox, &off.room, &off.typ)
+		if stmt := s.stmt(ctx, sendOfflineSQL); stmt != nil {
+			row = stmt.QueryRowxContext(ctx, args...)
+		} else {
+			row = s.db.QueryRowxContext(ctx, sendOfflineSQL, args...)
+		}
+	case stmt != nil:
 		row = stmt.QueryRowxContext(ctx, args...)
-	} else {
+	default:
 		row = s.db.QueryRowxContext(ctx, sendSQL, args...)
 	}
-	var at time.Time
-	if err := row.Scan(&msg.Seq, &at, &recipients); err != nil {
+	if err := row.Scan(dest...); err != nil {
 		if in.ClientMsgID != "" && isConstraint(err, "messages_client_msg_id_key") {
 			return s.duplicate(ctx, in)
 		}
 		return store.SendResult{}, mapErr(err)
 	}
-	return p.result(msg.Seq, at, recipients), nil
+	return p.result(msg.Seq, at, recipients, off), nil
 }
 
 // duplicate loads the original message of a retried client_msg_id.

@@ -54,6 +54,8 @@ type Store struct {
 	// batchQuery).
 	batch     writers
 	batchStmt atomic.Pointer[sqlx.Stmt]
+	// batchOfflineStmt caches sendBatchOfflineSQL likewise.
+	batchOfflineStmt atomic.Pointer[sqlx.Stmt]
 	// acks writes concurrent acknowledgements together; nil with
 	// Options.UnbatchedAcks.
 	acks *ackBatcher

@@ -77,6 +77,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"BatchAckOverlap", testBatchAckOverlap},
 		{"BatchAckCancel", testBatchAckCancel},
 		{"CheckSender", testCheckSender},
+		{"Offline", testOffline},
+		{"WebhookOutbox", testWebhookOutbox},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
