@@ -93,6 +93,15 @@ func TestDeleteUserLeavesNoPersonalData(t *testing.T) {
 	mustDo(err)
 	_, err = st.SendMessage(ctx, store.NewMessage{RoomID: g.ID, Content: "system line", Notify: true})
 	mustDo(err)
+	// Offline webhook events waiting in the outbox: one for 7 and 9 (the
+	// group), one for 7 alone (the channel).
+	for _, r := range []uuid.UUID{g.ID, ch.ID} {
+		res, err := st.SendMessage(ctx, store.NewMessage{RoomID: r, SenderID: 8, Content: "while away", Offline: time.Hour, OutboxLease: time.Minute})
+		mustDo(err)
+		if res.OutboxID == 0 {
+			t.Fatalf("no outbox row for the send to %s", r)
+		}
+	}
 	mustDo(st.TouchNode(ctx, "node-1"))
 	_, err = st.CreateSession(ctx, store.NewSession{UserID: 7, ConnID: "conn-1", NodeID: "node-1"})
 	mustDo(err)
@@ -129,9 +138,15 @@ func TestDeleteUserLeavesNoPersonalData(t *testing.T) {
 		     + (SELECT count(*) FROM read_receipts WHERE reader_id = 7)
 		     + (SELECT count(*) FROM deliveries WHERE user_id = 7)
 		     + (SELECT count(*) FROM rooms WHERE pair_a = 7 OR pair_b = 7)
-		     + (SELECT count(*) FROM users WHERE id = 7 AND last_seen IS NOT NULL)`))
+		     + (SELECT count(*) FROM users WHERE id = 7 AND last_seen IS NOT NULL)
+		     + (SELECT count(*) FROM webhook_outbox WHERE recipients @> ARRAY[7::bigint])`))
 	if refs != 0 {
 		t.Fatalf("%d rows still reference the deleted user", refs)
+	}
+	var waiting []string
+	mustDo(st.DB().SelectContext(ctx, &waiting, `SELECT recipients::text FROM webhook_outbox ORDER BY id`))
+	if !slices.Equal(waiting, []string{"{9}"}) {
+		t.Fatalf("webhook outbox after the deletion: %v, want the group's event for 9 alone", waiting)
 	}
 	var kept int
 	mustDo(st.DB().GetContext(ctx, &kept, `SELECT count(*) FROM messages WHERE sender_id = 7`))

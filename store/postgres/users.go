@@ -167,7 +167,10 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64) (store.UserDeletio
 		// The user's traces on other people's messages. A REACTION
 		// notification goes with its reaction (ON DELETE CASCADE); a
 		// notification of which the user was the only recipient left goes,
-		// as when its last recipient acknowledges it.
+		// as when its last recipient acknowledges it. So does their place
+		// among the recipients of pending offline webhooks
+		// (docs/protocol.md#offline-webhooks), and an event left with no
+		// recipient.
 		if _, err := tx.ExecContext(ctx, `
 			WITH se AS (DELETE FROM sessions WHERE user_id = $1),
 			re AS (DELETE FROM reactions WHERE user_id = $1),
@@ -175,8 +178,13 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64) (store.UserDeletio
 			de AS (DELETE FROM deliveries WHERE user_id = $1),
 			nu AS (
 				UPDATE notifications SET recipients = array_remove(recipients, $1::bigint)
+				WHERE recipients @> ARRAY[$1::bigint] AND NOT recipients <@ ARRAY[$1::bigint]),
+			nd AS (
+				DELETE FROM notifications WHERE recipients @> ARRAY[$1::bigint] AND recipients <@ ARRAY[$1::bigint]),
+			wu AS (
+				UPDATE webhook_outbox SET recipients = array_remove(recipients, $1::bigint)
 				WHERE recipients @> ARRAY[$1::bigint] AND NOT recipients <@ ARRAY[$1::bigint])
-			DELETE FROM notifications WHERE recipients @> ARRAY[$1::bigint] AND recipients <@ ARRAY[$1::bigint]`,
+			DELETE FROM webhook_outbox WHERE recipients @> ARRAY[$1::bigint] AND recipients <@ ARRAY[$1::bigint]`,
 			userID); err != nil {
 			return mapErr(err)
 		}
