@@ -61,6 +61,20 @@ type Config struct {
 	// killed one would keep that one's sessions alive with its own
 	// heartbeat), and at most store.MaxNodeIDLen characters.
 	NodeID string
+	// InactivityThreshold is how long a session stays live after its
+	// connection was last seen (connect, heartbeat or any other event): a
+	// user is online while at least one of their sessions is live
+	// (docs/protocol.md#presence). Default 60 s (zero or negative: the
+	// default); keep it above the clients' heartbeat interval.
+	InactivityThreshold time.Duration
+	// PresenceGrace is how long a user stays announced online after their
+	// last session closed or went idle, so that a page reload announces
+	// nothing (default 5 s; zero or negative: the default).
+	PresenceGrace time.Duration
+	// PresenceInterval is how often RunPresence flushes the activity of
+	// this node's connections and sweeps for presence changes (default
+	// 2 s; zero or negative: the default).
+	PresenceInterval time.Duration
 	// Logger receives what the service does not report to a client: a
 	// dispatch that could not be published, or a membership change that
 	// could not reach every connection, after the change was stored
@@ -101,6 +115,8 @@ type Service struct {
 	extra  map[string]bool
 
 	publishFailures atomic.Uint64
+	// activity holds the sessions active since the last presence flush.
+	activity activity
 	// srv is the server the Go API publishes through (Attach).
 	srv atomic.Pointer[chatmux.Server]
 }
@@ -129,6 +145,15 @@ func New(cfg Config) *Service {
 	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = uuid.NewString()
+	}
+	if cfg.InactivityThreshold <= 0 {
+		cfg.InactivityThreshold = DefaultInactivityThreshold
+	}
+	if cfg.PresenceGrace <= 0 {
+		cfg.PresenceGrace = DefaultPresenceGrace
+	}
+	if cfg.PresenceInterval <= 0 {
+		cfg.PresenceInterval = DefaultPresenceInterval
 	}
 	if cfg.StoreTimeout == 0 {
 		cfg.StoreTimeout = DefaultStoreTimeout

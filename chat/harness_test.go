@@ -74,6 +74,10 @@ type env struct {
 	srv *chatmux.Server
 	hs  *httptest.Server
 	cfg chat.Config
+	// presence keeps the presence.dispatch frames of the clients dialled
+	// after it is set; other tests never see them (clients ignore what
+	// they do not expect, docs/protocol.md#presence).
+	presence bool
 }
 
 func newEnv(t *testing.T, newStore factory, opts ...func(*chat.Config)) *env {
@@ -215,6 +219,8 @@ type client struct {
 	frames chan frame
 	done   chan struct{}
 	closed error
+	// presence: keep presence.dispatch frames (env.presence).
+	presence bool
 }
 
 // dial connects user id (named user<id>) and consumes the connect frame
@@ -242,7 +248,7 @@ func (e *env) dialRaw(id int64, name string) *client {
 		e.t.Fatalf("dial: %v", err)
 	}
 	ws.SetReadLimit(1 << 24)
-	c := &client{t: e.t, name: name, id: id, ws: ws, frames: make(chan frame, 256), done: make(chan struct{})}
+	c := &client{t: e.t, name: name, id: id, ws: ws, frames: make(chan frame, 256), done: make(chan struct{}), presence: e.presence}
 	go c.readLoop()
 	e.t.Cleanup(c.close)
 	return c
@@ -260,6 +266,9 @@ func (c *client) readLoop() {
 		f := frame{Raw: string(b)}
 		if err := json.Unmarshal(b, &f); err != nil {
 			f.EventType = "!invalid"
+		}
+		if f.EventType == chat.DispatchPresence && !c.presence {
+			continue
 		}
 		c.frames <- f
 	}
