@@ -74,8 +74,8 @@ type env struct {
 	srv *chatmux.Server
 	hs  *httptest.Server
 	cfg chat.Config
-	// presence keeps the presence.dispatch frames of the clients dialled
-	// after it is set; other tests never see them (clients ignore what
+	// presence keeps the presence.dispatch frames about other users of
+	// the clients dialled after it is set; other tests never see them (clients ignore what
 	// they do not expect, docs/protocol.md#presence).
 	presence bool
 }
@@ -219,7 +219,8 @@ type client struct {
 	frames chan frame
 	done   chan struct{}
 	closed error
-	// presence: keep presence.dispatch frames (env.presence).
+	// presence: keep the presence.dispatch frames of other users
+	// (env.presence).
 	presence bool
 }
 
@@ -267,11 +268,19 @@ func (c *client) readLoop() {
 		if err := json.Unmarshal(b, &f); err != nil {
 			f.EventType = "!invalid"
 		}
-		if f.EventType == chat.DispatchPresence && !c.presence {
+		if f.EventType == chat.DispatchPresence && (!c.presence || ownPresence(f, c.id)) {
 			continue
 		}
 		c.frames <- f
 	}
+}
+
+// ownPresence reports whether f is the presence of user id.
+func ownPresence(f frame, id int64) bool {
+	var p struct {
+		UserID int64 `json:"user_id"`
+	}
+	return json.Unmarshal(f.Data, &p) == nil && p.UserID == id
 }
 
 var closeOnce sync.Map
