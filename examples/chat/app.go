@@ -41,10 +41,11 @@ type app struct {
 	storeKind  string
 	brokerKind string
 
-	// stopKeeper ends the keeper's heartbeats; keeperDone is closed when
-	// they have ended.
-	stopKeeper context.CancelFunc
-	keeperDone chan struct{}
+	// stopKeeper ends the keeper's heartbeats and the presence loop;
+	// keeperDone and presenceDone are closed when they have ended.
+	stopKeeper   context.CancelFunc
+	keeperDone   chan struct{}
+	presenceDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -89,6 +90,10 @@ func assemble(cfg config, logger *slog.Logger, st store.Store, storeKind string,
 		Logger:       logger,
 		SendLimit:    cfg.SendLimit,
 		StoreTimeout: cfg.StoreTimeout,
+
+		InactivityThreshold: cfg.InactivityThreshold,
+		PresenceGrace:       cfg.PresenceGrace,
+		PresenceInterval:    cfg.PresenceInterval,
 	})
 
 	// The authenticators use the service's store, whose every call is
@@ -127,6 +132,14 @@ func assemble(cfg config, logger *slog.Logger, st store.Store, storeKind string,
 	go func() {
 		defer close(a.keeperDone)
 		a.keeper.Run(kctx)
+	}()
+	// Presence (docs/protocol.md#presence): every node flushes the
+	// activity of its connections and sweeps for users going online or
+	// offline, announcing each change it flipped.
+	a.presenceDone = make(chan struct{})
+	go func() {
+		defer close(a.presenceDone)
+		a.svc.RunPresence(kctx)
 	}()
 
 	r := chi.NewRouter()
@@ -183,7 +196,7 @@ func (a *app) NodeID() string { return a.svc.NodeID() }
 //     connection finishes the event it is handling, its answers are
 //     written, and it is closed with 1001; $disconnect deletes its
 //     session. When ctx ends first, the remaining connections are cut.
-//  2. the node's heartbeat stops and the node leaves the store
+//  2. the node's heartbeat and presence loop stop and the node leaves the store
 //     (NodeKeeper.Leave), deleting any session still open, also when ctx
 //     has ended (the call is bounded by StoreTimeout).
 //  3. the broker and the store are closed.
@@ -197,6 +210,7 @@ func (a *app) Close(ctx context.Context) error {
 		}
 		a.stopKeeper()
 		<-a.keeperDone
+		<-a.presenceDone
 		if n, err := a.keeper.Leave(context.WithoutCancel(ctx)); err != nil {
 			errs = append(errs, fmt.Errorf("failed to leave the store: %w", err))
 		} else if n > 0 {

@@ -29,6 +29,9 @@ type chatSettings struct {
 	// StoreTimeout bounds every store call of a handler (0: the chat
 	// package's default, 5 s): past it, 4013.
 	StoreTimeout time.Duration
+	// InactivityThreshold, PresenceGrace and PresenceInterval are the
+	// presence settings (0: the chat package's defaults).
+	InactivityThreshold, PresenceGrace, PresenceInterval time.Duration
 }
 
 // registerChat registers the chat domain's events (the events of the
@@ -44,6 +47,9 @@ func registerChat(events chatmux.Router, s chatSettings) *chat.Service {
 	if s.StoreTimeout > 0 {
 		cfg.StoreTimeout = s.StoreTimeout
 	}
+	cfg.InactivityThreshold = s.InactivityThreshold
+	cfg.PresenceGrace = s.PresenceGrace
+	cfg.PresenceInterval = s.PresenceInterval
 	svc := chat.New(cfg)
 	m := svc.Events()
 	if s.SendLimit.Events > 0 {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatmux/chatmux/chat"
 	"github.com/chatmux/chatmux/internal/devauth"
 )
 
@@ -79,6 +80,19 @@ type config struct {
 	// CHATMUX_NODE_EXPIRY, default 15s): a dead node's sessions are gone
 	// within NodeExpiry + NodeHeartbeat.
 	NodeExpiry time.Duration
+	// InactivityThreshold is how long a session stays live after its
+	// connection was last seen (flag -inactivity-threshold, env
+	// CHATMUX_INACTIVITY_THRESHOLD, default 60s):
+	// chat.Config.InactivityThreshold.
+	InactivityThreshold time.Duration
+	// PresenceGrace is how long a user stays online after their last
+	// session closed or went idle (flag -presence-grace, env
+	// CHATMUX_PRESENCE_GRACE, default 5s): chat.Config.PresenceGrace.
+	PresenceGrace time.Duration
+	// PresenceInterval is how often the node flushes activity and sweeps
+	// for presence changes (flag -presence-interval, env
+	// CHATMUX_PRESENCE_INTERVAL, default 2s): chat.Config.PresenceInterval.
+	PresenceInterval time.Duration
 }
 
 // Defaults of the settings that have a flag.
@@ -91,6 +105,10 @@ const (
 	defaultMaxConnsPerUser = 32
 	defaultNodeHeartbeat   = 5 * time.Second
 	defaultNodeExpiry      = 15 * time.Second
+	// The presence settings default to the chat package's.
+	defaultInactivityThreshold = chat.DefaultInactivityThreshold
+	defaultPresenceGrace       = chat.DefaultPresenceGrace
+	defaultPresenceInterval    = chat.DefaultPresenceInterval
 )
 
 // minAPIKeyLen is the shortest API key accepted: a key is a secret, not a
@@ -167,6 +185,9 @@ var envFlags = []struct{ flag, env string }{
 	{"node-heartbeat", "CHATMUX_NODE_HEARTBEAT"},
 	{"node-expiry", "CHATMUX_NODE_EXPIRY"},
 	{"api-key", "CHATMUX_API_KEY"},
+	{"inactivity-threshold", "CHATMUX_INACTIVITY_THRESHOLD"},
+	{"presence-grace", "CHATMUX_PRESENCE_GRACE"},
+	{"presence-interval", "CHATMUX_PRESENCE_INTERVAL"},
 }
 
 const usage = `Usage: chat [flags]
@@ -185,6 +206,9 @@ Environment (a flag given on the command line wins):
   CHATMUX_MAX_CONNS_PER_ADDR   -max-conns-per-addr (default 0: no limit)
   CHATMUX_NODE_HEARTBEAT       -node-heartbeat (default 5s)
   CHATMUX_NODE_EXPIRY          -node-expiry (default 15s)
+  CHATMUX_INACTIVITY_THRESHOLD -inactivity-threshold (default 1m0s)
+  CHATMUX_PRESENCE_GRACE       -presence-grace (default 5s)
+  CHATMUX_PRESENCE_INTERVAL    -presence-interval (default 2s)
   CHATMUX_API_KEY              -api-key: the bearer key of the server API at /api/v1;
                                without it the API is off (prefer the variable: a flag
                                shows in the process list)
@@ -235,6 +259,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		"interval of this node's heartbeat in the store, and of its sweeps for dead nodes")
 	fs.DurationVar(&cfg.NodeExpiry, "node-expiry", defaultNodeExpiry,
 		"how long a node may miss its heartbeat before the other nodes delete its sessions")
+	fs.DurationVar(&cfg.InactivityThreshold, "inactivity-threshold", defaultInactivityThreshold,
+		"how long a connection stays online after its last heartbeat or event (keep it above the clients' heartbeat interval)")
+	fs.DurationVar(&cfg.PresenceGrace, "presence-grace", defaultPresenceGrace,
+		"how long a user stays online after their last connection closed, so that a page reload announces nothing")
+	fs.DurationVar(&cfg.PresenceInterval, "presence-interval", defaultPresenceInterval,
+		"how often this node records the activity of its connections and sweeps for users going online or offline")
 	for _, ef := range envFlags {
 		if v := getenv(ef.env); v != "" {
 			if err := fs.Set(ef.flag, v); err != nil {
@@ -277,6 +307,9 @@ func (c config) check() error {
 	positive("connect-timeout", c.ConnectTimeout)
 	positive("node-heartbeat", c.NodeHeartbeat)
 	positive("node-expiry", c.NodeExpiry)
+	positive("inactivity-threshold", c.InactivityThreshold)
+	positive("presence-grace", c.PresenceGrace)
+	positive("presence-interval", c.PresenceInterval)
 	if c.NodeHeartbeat > 0 && c.NodeExpiry < 2*c.NodeHeartbeat {
 		errs = append(errs, fmt.Errorf("-node-expiry (%v) must be at least twice -node-heartbeat (%v)", c.NodeExpiry, c.NodeHeartbeat))
 	}
