@@ -94,7 +94,7 @@ type fclient struct {
 	rooms    map[string]map[int64]fseen
 	own      map[string]int64 // client_msg_id of its own dispatched messages -> seq
 	resyncs  []fresync
-	presence []fpresence // presence.dispatch frames, in arrival order
+	presence []fpresence                // presence.dispatch frames, in arrival order
 	counts   map[string]int             // frames by eventType; "error" for error envelopes
 	lastData map[string]json.RawMessage // the data of the last frame of each eventType
 	errs     []string                   // error envelopes without a request_id
