@@ -160,7 +160,7 @@ func (s *Service) markOnline(c *chatmux.Context, userID int64) {
 	ctx := c.Context()
 	p, changed, err := s.st.MarkOnline(ctx, userID)
 	if err != nil {
-		s.presenceFailed(ctx, ev(c), "failed to mark a user online", err)
+		s.log.WarnContext(ctx, "chat: failed to mark a user online", "user_id", userID, "err", err)
 		return
 	}
 	if changed {
