@@ -907,11 +907,8 @@
     state.presence.set(Number(u.user_id), { online: !!u.online, last_seen: u.last_seen || null });
   }
   function queryPresence(roomId) {
-    const is = (f) => f.eventType === 'presencequery.dispatch';
-    state.client.request('presence.query', { room_id: roomId }, { collect: is }).then((frames) => {
-      const f = frames.find(is);
-      if (!f || !f.data) return;
-      (f.data.users || []).forEach(setPresence);
+    state.client.queryPresence(roomId).then((users) => {
+      users.forEach(setPresence);
       if (state.current === roomId) { renderTyping(); renderPresence(); renderDetails(); }
     }, quiet);
   }
