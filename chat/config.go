@@ -62,11 +62,20 @@ type Config struct {
 	// killed one would keep that one's sessions alive with its own
 	// heartbeat), and at most store.MaxNodeIDLen characters.
 	NodeID string
-	// InactivityThreshold is how long a session counts as live after it
-	// was last seen (a heartbeat or any event): a user without a live
-	// session is offline (default 60 s, DefaultInactivityThreshold; <= 0
-	// means the default).
+	// InactivityThreshold is how long a session stays live after its
+	// connection was last seen (connect, heartbeat or any other event): a
+	// user is online while at least one of their sessions is live
+	// (docs/protocol.md#presence). Default 60 s (zero or negative: the
+	// default); keep it above the clients' heartbeat interval.
 	InactivityThreshold time.Duration
+	// PresenceGrace is how long a user stays announced online after their
+	// last session closed or went idle, so that a page reload announces
+	// nothing (default 5 s; zero or negative: the default).
+	PresenceGrace time.Duration
+	// PresenceInterval is how often RunPresence flushes the activity of
+	// this node's connections and sweeps for presence changes (default
+	// 2 s; zero or negative: the default).
+	PresenceInterval time.Duration
 	// Webhooks, when set, sends an offline webhook for every stored
 	// message with members other than the sender who have no live
 	// session (docs/protocol.md#offline-webhooks). When the dispatcher
@@ -87,7 +96,6 @@ const (
 	DefaultMaxChannelSubscribers = 10000
 	DefaultMaxPageSize           = 100
 	DefaultMaxMessageLength      = 5000
-	DefaultInactivityThreshold   = 60 * time.Second
 )
 
 // DefaultConfig returns the protocol's defaults: hard delete, notifications
@@ -115,6 +123,8 @@ type Service struct {
 	extra  map[string]bool
 
 	publishFailures atomic.Uint64
+	// activity holds the sessions active since the last presence flush.
+	activity activity
 	// srv is the server the Go API publishes through (Attach).
 	srv atomic.Pointer[chatmux.Server]
 }
@@ -144,11 +154,17 @@ func New(cfg Config) *Service {
 	if cfg.NodeID == "" {
 		cfg.NodeID = uuid.NewString()
 	}
-	if cfg.StoreTimeout == 0 {
-		cfg.StoreTimeout = DefaultStoreTimeout
-	}
 	if cfg.InactivityThreshold <= 0 {
 		cfg.InactivityThreshold = DefaultInactivityThreshold
+	}
+	if cfg.PresenceGrace <= 0 {
+		cfg.PresenceGrace = DefaultPresenceGrace
+	}
+	if cfg.PresenceInterval <= 0 {
+		cfg.PresenceInterval = DefaultPresenceInterval
+	}
+	if cfg.StoreTimeout == 0 {
+		cfg.StoreTimeout = DefaultStoreTimeout
 	}
 	s := &Service{cfg: cfg, st: &boundedStore{st: cfg.Store, d: cfg.StoreTimeout}, log: cfg.Logger, policy: newPolicy(), extra: map[string]bool{}}
 	for _, k := range cfg.ExtraMessageFields {

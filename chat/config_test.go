@@ -24,7 +24,8 @@ func TestDefaults(t *testing.T) {
 	got := chat.New(chat.Config{Store: e0()}).Config()
 	if got.MaxGroupParticipants != chat.DefaultMaxGroupParticipants || got.MaxChannelSubscribers != chat.DefaultMaxChannelSubscribers ||
 		got.MaxPageSize != chat.DefaultMaxPageSize || got.MaxMessageLength != chat.DefaultMaxMessageLength ||
-		got.Logger != slog.Default() {
+		got.Logger != slog.Default() || got.InactivityThreshold != chat.DefaultInactivityThreshold ||
+		got.PresenceGrace != chat.DefaultPresenceGrace || got.PresenceInterval != chat.DefaultPresenceInterval {
 		t.Fatalf("New did not apply defaults: %+v", got)
 	}
 	for _, bad := range []chat.Config{{}, {Store: e0(), ExtraMessageFields: []string{"sender_id"}}} {
@@ -40,7 +41,7 @@ func TestDefaults(t *testing.T) {
 	r := chatmux.NewRouter()
 	chat.New(chat.Config{Store: e0()}).Register(r)
 	want := []string{"$connect", "$disconnect", "$resync", "message.acknowledged", "message.modify", "message.react", "message.read",
-		"message.send", "message.typing", "room.add_members", "room.create", "room.info", "room.join", "room.leave",
+		"message.send", "message.typing", "presence.query", "room.add_members", "room.create", "room.info", "room.join", "room.leave",
 		"room.list", "room.messages", "room.modify", "room.remove_members", "session.heartbeat", "user.search"}
 	eq(t, r.Routes(), want, "routes")
 }

@@ -18,8 +18,8 @@ func TestCustomEvents(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore factory) {
 		e := newEnvWith(t, newStore, func(svc *chat.Service, r chatmux.Router) {
 			events := svc.Events()
-			if len(events) != 20 {
-				t.Errorf("default map has %d entries, want 16 events + user.search + 3 reserved", len(events))
+			if len(events) != 21 {
+				t.Errorf("default map has %d entries, want 16 events + user.search + presence.query + 3 reserved", len(events))
 			}
 			delete(events, chat.EventRoomJoin) // trimmed
 			chat.RegisterEvents(r, events)

@@ -63,8 +63,11 @@ const (
 // Events returns the default event map, the Go form of the package's
 // EVENT_MAPPER: the 16 events, the reserved events $connect, $disconnect
 // and $resync (chatmux.EventConnect, chatmux.EventDisconnect and the
-// server's resync event) and the chatmux addition EventUserSearch, each
-// mapped to its handler. The map is a fresh
+// server's resync event) and the chatmux additions EventUserSearch and
+// EventPresenceQuery, each mapped to its handler; every event but the
+// reserved ones and session.heartbeat (which touches its session at once)
+// counts as activity of its connection's session
+// (docs/protocol.md#presence). The map is a fresh
 // copy: delete, replace or add entries, then register it with
 // RegisterEvents. Every handler checks its own permissions, so it can be
 // wrapped by more middleware but never needs any.
@@ -73,23 +76,24 @@ func (s *Service) Events() map[string]chatmux.Handler {
 		chatmux.EventConnect:     s.handleConnect,
 		chatmux.EventDisconnect:  s.handleDisconnect,
 		chatmux.EventResync:      s.handleResync,
-		EventMessageSend:         s.handleSendMessage,
-		EventMessageAcknowledged: s.handleAcknowledge,
-		EventMessageRead:         s.handleRead,
-		EventMessageReact:        s.handleReact,
-		EventMessageTyping:       s.handleTyping,
-		EventMessageModify:       s.handleModifyMessages,
-		EventRoomCreate:          s.handleCreateRoom,
-		EventRoomList:            s.handleListRooms,
-		EventRoomInfo:            s.handleRoomInfo,
-		EventRoomAddMembers:      s.handleAddMembers,
-		EventRoomRemoveMembers:   s.handleRemoveMembers,
-		EventRoomMessages:        s.handleRoomMessages,
-		EventRoomJoin:            s.handleJoinRoom,
-		EventRoomLeave:           s.handleLeaveRoom,
-		EventRoomModify:          s.handleModifyRoom,
+		EventMessageSend:         s.active(s.handleSendMessage),
+		EventMessageAcknowledged: s.active(s.handleAcknowledge),
+		EventMessageRead:         s.active(s.handleRead),
+		EventMessageReact:        s.active(s.handleReact),
+		EventMessageTyping:       s.active(s.handleTyping),
+		EventMessageModify:       s.active(s.handleModifyMessages),
+		EventRoomCreate:          s.active(s.handleCreateRoom),
+		EventRoomList:            s.active(s.handleListRooms),
+		EventRoomInfo:            s.active(s.handleRoomInfo),
+		EventRoomAddMembers:      s.active(s.handleAddMembers),
+		EventRoomRemoveMembers:   s.active(s.handleRemoveMembers),
+		EventRoomMessages:        s.active(s.handleRoomMessages),
+		EventRoomJoin:            s.active(s.handleJoinRoom),
+		EventRoomLeave:           s.active(s.handleLeaveRoom),
+		EventRoomModify:          s.active(s.handleModifyRoom),
 		EventSessionHeartbeat:    s.handleHeartbeat,
-		EventUserSearch:          s.handleSearchUsers,
+		EventUserSearch:          s.active(s.handleSearchUsers),
+		EventPresenceQuery:       s.active(s.handlePresenceQuery),
 	}
 }
 

@@ -74,6 +74,10 @@ type env struct {
 	srv *chatmux.Server
 	hs  *httptest.Server
 	cfg chat.Config
+	// presence keeps the presence.dispatch frames about other users of
+	// the clients dialled after it is set; other tests never see them (clients ignore what
+	// they do not expect, docs/protocol.md#presence).
+	presence bool
 }
 
 func newEnv(t *testing.T, newStore factory, opts ...func(*chat.Config)) *env {
@@ -215,6 +219,9 @@ type client struct {
 	frames chan frame
 	done   chan struct{}
 	closed error
+	// presence: keep the presence.dispatch frames of other users
+	// (env.presence).
+	presence bool
 }
 
 // dial connects user id (named user<id>) and consumes the connect frame
@@ -242,7 +249,7 @@ func (e *env) dialRaw(id int64, name string) *client {
 		e.t.Fatalf("dial: %v", err)
 	}
 	ws.SetReadLimit(1 << 24)
-	c := &client{t: e.t, name: name, id: id, ws: ws, frames: make(chan frame, 256), done: make(chan struct{})}
+	c := &client{t: e.t, name: name, id: id, ws: ws, frames: make(chan frame, 256), done: make(chan struct{}), presence: e.presence}
 	go c.readLoop()
 	e.t.Cleanup(c.close)
 	return c
@@ -261,8 +268,19 @@ func (c *client) readLoop() {
 		if err := json.Unmarshal(b, &f); err != nil {
 			f.EventType = "!invalid"
 		}
+		if f.EventType == chat.DispatchPresence && (!c.presence || ownPresence(f, c.id)) {
+			continue
+		}
 		c.frames <- f
 	}
+}
+
+// ownPresence reports whether f is the presence of user id.
+func ownPresence(f frame, id int64) bool {
+	var p struct {
+		UserID int64 `json:"user_id"`
+	}
+	return json.Unmarshal(f.Data, &p) == nil && p.UserID == id
 }
 
 var closeOnce sync.Map

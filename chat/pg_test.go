@@ -6,6 +6,7 @@ import (
 
 	_ "github.com/lib/pq"
 
+	"github.com/chatmux/chatmux/groups"
 	"github.com/chatmux/chatmux/internal/testenv"
 	"github.com/chatmux/chatmux/store"
 	"github.com/chatmux/chatmux/store/postgres"
@@ -28,4 +29,22 @@ func postgresStore(t *testing.T) store.Store {
 		t.Fatalf("Migrate: %v", err)
 	}
 	return st
+}
+
+func init() { presenceBrokers["redis"] = redisBrokers }
+
+// redisBrokers returns two Redis brokers (one per node) under a key prefix
+// of the test's own (TEST_REDIS_URL; skipped when unset).
+func redisBrokers(t *testing.T) (groups.Broker, groups.Broker) {
+	t.Helper()
+	url, prefix := testenv.RedisURL(t), testenv.UniqueName("presence")+":"
+	mk := func() groups.Broker {
+		b, err := groups.NewRedisURL(url, groups.RedisOptions{Prefix: prefix})
+		if err != nil {
+			t.Fatalf("NewRedisURL: %v", err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	}
+	return mk(), mk()
 }

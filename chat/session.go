@@ -18,6 +18,7 @@ const connSessionKey = "chat.session_id"
 // connection to the group of every room its user belongs to (from the
 // store, docs/protocol.md#diff-subscriptions; the user's own group is
 // joined by the server)
+// announces the user online when they were not (docs/protocol.md#presence)
 // and, when notifications are enabled, sends chat.notifications to this
 // socket only. An anonymous connection is closed with 4001, a deleted
 // user's with 4011.
@@ -62,6 +63,7 @@ func (s *Service) handleConnect(c *chatmux.Context) error {
 			}
 		}
 	}
+	s.markOnline(c, u.ID)
 	if !s.cfg.Notifications {
 		return nil
 	}

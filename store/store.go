@@ -14,6 +14,7 @@ type Store interface {
 	UserStore
 	SessionStore
 	NodeStore
+	PresenceStore
 	RoomStore
 	MemberStore
 	MessageStore

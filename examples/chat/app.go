@@ -42,10 +42,11 @@ type app struct {
 	storeKind  string
 	brokerKind string
 
-	// stopKeeper ends the keeper's heartbeats; keeperDone is closed when
-	// they have ended.
-	stopKeeper context.CancelFunc
-	keeperDone chan struct{}
+	// stopKeeper ends the keeper's heartbeats and the presence loop;
+	// keeperDone and presenceDone are closed when they have ended.
+	stopKeeper   context.CancelFunc
+	keeperDone   chan struct{}
+	presenceDone chan struct{}
 
 	// hooks sends the offline webhooks (nil when off); stopRelay ends the
 	// outbox relay, relayDone is closed when it has ended.
@@ -103,6 +104,10 @@ func assemble(cfg config, logger *slog.Logger, st store.Store, storeKind string,
 		SendLimit:    cfg.SendLimit,
 		StoreTimeout: cfg.StoreTimeout,
 		Webhooks:     hooks,
+
+		InactivityThreshold: cfg.InactivityThreshold,
+		PresenceGrace:       cfg.PresenceGrace,
+		PresenceInterval:    cfg.PresenceInterval,
 	})
 
 	// The authenticators use the service's store, whose every call is
@@ -146,6 +151,14 @@ func assemble(cfg config, logger *slog.Logger, st store.Store, storeKind string,
 		a.keeper.Run(kctx)
 	}()
 	a.startWebhooks()
+	// Presence (docs/protocol.md#presence): every node flushes the
+	// activity of its connections and sweeps for users going online or
+	// offline, announcing each change it flipped.
+	a.presenceDone = make(chan struct{})
+	go func() {
+		defer close(a.presenceDone)
+		a.svc.RunPresence(kctx)
+	}()
 
 	r := chi.NewRouter()
 	r.Use(chimw.RequestID, chimw.Recoverer)
@@ -204,7 +217,7 @@ func (a *app) NodeID() string { return a.svc.NodeID() }
 //  2. the offline webhooks stop: the relay ends, and the queued events
 //     are sent until ctx ends (what is left stays in the PostgreSQL
 //     outbox).
-//  3. the node's heartbeat stops and the node leaves the store
+//  3. the node's heartbeat and presence loop stop and the node leaves the store
 //     (NodeKeeper.Leave), deleting any session still open, also when ctx
 //     has ended (the call is bounded by StoreTimeout).
 //  4. the broker and the store are closed.
@@ -221,6 +234,7 @@ func (a *app) Close(ctx context.Context) error {
 		}
 		a.stopKeeper()
 		<-a.keeperDone
+		<-a.presenceDone
 		if n, err := a.keeper.Leave(context.WithoutCancel(ctx)); err != nil {
 			errs = append(errs, fmt.Errorf("failed to leave the store: %w", err))
 		} else if n > 0 {

@@ -32,6 +32,9 @@ type chatSettings struct {
 	StoreTimeout time.Duration
 	// Webhooks sends the offline webhooks (nil: off).
 	Webhooks *webhook.Dispatcher
+	// InactivityThreshold, PresenceGrace and PresenceInterval are the
+	// presence settings (0: the chat package's defaults).
+	InactivityThreshold, PresenceGrace, PresenceInterval time.Duration
 }
 
 // registerChat registers the chat domain's events (the events of the
@@ -48,6 +51,9 @@ func registerChat(events chatmux.Router, s chatSettings) *chat.Service {
 		cfg.StoreTimeout = s.StoreTimeout
 	}
 	cfg.Webhooks = s.Webhooks
+	cfg.InactivityThreshold = s.InactivityThreshold
+	cfg.PresenceGrace = s.PresenceGrace
+	cfg.PresenceInterval = s.PresenceInterval
 	svc := chat.New(cfg)
 	m := svc.Events()
 	if s.SendLimit.Events > 0 {

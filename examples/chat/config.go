@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatmux/chatmux/chat"
 	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/webhook"
 )
@@ -97,6 +98,19 @@ type config struct {
 	// default 30s; more than WebhookTimeout): with PostgreSQL, the events
 	// of a node that crashed are sent by another within it.
 	WebhookLease time.Duration
+	// InactivityThreshold is how long a session stays live after its
+	// connection was last seen (flag -inactivity-threshold, env
+	// CHATMUX_INACTIVITY_THRESHOLD, default 60s):
+	// chat.Config.InactivityThreshold.
+	InactivityThreshold time.Duration
+	// PresenceGrace is how long a user stays online after their last
+	// session closed or went idle (flag -presence-grace, env
+	// CHATMUX_PRESENCE_GRACE, default 5s): chat.Config.PresenceGrace.
+	PresenceGrace time.Duration
+	// PresenceInterval is how often the node flushes activity and sweeps
+	// for presence changes (flag -presence-interval, env
+	// CHATMUX_PRESENCE_INTERVAL, default 2s): chat.Config.PresenceInterval.
+	PresenceInterval time.Duration
 }
 
 // webhooks reports whether offline webhooks are on.
@@ -114,6 +128,10 @@ const (
 	defaultNodeExpiry      = 15 * time.Second
 	defaultWebhookTimeout  = webhook.DefaultTimeout
 	defaultWebhookLease    = webhook.DefaultLease
+	// The presence settings default to the chat package's.
+	defaultInactivityThreshold = chat.DefaultInactivityThreshold
+	defaultPresenceGrace       = chat.DefaultPresenceGrace
+	defaultPresenceInterval    = chat.DefaultPresenceInterval
 )
 
 // minAPIKeyLen is the shortest API key accepted: a key is a secret, not a
@@ -192,6 +210,9 @@ var envFlags = []struct{ flag, env string }{
 	{"api-key", "CHATMUX_API_KEY"},
 	{"webhook-timeout", "CHATMUX_WEBHOOK_TIMEOUT"},
 	{"webhook-lease", "CHATMUX_WEBHOOK_LEASE"},
+	{"inactivity-threshold", "CHATMUX_INACTIVITY_THRESHOLD"},
+	{"presence-grace", "CHATMUX_PRESENCE_GRACE"},
+	{"presence-interval", "CHATMUX_PRESENCE_INTERVAL"},
 }
 
 const usage = `Usage: chat [flags]
@@ -210,6 +231,9 @@ Environment (a flag given on the command line wins):
   CHATMUX_MAX_CONNS_PER_ADDR   -max-conns-per-addr (default 0: no limit)
   CHATMUX_NODE_HEARTBEAT       -node-heartbeat (default 5s)
   CHATMUX_NODE_EXPIRY          -node-expiry (default 15s)
+  CHATMUX_INACTIVITY_THRESHOLD -inactivity-threshold (default 1m0s)
+  CHATMUX_PRESENCE_GRACE       -presence-grace (default 5s)
+  CHATMUX_PRESENCE_INTERVAL    -presence-interval (default 2s)
   CHATMUX_API_KEY              -api-key: the bearer key of the server API at /api/v1;
                                without it the API is off (prefer the variable: a flag
                                shows in the process list)
@@ -273,6 +297,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&cfg.WebhookLease, "webhook-lease", defaultWebhookLease,
 		"how long a webhook outbox row belongs to the node that wrote or claimed it (PostgreSQL): "+
 			"the events of a crashed node are sent by another after it")
+	fs.DurationVar(&cfg.InactivityThreshold, "inactivity-threshold", defaultInactivityThreshold,
+		"how long a connection stays online after its last heartbeat or event (keep it above the clients' heartbeat interval)")
+	fs.DurationVar(&cfg.PresenceGrace, "presence-grace", defaultPresenceGrace,
+		"how long a user stays online after their last connection closed, so that a page reload announces nothing")
+	fs.DurationVar(&cfg.PresenceInterval, "presence-interval", defaultPresenceInterval,
+		"how often this node records the activity of its connections and sweeps for users going online or offline")
 	for _, ef := range envFlags {
 		if v := getenv(ef.env); v != "" {
 			if err := fs.Set(ef.flag, v); err != nil {
@@ -315,6 +345,9 @@ func (c config) check() error {
 	positive("connect-timeout", c.ConnectTimeout)
 	positive("node-heartbeat", c.NodeHeartbeat)
 	positive("node-expiry", c.NodeExpiry)
+	positive("inactivity-threshold", c.InactivityThreshold)
+	positive("presence-grace", c.PresenceGrace)
+	positive("presence-interval", c.PresenceInterval)
 	if c.NodeHeartbeat > 0 && c.NodeExpiry < 2*c.NodeHeartbeat {
 		errs = append(errs, fmt.Errorf("-node-expiry (%v) must be at least twice -node-heartbeat (%v)", c.NodeExpiry, c.NodeHeartbeat))
 	}

@@ -71,6 +71,15 @@ type fresync struct {
 	Rooms map[string]int64
 }
 
+// fpresence is one presence.dispatch frame.
+type fpresence struct {
+	RoomID   string  `json:"room_id"`
+	UserID   int64   `json:"user_id"`
+	Online   bool    `json:"online"`
+	LastSeen *string `json:"last_seen"`
+	At       time.Time
+}
+
 // fclient is one WebSocket user of a node.
 type fclient struct {
 	t    *testing.T
@@ -85,6 +94,7 @@ type fclient struct {
 	rooms    map[string]map[int64]fseen
 	own      map[string]int64 // client_msg_id of its own dispatched messages -> seq
 	resyncs  []fresync
+	presence []fpresence                // presence.dispatch frames, in arrival order
 	counts   map[string]int             // frames by eventType; "error" for error envelopes
 	lastData map[string]json.RawMessage // the data of the last frame of each eventType
 	errs     []string                   // error envelopes without a request_id
@@ -133,7 +143,9 @@ func tryClient(t *testing.T, hc *http.Client, node, base, name string) (*fclient
 		_ = ws.CloseNow()
 		<-c.done
 	})
-	if !c.waitUntil(20*time.Second, func() bool { return c.counts["chat.notifications"] > 0 || c.closed }) || c.closed {
+	// closed is read under c.mu: the reader sets it when the connection
+	// ends, possibly long after this (a node killed later).
+	if !c.waitUntil(20*time.Second, func() bool { return c.counts["chat.notifications"] > 0 || c.closed }) || c.isClosed() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return nil, fmt.Errorf("no chat.notifications (closed %v: %v)", c.closed, c.closeErr)
@@ -280,6 +292,14 @@ func (c *fclient) recordLocked(f fframe, now time.Time) bool {
 				seqs[m.Seq] = fseen{ClientMsgID: m.ClientMsgID, Sender: m.Sender.ID, At: now}
 			}
 		}
+	case "presence.dispatch":
+		var p fpresence
+		if json.Unmarshal(f.Data, &p) != nil || p.UserID == 0 {
+			c.errs = append(c.errs, "bad presence.dispatch: "+string(f.Data))
+			return false
+		}
+		p.At = now
+		c.presence = append(c.presence, p)
 	case "chat.resync":
 		var p struct {
 			Rooms []struct {

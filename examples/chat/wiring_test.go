@@ -393,6 +393,10 @@ func TestWiredParseConfig(t *testing.T) {
 		MaxConnsPerAddr: 0,
 		NodeHeartbeat:   5 * time.Second,
 		NodeExpiry:      15 * time.Second,
+
+		InactivityThreshold: time.Minute,
+		PresenceGrace:       5 * time.Second,
+		PresenceInterval:    2 * time.Second,
 	}
 	with := func(f func(*config)) config { c := defaults; f(&c); return c }
 	tests := []struct {
@@ -412,15 +416,22 @@ func TestWiredParseConfig(t *testing.T) {
 			"CHATMUX_MAX_CONNS_PER_ADDR": "100",
 			"CHATMUX_NODE_HEARTBEAT":     "1s",
 			"CHATMUX_NODE_EXPIRY":        "4s",
+
+			"CHATMUX_INACTIVITY_THRESHOLD": "30s",
+			"CHATMUX_PRESENCE_GRACE":       "1s",
+			"CHATMUX_PRESENCE_INTERVAL":    "500ms",
 		}, want: config{
 			ShutdownTimeout: 30 * time.Second, DBMaxConns: 4, StoreTimeout: 2 * time.Second, ConnectTimeout: 3 * time.Second,
 			MaxConnsPerUser: 0, MaxConnsPerAddr: 100, NodeHeartbeat: time.Second, NodeExpiry: 4 * time.Second,
+			InactivityThreshold: 30 * time.Second, PresenceGrace: time.Second, PresenceInterval: 500 * time.Millisecond,
 		}},
 		{name: "flags", args: []string{"-shutdown-timeout", "1m", "-db-max-conns", "8", "-store-timeout", "500ms",
 			"-connect-timeout", "1s", "-max-conns-per-user", "5", "-max-conns-per-addr", "50",
-			"-node-heartbeat", "2s", "-node-expiry", "10s"},
+			"-node-heartbeat", "2s", "-node-expiry", "10s",
+			"-inactivity-threshold", "2m", "-presence-grace", "10s", "-presence-interval", "3s"},
 			want: config{ShutdownTimeout: time.Minute, DBMaxConns: 8, StoreTimeout: 500 * time.Millisecond, ConnectTimeout: time.Second,
-				MaxConnsPerUser: 5, MaxConnsPerAddr: 50, NodeHeartbeat: 2 * time.Second, NodeExpiry: 10 * time.Second}},
+				MaxConnsPerUser: 5, MaxConnsPerAddr: 50, NodeHeartbeat: 2 * time.Second, NodeExpiry: 10 * time.Second,
+				InactivityThreshold: 2 * time.Minute, PresenceGrace: 10 * time.Second, PresenceInterval: 3 * time.Second}},
 		{name: "flag wins", args: []string{"-store-timeout", "1s"}, env: map[string]string{"CHATMUX_STORE_TIMEOUT": "9s"},
 			want: with(func(c *config) { c.StoreTimeout = time.Second })},
 		{name: "bad env duration", env: map[string]string{"CHATMUX_STORE_TIMEOUT": "soon"}, wantErr: "CHATMUX_STORE_TIMEOUT"},
@@ -431,6 +442,10 @@ func TestWiredParseConfig(t *testing.T) {
 		{name: "zero shutdown timeout", env: map[string]string{"CHATMUX_SHUTDOWN_TIMEOUT": "0s"}, wantErr: "-shutdown-timeout"},
 		{name: "negative user limit", args: []string{"-max-conns-per-user", "-1"}, wantErr: "-max-conns-per-user"},
 		{name: "negative address limit", args: []string{"-max-conns-per-addr", "-1"}, wantErr: "-max-conns-per-addr"},
+		{name: "zero inactivity threshold", args: []string{"-inactivity-threshold", "0s"}, wantErr: "-inactivity-threshold"},
+		{name: "negative presence grace", env: map[string]string{"CHATMUX_PRESENCE_GRACE": "-1s"}, wantErr: "-presence-grace"},
+		{name: "zero presence interval", args: []string{"-presence-interval", "0"}, wantErr: "-presence-interval"},
+		{name: "bad presence env", env: map[string]string{"CHATMUX_INACTIVITY_THRESHOLD": "long"}, wantErr: "CHATMUX_INACTIVITY_THRESHOLD"},
 		{name: "expiry under two heartbeats", args: []string{"-node-heartbeat", "10s", "-node-expiry", "15s"}, wantErr: "-node-expiry"},
 	}
 	for _, tt := range tests {
@@ -449,6 +464,7 @@ func TestWiredParseConfig(t *testing.T) {
 				ShutdownTimeout: cfg.ShutdownTimeout, DBMaxConns: cfg.DBMaxConns, StoreTimeout: cfg.StoreTimeout,
 				ConnectTimeout: cfg.ConnectTimeout, MaxConnsPerUser: cfg.MaxConnsPerUser, MaxConnsPerAddr: cfg.MaxConnsPerAddr,
 				NodeHeartbeat: cfg.NodeHeartbeat, NodeExpiry: cfg.NodeExpiry,
+				InactivityThreshold: cfg.InactivityThreshold, PresenceGrace: cfg.PresenceGrace, PresenceInterval: cfg.PresenceInterval,
 			}
 			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tt.want) {
 				t.Errorf("settings = %+v\nwant       %+v", got, tt.want)

@@ -49,6 +49,7 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64) (store.UserDeletio
 		}
 	}
 	delete(s.lastSeen, userID)
+	delete(s.online, userID)
 	for _, m := range s.messages {
 		delete(m.delivered, userID)
 		delete(m.receipts, userID)

@@ -23,6 +23,7 @@ type Store struct {
 	nextSessID int64
 	lastSeen   map[int64]time.Time  // by user
 	nodes      map[string]time.Time // node heartbeats
+	online     map[int64]bool       // announced presence, by user
 
 	rooms     map[uuid.UUID]*room
 	pairs     map[[2]int64]uuid.UUID
@@ -73,6 +74,7 @@ func New() *Store {
 		sessions:      map[int64]*store.Session{},
 		lastSeen:      map[int64]time.Time{},
 		nodes:         map[string]time.Time{},
+		online:        map[int64]bool{},
 		rooms:         map[uuid.UUID]*room{},
 		pairs:         map[[2]int64]uuid.UUID{},
 		userRooms:     map[int64]map[uuid.UUID]struct{}{},

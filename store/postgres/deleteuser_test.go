@@ -105,6 +105,8 @@ func TestDeleteUserLeavesNoPersonalData(t *testing.T) {
 	mustDo(st.TouchNode(ctx, "node-1"))
 	_, err = st.CreateSession(ctx, store.NewSession{UserID: 7, ConnID: "conn-1", NodeID: "node-1"})
 	mustDo(err)
+	_, _, err = st.MarkOnline(ctx, 7)
+	mustDo(err)
 
 	// The search finds the data while the user exists (it can fail).
 	before, tables := traces(t, st, needles)
@@ -134,6 +136,7 @@ func TestDeleteUserLeavesNoPersonalData(t *testing.T) {
 		SELECT (SELECT count(*) FROM notifications WHERE recipients @> ARRAY[7::bigint])
 		     + (SELECT count(*) FROM memberships WHERE user_id = 7)
 		     + (SELECT count(*) FROM sessions WHERE user_id = 7)
+		     + (SELECT count(*) FROM presence WHERE user_id = 7)
 		     + (SELECT count(*) FROM reactions WHERE user_id = 7)
 		     + (SELECT count(*) FROM read_receipts WHERE reader_id = 7)
 		     + (SELECT count(*) FROM deliveries WHERE user_id = 7)

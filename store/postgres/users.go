@@ -173,6 +173,7 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64) (store.UserDeletio
 		// recipient.
 		if _, err := tx.ExecContext(ctx, `
 			WITH se AS (DELETE FROM sessions WHERE user_id = $1),
+			pr AS (DELETE FROM presence WHERE user_id = $1),
 			re AS (DELETE FROM reactions WHERE user_id = $1),
 			rr AS (DELETE FROM read_receipts WHERE reader_id = $1),
 			de AS (DELETE FROM deliveries WHERE user_id = $1),

@@ -32,6 +32,7 @@ import type {
   MessageModificationDispatch,
   NewAttachment,
   Permission,
+  PresenceQueryDispatch,
   ReactionDispatch,
   ResyncDispatch,
   RoomDetail,
@@ -41,6 +42,7 @@ import type {
   RoomModifyAction,
   User,
   UserId,
+  UserPresence,
 } from './types.js';
 
 /** A token, or a function that returns one; it is called before every connection attempt. */
@@ -1533,6 +1535,21 @@ export class ChatClient extends Emitter<ClientEvents> {
     const frames = await this.request('user.search', { query, limit }, { collect: is });
     const f = frames.find(is);
     return ((f?.data as { users?: User[] } | undefined)?.users ?? []) as User[];
+  }
+
+  /**
+   * presence.query (docs/protocol.md#presence-query): the announced
+   * presence of a room's members (a room id) or of the given users who
+   * share a room with this user (at most 100 ids), ordered by user id.
+   * Follow 'presence.dispatch' afterwards. Needs a server that has the
+   * event.
+   */
+  async queryPresence(of: Id | UserId[]): Promise<UserPresence[]> {
+    const is = (d: Dispatch) => d.eventType === 'presencequery.dispatch';
+    const data = Array.isArray(of) ? { user_ids: of } : { room_id: of };
+    const frames = await this.request('presence.query', data, { collect: is });
+    const f = frames.find(is);
+    return ((f?.data as PresenceQueryDispatch | undefined)?.users ?? []) as UserPresence[];
   }
 }
 

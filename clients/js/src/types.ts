@@ -234,6 +234,34 @@ export interface UserSearchDispatch {
 }
 
 /**
+ * presence.dispatch (docs/protocol.md#presence): a user went online or
+ * offline; one per room of theirs where their presence is shown.
+ */
+export interface PresenceDispatch {
+  room_id: Id;
+  user_id: UserId;
+  username: string;
+  online: boolean;
+  /** When the user was last seen; null when never. */
+  last_seen: Timestamp | null;
+}
+
+/** One user of presencequery.dispatch. */
+export interface UserPresence {
+  user_id: UserId;
+  username: string;
+  online: boolean;
+  last_seen: Timestamp | null;
+}
+
+/** presencequery.dispatch: the answer to presence.query (docs/protocol.md#presence-query). */
+export interface PresenceQueryDispatch {
+  /** The room asked about (only for {room_id}). */
+  room_id?: Id;
+  users: UserPresence[];
+}
+
+/**
  * Every dispatch the server sends, by its eventType, with its data
  * (docs/protocol.md#dispatches), plus chat.resync.
  */
@@ -256,6 +284,8 @@ export interface DispatchMap {
   'roomupdate.dispatch': RoomDetail;
   'chat.resync': ResyncDispatch;
   'usersearch.dispatch': UserSearchDispatch;
+  'presence.dispatch': PresenceDispatch;
+  'presencequery.dispatch': PresenceQueryDispatch;
 }
 
 /** The name of a known dispatch. */
@@ -271,7 +301,7 @@ export interface Dispatch {
 /** The detail of an error envelope: a string, a list, or {field: [messages]}. */
 export type ErrorDetail = string | string[] | Record<string, string[]>;
 
-/** The 16 events of docs/protocol.md#events (and user.search). */
+/** The 16 events of docs/protocol.md#events (and user.search, presence.query). */
 export type EventType =
   | 'message.send'
   | 'message.acknowledged'
@@ -289,7 +319,8 @@ export type EventType =
   | 'room.remove_members'
   | 'room.modify'
   | 'session.heartbeat'
-  | 'user.search';
+  | 'user.search'
+  | 'presence.query';
 
 /** room.create input (docs/protocol.md#room-create). */
 export type CreateRoomInput =

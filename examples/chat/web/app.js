@@ -89,6 +89,7 @@
     current: null,
     compose: null, // {mode: 'reply'|'edit', message}
     typing: new Map(), // room id -> Map(username -> timer)
+    presence: new Map(), // user id -> {online, last_seen}: as announced (docs/protocol.md#presence)
     lastTypingSent: 0,
     pending: new Map(), // client_msg_id -> {roomId, text, parent, view}: handed to the client, not stored yet
     drafts: new Map(), // room id -> text in the message box while another room is open
@@ -291,6 +292,7 @@
     on('roomremovemembers.dispatch', onMembersRemoved);
     on('roomexit.dispatch', onExit);
     on('roomdelete.dispatch', onRoomDelete);
+    on('presence.dispatch', onPresence);
     client.connect().then(() => {
       // Messages a previous page of this tab left unsent: the client sends
       // them now; show them as sending.
@@ -324,6 +326,7 @@
     refreshRooms();
     const id = state.current;
     if (id) {
+      queryPresence(id);
       state.client.roomInfo(id).catch(quiet);
       if (!state.loaded.has(id)) loadFirstPage(id);
     }
@@ -828,6 +831,7 @@
     // Measured only now that the box is on screen (a hidden box measures 0).
     autoGrow();
     state.client.roomInfo(id).catch(quiet);
+    queryPresence(id);
     if (!state.loaded.has(id) && !(state.older.get(id) || {}).pending) loadFirstPage(id);
     renderRoomList();
     renderHeader();
@@ -895,6 +899,65 @@
   // ------------------------------------------------------------------
   // Rendering: conversation
   // ------------------------------------------------------------------
+  // ------------------------------------------------------------------
+  // Presence: a room's members as announced, queried when the room opens
+  // (and after a reconnect), then kept by presence.dispatch.
+  // ------------------------------------------------------------------
+  function setPresence(u) {
+    state.presence.set(Number(u.user_id), { online: !!u.online, last_seen: u.last_seen || null });
+  }
+  function queryPresence(roomId) {
+    state.client.queryPresence(roomId).then((users) => {
+      users.forEach(setPresence);
+      if (state.current === roomId) { renderTyping(); renderPresence(); renderDetails(); }
+    }, quiet);
+  }
+  function onPresence(d) {
+    if (!d || d.user_id == null) return;
+    setPresence(d);
+    if (d.room_id === state.current) { renderTyping(); renderPresence(); renderDetails(); }
+  }
+  function presenceOf(u) { return u ? state.presence.get(Number(u.id)) : null; }
+  function lastSeenText(p) {
+    if (!p || !p.last_seen) return 'offline';
+    const d = new Date(p.last_seen);
+    const now = new Date();
+    if (sameDay(d, now)) return `last seen at ${hhmm(d)}`;
+    return `last seen ${dayLabel(d).toLowerCase()} at ${hhmm(d)}`;
+  }
+  function presenceText(u) {
+    const p = presenceOf(u);
+    if (!p) return '';
+    return p.online ? 'online' : lastSeenText(p);
+  }
+  function presenceDot(u, testid) {
+    const p = presenceOf(u);
+    const on = !!(p && p.online);
+    return h('span.presence-dot' + (on ? '.on' : ''), {
+      dataset: { testid, online: String(on), user: String(u.id) },
+      title: p ? presenceText(u) : '', 'aria-label': on ? 'online' : 'offline',
+    });
+  }
+  // The header's dot: the other user of a one-to-one chat; in a group or
+  // channel, on while anyone else shown is online.
+  function renderPresence() {
+    const slot = $('room-presence');
+    if (!slot) return;
+    const room = state.rooms.get(state.current) || state.details.get(state.current);
+    if (!room) { fill(slot); return; }
+    if (room.type === 'OneToOneChat') {
+      const peer = peerOf(room);
+      fill(slot, peer ? presenceDot(peer, 'header-presence') : null);
+      return;
+    }
+    const others = memberList(state.details.get(state.current)).filter((u) => !isMe(u));
+    const any = others.find((u) => (presenceOf(u) || {}).online);
+    fill(slot, others.length ? presenceDot(any || others[0], 'header-presence') : null);
+  }
+  function onlineCount(d) {
+    return memberList(d).filter((u) => (presenceOf(u) || {}).online).length;
+  }
+
   function renderHeader() {
     const room = state.rooms.get(state.current) || (state.details.get(state.current) && listItemFromDetail(state.details.get(state.current)));
     if (!room) return;
@@ -903,6 +966,7 @@
     $('room-avatar').replaceWith(av);
     $('room-title').textContent = roomTitle(room);
     renderTyping();
+    renderPresence();
   }
   function subtitle() {
     const d = state.details.get(state.current);
@@ -910,11 +974,14 @@
     if (!room) return '';
     if (room.type === 'OneToOneChat') {
       const peer = peerOf(room);
-      return peer ? `@${peer.username} · id ${peer.id}` : 'Direct message';
+      const seen = presenceText(peer);
+      return peer ? `@${peer.username}${seen ? ` · ${seen}` : ` · id ${peer.id}`}` : 'Direct message';
     }
     const n = memberList(d).length;
-    if (room.type === 'Channel') return `${room.is_public ? 'Public channel' : 'Private channel'}${d ? ` · ${n} subscriber${n === 1 ? '' : 's'}` : ''}`;
-    return `Group${d ? ` · ${n} member${n === 1 ? '' : 's'}` : ''}`;
+    const on = d ? onlineCount(d) : 0;
+    const online = on ? ` · ${on} online` : '';
+    if (room.type === 'Channel') return `${room.is_public ? 'Public channel' : 'Private channel'}${d ? ` · ${n} subscriber${n === 1 ? '' : 's'}${online}` : ''}`;
+    return `Group${d ? ` · ${n} member${n === 1 ? '' : 's'}${online}` : ''}`;
   }
   function renderTyping() {
     const sub = $('room-subtitle');
@@ -1362,14 +1429,15 @@
           : h('button.btn', { dataset: { action: 'add-role' }, title: `Make ${roleName}`, onclick: () => act(state.client.modifyRoom(d.id, `add_${roleName}`, { users: [uid] })) }, `+ ${roleName}`));
         actions.push(h('button.btn.danger', { dataset: { action: 'remove-member' }, title: 'Remove from chat', onclick: () => act(state.client.removeMembers(d.id, [uid])) }, 'Remove'));
       }
+      const seen = d.type === 'Channel' && !isAdmin && !isCreator && !isMe(u) ? '' : presenceText(u);
       return h('div.member', { dataset: { id: String(uid), testid: 'member' } },
-        avatar(userName(u), u.id, '.sm'),
+        h('span.avatar-wrap', avatar(userName(u), u.id, '.sm'), seen ? presenceDot(u, 'member-presence') : null),
         h('div.member-main',
           h('div.member-name', userName(u),
             isCreator ? h('span.role.creator', 'creator') : null,
             isAdmin && !isCreator ? h('span.role.admin', roleName) : null,
             isMe(u) ? h('span.role.you', 'you') : null),
-          h('div.member-sub', `@${u.username} · id ${u.id}`),
+          h('div.member-sub', `@${u.username} · id ${u.id}${seen ? ` · ${seen}` : ''}`),
           actions.length ? h('div.member-actions', actions) : null));
     });
 

@@ -352,3 +352,33 @@ test('the server API: a system message and a deleted user on the page', { skip: 
   await shot(dana, '06-dana-system-and-deleted.png');
   assert.deepEqual(errors, [], 'no page errors');
 });
+
+// Presence (docs/protocol.md#presence): the other user's dot in a
+// one-to-one chat's header and in the member list turns on while they are
+// connected and off, with "last seen", once they have closed the page (after
+// the server's grace, 5 s, and its sweep, every 2 s).
+test('presence: the dot turns on and off', async () => {
+  const fay = await signIn(`fay_${run}`);
+  const gil = await signIn(`gil_${run}`, BOB_BASE_URL);
+  await startDirect(fay, gil, gil.name.slice(0, 5));
+  const { page } = fay;
+  const dot = (online, where) => page.waitForFunction(([sel, on]) => {
+    const d = document.querySelector(sel);
+    return !!d && d.dataset.online === on;
+  }, [where, String(online)], { timeout: 30000 });
+  const header = '#room-presence [data-testid="header-presence"]';
+  await dot(true, header);
+  await page.waitForFunction(() => /· online$/.test(document.querySelector('#room-subtitle').textContent));
+  await page.click('#details-btn');
+  const member = `#details-body .member[data-id="${gil.id}"] [data-testid="member-presence"]`;
+  await dot(true, member);
+  await shot(fay, '07-fay-presence-online.png');
+
+  await gil.context.close();
+  await dot(false, header);
+  await dot(false, member);
+  await page.waitForFunction(() => /last seen/.test(document.querySelector('#room-subtitle').textContent));
+  assert.match(await page.textContent(`#details-body .member[data-id="${gil.id}"] .member-sub`), /last seen/);
+  await shot(fay, '08-fay-presence-offline.png');
+  assert.deepEqual(errors, [], 'no page errors');
+});

@@ -155,3 +155,26 @@ test('a message over the server\'s read limit: 1009, refused, never sent again; 
   assert.equal(gina.client.stats.connections, connections);
   console.log(`1009: refused ${results[1].reason.message}; stored ${stored.length} of 2 others, each once`);
 });
+
+test('presence: queryPresence answers the announced state, and presence.dispatch follows a close', async (t) => {
+  const srv = await startServer(bin, await freePort(), { CHATMUX_PRESENCE_GRACE: '200ms', CHATMUX_PRESENCE_INTERVAL: '100ms' });
+  t.after(() => srv.stop());
+  const erin = await newClient(srv.url, 'erin');
+  const finn = await newClient(srv.url, 'finn');
+  t.after(() => erin.client.close());
+  const finnId = await userId(srv, 'finn');
+  const erinId = await userId(srv, 'erin');
+  const room = await erin.client.createRoom({ type: 'GroupChat', name: 'presence', participants: [finnId] });
+  const users = await erin.client.queryPresence(room.id);
+  assert.deepEqual(users.map((u) => [u.user_id, u.online]), [[erinId, true], [finnId, true]].sort((a, b) => a[0] - b[0]));
+  assert.deepEqual((await erin.client.queryPresence([finnId, 999999])).map((u) => u.user_id), [finnId], 'a stranger is left out');
+  const seen = [];
+  erin.client.on('presence.dispatch', (d) => seen.push(d));
+  await finn.client.close();
+  await waitFor(() => seen.some((d) => d.user_id === finnId && !d.online), 10_000, 'finn announced offline');
+  const off = seen.find((d) => d.user_id === finnId);
+  assert.equal(off.room_id, room.id);
+  assert.equal(off.username, 'finn');
+  assert.match(off.last_seen, /^\d{4}-\d\d-\d\dT/);
+  assert.equal((await erin.client.queryPresence(room.id)).find((u) => u.user_id === finnId).online, false);
+});

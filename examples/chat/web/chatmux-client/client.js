@@ -1287,6 +1287,20 @@ export class ChatClient extends Emitter {
         const f = frames.find(is);
         return (f?.data?.users ?? []);
     }
+    /**
+     * presence.query (docs/protocol.md#presence-query): the announced
+     * presence of a room's members (a room id) or of the given users who
+     * share a room with this user (at most 100 ids), ordered by user id.
+     * Follow 'presence.dispatch' afterwards. Needs a server that has the
+     * event.
+     */
+    async queryPresence(of) {
+        const is = (d) => d.eventType === 'presencequery.dispatch';
+        const data = Array.isArray(of) ? { user_ids: of } : { room_id: of };
+        const frames = await this.request('presence.query', data, { collect: is });
+        const f = frames.find(is);
+        return (f?.data?.users ?? []);
+    }
 }
 /**
  * fitsCreate scores a created room as the answer to a room.create input:

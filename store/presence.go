@@ -1,0 +1,47 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// PresenceStore keeps the announced presence of each user: whether the
+// last presence dispatch about them said online or offline
+// (docs/protocol.md#presence). A user is live while at least one of their
+// sessions has a LastSeen within the inactivity threshold (the store's
+// clock); the announced state follows the live state, and each change of
+// it is returned to exactly one caller, however many nodes sweep at once,
+// so that exactly one node announces it.
+type PresenceStore interface {
+	// TouchSessions sets LastSeen of the given sessions, and the last seen
+	// time of their users, to now: the activity of a connection's events,
+	// flushed in one call. Missing sessions (closed, or expired with their
+	// node) are skipped.
+	TouchSessions(ctx context.Context, sessionIDs []int64) error
+	// MarkOnline announces userID online unless it is already: changed
+	// reports whether this call flipped it (then the caller announces
+	// it). LastSeen is the user's last seen time. A deleted or unknown
+	// user is never announced: changed is false.
+	MarkOnline(ctx context.Context, userID int64) (p Presence, changed bool, err error)
+	// SweepPresence flips, in one step, the users whose announced state
+	// no longer holds, and returns each flip once (ordered by user id):
+	// announced offline (or never announced) with a session seen within
+	// threshold → online; announced online with no session seen within
+	// threshold and a last seen time older than grace (or none) → offline.
+	// Concurrent sweeps never return the same flip twice.
+	SweepPresence(ctx context.Context, threshold, grace time.Duration) ([]Presence, error)
+	// Presence returns the announced state and last seen time of the given
+	// users that exist, ordered by id, duplicates removed: a user never
+	// announced is offline; a deleted user is offline, never seen.
+	Presence(ctx context.Context, userIDs []int64) ([]Presence, error)
+}
+
+// Presence is a user's announced presence.
+type Presence struct {
+	UserID int64 `db:"user_id"`
+	// Online is the announced state.
+	Online bool `db:"online"`
+	// LastSeen is the user's last seen time (SessionStore.LastSeen); zero
+	// when never seen.
+	LastSeen time.Time `db:"last_seen"`
+}

@@ -1,0 +1,226 @@
+package storetest
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatmux/chatmux/store"
+)
+
+// Thresholds of the presence tests: an hour keeps everything live (or in
+// grace); minus an hour puts the limit in the future, so that nothing is.
+const (
+	always = time.Hour
+	never  = -time.Hour
+)
+
+// sweep runs SweepPresence and returns its flips as "id:on"/"id:off".
+func sweep(t *testing.T, st store.Store, threshold, grace time.Duration) []string {
+	t.Helper()
+	ps, err := st.SweepPresence(ctx, threshold, grace)
+	ok(t, err)
+	out := []string{}
+	for _, p := range ps {
+		out = append(out, presenceString(p))
+	}
+	return out
+}
+
+func presenceString(p store.Presence) string {
+	if p.Online {
+		return fmt.Sprintf("%d:on", p.UserID)
+	}
+	return fmt.Sprintf("%d:off", p.UserID)
+}
+
+func wantFlips(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	if fmt.Sprint(got) != fmt.Sprint(append([]string{}, want...)) {
+		t.Fatalf("%s: flips %v, want %v", what, got, want)
+	}
+}
+
+// testPresence: the announced state per user (docs/protocol.md#presence):
+// MarkOnline flips once, the sweep announces offline only past the
+// threshold and the grace, an idle session is offline, and a touched one
+// online again.
+func testPresence(t *testing.T, st store.Store) {
+	users(t, st, 3)
+	ps, err := st.Presence(ctx, []int64{3, 1, 99, 1, 2})
+	ok(t, err)
+	if len(ps) != 3 || ps[0].UserID != 1 || ps[2].UserID != 3 {
+		t.Fatalf("Presence = %+v, want users 1..3", ps)
+	}
+	for _, p := range ps {
+		if p.Online || !p.LastSeen.IsZero() {
+			t.Fatalf("Presence of a user never seen = %+v, want offline, never seen", p)
+		}
+	}
+	if ps, err := st.Presence(ctx, nil); err != nil || len(ps) != 0 {
+		t.Fatalf("Presence(nil) = %v %v", ps, err)
+	}
+
+	// Connect: MarkOnline flips once.
+	s1, err := st.CreateSession(ctx, store.NewSession{UserID: 1, ConnID: "c1", NodeID: "n"})
+	ok(t, err)
+	p, changed, err := st.MarkOnline(ctx, 1)
+	ok(t, err)
+	if !changed || !p.Online || p.UserID != 1 || p.LastSeen.Before(s1.LastSeen) {
+		t.Fatalf("MarkOnline = %+v %v, want a flip to online, last seen at or after %v", p, changed, s1.LastSeen)
+	}
+	p, changed, err = st.MarkOnline(ctx, 1)
+	ok(t, err)
+	if changed || !p.Online {
+		t.Fatalf("MarkOnline again = %+v %v, want online, no flip", p, changed)
+	}
+	if _, changed, err := st.MarkOnline(ctx, 99); err != nil || changed {
+		t.Fatalf("MarkOnline of no user = %v %v, want no flip, no error", changed, err)
+	}
+	wantFlips(t, "sweep with user 1 live", sweep(t, st, always, always))
+
+	// Disconnect: offline only once the grace has passed, and only once.
+	ok(t, st.CloseSession(ctx, s1.ID))
+	wantFlips(t, "sweep within the grace", sweep(t, st, always, always))
+	wantFlips(t, "sweep past the grace", sweep(t, st, always, never), "1:off")
+	wantFlips(t, "sweep again", sweep(t, st, always, never))
+	ps, err = st.Presence(ctx, []int64{1})
+	ok(t, err)
+	if len(ps) != 1 || ps[0].Online || ps[0].LastSeen.Before(s1.LastSeen) {
+		t.Fatalf("Presence after offline = %+v", ps)
+	}
+
+	// A session the sweep finds live is announced online (no MarkOnline);
+	// one idle for longer than the threshold is offline though open, and
+	// online again once touched.
+	s2, err := st.CreateSession(ctx, store.NewSession{UserID: 2, ConnID: "c2", NodeID: "n"})
+	ok(t, err)
+	wantFlips(t, "sweep with user 2 live", sweep(t, st, always, always), "2:on")
+	wantFlips(t, "sweep with user 2 idle, within the grace", sweep(t, st, never, always))
+	wantFlips(t, "sweep with user 2 idle", sweep(t, st, never, never), "2:off")
+	wantFlips(t, "sweep with user 2 idle again", sweep(t, st, never, never))
+	before, err := st.LastSeen(ctx, []int64{2})
+	ok(t, err)
+	time.Sleep(2 * time.Millisecond) // so that the clock moves on
+	ok(t, st.TouchSessions(ctx, []int64{s2.ID, s1.ID, 12345}))
+	ok(t, st.TouchSessions(ctx, nil))
+	open, err := st.UserSessions(ctx, 2)
+	ok(t, err)
+	if len(open) != 1 || !open[0].LastSeen.After(s2.LastSeen) {
+		t.Fatalf("sessions after TouchSessions = %+v, want LastSeen after %v", open, s2.LastSeen)
+	}
+	after, err := st.LastSeen(ctx, []int64{2})
+	ok(t, err)
+	if !after[2].After(before[2]) {
+		t.Fatalf("last seen after TouchSessions = %v, want after %v", after[2], before[2])
+	}
+	ps2, err := st.SweepPresence(ctx, always, always)
+	ok(t, err)
+	if len(ps2) != 1 || !ps2[0].Online || ps2[0].UserID != 2 || !ps2[0].LastSeen.Equal(after[2]) {
+		t.Fatalf("sweep after the touch = %+v, want user 2 online, last seen %v", ps2, after[2])
+	}
+	ps, err = st.Presence(ctx, []int64{1, 2, 3})
+	ok(t, err)
+	got := []string{}
+	for _, p := range ps {
+		got = append(got, presenceString(p))
+	}
+	wantFlips(t, "Presence", got, "1:off", "2:on", "3:off")
+}
+
+// testPresenceConcurrent: sweeps and MarkOnline running at once on many
+// users return each flip exactly once.
+func testPresenceConcurrent(t *testing.T, st store.Store) {
+	const n, workers = 30, 6
+	users(t, st, n)
+	sessions := make([]int64, n)
+	for i := range n {
+		s, err := st.CreateSession(ctx, store.NewSession{UserID: int64(i + 1), ConnID: "c", NodeID: "n"})
+		ok(t, err)
+		sessions[i] = s.ID
+	}
+	run := func(f func() ([]store.Presence, error)) map[string]int {
+		t.Helper()
+		var mu sync.Mutex
+		seen := map[string]int{}
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ps, err := f()
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, p := range ps {
+					seen[presenceString(p)]++
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		return seen
+	}
+	check := func(what string, seen map[string]int, state string) {
+		t.Helper()
+		if len(seen) != n {
+			t.Fatalf("%s: %d users flipped, want %d: %v", what, len(seen), n, seen)
+		}
+		for i := 1; i <= n; i++ {
+			if k := fmt.Sprintf("%d:%s", i, state); seen[k] != 1 {
+				t.Fatalf("%s: %s returned %d times, want once", what, k, seen[k])
+			}
+		}
+	}
+	// Online: half by MarkOnline, all by the sweeps, at once.
+	on := run(func() ([]store.Presence, error) {
+		var out []store.Presence
+		for i := 1; i <= n; i += 2 {
+			p, changed, err := st.MarkOnline(ctx, int64(i))
+			if err != nil {
+				return nil, err
+			}
+			if changed {
+				out = append(out, p)
+			}
+		}
+		ps, err := st.SweepPresence(ctx, always, always)
+		return append(out, ps...), err
+	})
+	check("online", on, "on")
+	for _, id := range sessions {
+		ok(t, st.CloseSession(ctx, id))
+	}
+	off := run(func() ([]store.Presence, error) { return st.SweepPresence(ctx, always, never) })
+	check("offline", off, "off")
+}
+
+// testPresenceDeletedUser: a deleted user's presence goes with them, and is
+// never announced again.
+func testPresenceDeletedUser(t *testing.T, st store.Store) {
+	users(t, st, 2)
+	_, err := st.CreateSession(ctx, store.NewSession{UserID: 2, ConnID: "c", NodeID: "n"})
+	ok(t, err)
+	if _, changed, err := st.MarkOnline(ctx, 2); err != nil || !changed {
+		t.Fatalf("MarkOnline = %v %v", changed, err)
+	}
+	_, err = st.DeleteUser(ctx, 2)
+	ok(t, err)
+	ps, err := st.Presence(ctx, []int64{2})
+	ok(t, err)
+	if len(ps) != 1 || ps[0].Online || !ps[0].LastSeen.IsZero() {
+		t.Fatalf("Presence of a deleted user = %+v, want offline, never seen", ps)
+	}
+	if _, changed, err := st.MarkOnline(ctx, 2); err != nil || changed {
+		t.Fatalf("MarkOnline of a deleted user = %v %v, want no flip", changed, err)
+	}
+	wantFlips(t, "sweep after the deletion", sweep(t, st, never, never))
+}
