@@ -37,9 +37,10 @@ type Options struct {
 	FailFirst int
 	// FailStatus is the status of a failed request; 0 means 503.
 	FailStatus int
-	// Hold, if not nil, holds every request, once it is counted, until
-	// Hold is closed, the client gives up, or the Receiver is closed;
-	// the request is then answered as it would have been at once.
+	// Hold, if not nil, holds every request, once it is counted and its
+	// events recorded, until Hold is closed, the client gives up, or the
+	// Receiver is closed; the request is then answered as it would have
+	// been at once (its events stay recorded if the client gave up).
 	Hold <-chan struct{}
 }
 
