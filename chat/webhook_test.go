@@ -4,12 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,82 +13,13 @@ import (
 	"github.com/chatmux/chatmux/chat"
 	"github.com/chatmux/chatmux/store"
 	"github.com/chatmux/chatmux/webhook"
+	"github.com/chatmux/chatmux/webhook/webhooktest"
 )
 
 // Offline webhooks end to end (docs/protocol.md#offline-webhooks): a real
 // HTTP receiver on loopback, the sends over WebSocket and the Go API.
 
 var hookSecret = []byte("a secret of the tests, 16+")
-
-// hookReceiver verifies every request and records its events; it fails
-// the first failFirst requests with 503, and hangs while hang is open.
-type hookReceiver struct {
-	srv       *httptest.Server
-	failFirst int32
-	hang      chan struct{}
-	inFlight  chan struct{} // one value per request that arrived (best effort)
-
-	mu       sync.Mutex
-	requests int
-	failed   int
-	badSig   int
-	events   int // repeats included
-	byID     map[uuid.UUID]webhook.Event
-}
-
-func newHookReceiver(t *testing.T, failFirst int32, hang bool) *hookReceiver {
-	r := &hookReceiver{failFirst: failFirst, byID: map[uuid.UUID]webhook.Event{}, inFlight: make(chan struct{}, 1000)}
-	if hang {
-		r.hang = make(chan struct{})
-	}
-	var n atomic.Int32
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		select {
-		case r.inFlight <- struct{}{}:
-		default:
-		}
-		if r.hang != nil {
-			select {
-			case <-r.hang:
-			case <-req.Context().Done():
-			}
-			w.WriteHeader(http.StatusNoContent) // released: the drain at the end goes fast
-			return
-		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		r.requests++
-		if n.Add(1) <= r.failFirst {
-			r.failed++
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		if err := webhook.Verify(hookSecret, req.Header, body, time.Minute, time.Now()); err != nil {
-			r.badSig++
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		var b webhook.Body
-		if err := json.Unmarshal(body, &b); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		for _, e := range b.Events {
-			r.events++
-			r.byID[e.ID] = e
-		}
-		w.WriteHeader(http.StatusOK)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *hookReceiver) unique() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.byID)
-}
 
 // hookNode is a dispatcher (and, with an outbox store, a relay) for one
 // node; started unless stopped.
@@ -156,8 +82,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestWebhookOfflineExactlyOnce(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore factory) {
 		st := newStore(t)
-		rcv := newHookReceiver(t, 4, false)
-		d := hookNode(t, st, rcv.srv.URL, true, nil)
+		rcv := webhooktest.NewReceiver(t, hookSecret, webhooktest.Options{Tolerance: time.Minute, FailFirst: 4})
+		d := hookNode(t, st, rcv.URL(), true, nil)
 		e := newEnv(t, func(*testing.T) store.Store { return st }, func(c *chat.Config) { c.Webhooks = d })
 		runRelay(t, e.svc)
 		e.users(5)
@@ -195,14 +121,13 @@ func TestWebhookOfflineExactlyOnce(t *testing.T) {
 		_ = json.Unmarshal(raw, &sys)
 		want = append(want, sys.ID)
 
-		waitUntil(t, "every event", func() bool { return rcv.unique() == len(want) && d.Stats().Delivered >= uint64(len(want)) })
-		rcv.mu.Lock()
-		defer rcv.mu.Unlock()
-		if rcv.badSig != 0 {
-			t.Fatalf("%d requests with a bad signature", rcv.badSig)
+		waitUntil(t, "every event", func() bool { return rcv.Stats().Unique == len(want) && d.Stats().Delivered >= uint64(len(want)) })
+		got, counts := rcv.Events(), rcv.Stats()
+		if counts.Bad != 0 {
+			t.Fatalf("%d requests with a bad signature", counts.Bad)
 		}
 		for _, id := range want {
-			ev, ok := rcv.byID[id]
+			ev, ok := got[id]
 			if !ok {
 				t.Fatalf("no event for %s", id)
 			}
@@ -224,15 +149,15 @@ func TestWebhookOfflineExactlyOnce(t *testing.T) {
 				t.Fatalf("event %+v", ev)
 			}
 		}
-		if len(rcv.byID) != len(want) {
-			t.Fatalf("%d distinct events, want %d", len(rcv.byID), len(want))
+		if len(got) != len(want) {
+			t.Fatalf("%d distinct events, want %d", len(got), len(want))
 		}
 		s := d.Stats()
-		if rcv.failed == 0 || s.Retried == 0 || s.Dropped != 0 || s.Expired != 0 {
-			t.Fatalf("failed %d, stats %+v", rcv.failed, s)
+		if counts.Failed == 0 || s.Retried == 0 || s.Dropped != 0 || s.Expired != 0 {
+			t.Fatalf("failed %d, stats %+v", counts.Failed, s)
 		}
 		t.Logf("events %d, delivered %d (duplicates before de-dup %d, after 0), retried %d, requests %v",
-			len(want), rcv.events, rcv.events-len(rcv.byID), s.Retried, s.Requests)
+			len(want), counts.Events, counts.Events-len(got), s.Retried, s.Requests)
 	})
 }
 
@@ -242,11 +167,12 @@ func TestWebhookOfflineExactlyOnce(t *testing.T) {
 func TestWebhookSendNeverWaits(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore factory) {
 		st := newStore(t)
-		rcv := newHookReceiver(t, 0, true)
-		d := hookNode(t, st, rcv.srv.URL, true, func(c *webhook.Config) {
+		hang := make(chan struct{})
+		rcv := webhooktest.NewReceiver(t, hookSecret, webhooktest.Options{Tolerance: time.Minute, Hold: hang})
+		d := hookNode(t, st, rcv.URL(), true, func(c *webhook.Config) {
 			c.QueueSize, c.MaxBatch, c.Timeout, c.Lease = 2, 1, time.Hour, 2*time.Hour
 		})
-		t.Cleanup(func() { close(rcv.hang) }) // before the dispatcher's shutdown
+		t.Cleanup(func() { close(hang) }) // before the dispatcher's shutdown: the drain at the end goes fast
 		e := newEnv(t, func(*testing.T) store.Store { return st }, func(c *chat.Config) { c.Webhooks = d })
 		e.users(2)
 		room := e.room(store.Group, 1, 2)
@@ -254,7 +180,7 @@ func TestWebhookSendNeverWaits(t *testing.T) {
 		defer alice.close()
 		alice.send("message.send", map[string]any{"room_id": room, "content": "first"})
 		alice.expect(chat.DispatchMessage)
-		<-rcv.inFlight // the dispatcher is stuck in its first request
+		<-rcv.Arrived() // the dispatcher is stuck in its first request
 		const n = 10
 		for i := range n {
 			alice.send("message.send", map[string]any{"room_id": room, "content": fmt.Sprint(i)})
@@ -264,7 +190,7 @@ func TestWebhookSendNeverWaits(t *testing.T) {
 			t.Fatal(err)
 		}
 		select {
-		case <-rcv.hang:
+		case <-hang:
 			t.Fatal("the receiver was released")
 		default:
 		}
@@ -294,10 +220,10 @@ func TestWebhookCrashedNodeDelivers(t *testing.T) {
 	if _, ok := st.(store.WebhookOutbox); !ok {
 		t.Fatal("the PostgreSQL store keeps no outbox")
 	}
-	rcv := newHookReceiver(t, 0, false)
+	rcv := webhooktest.NewReceiver(t, hookSecret, webhooktest.Options{Tolerance: time.Minute})
 	lease := func(c *webhook.Config) { c.Timeout, c.Lease = 500*time.Millisecond, time.Second }
-	dA := hookNode(t, st, rcv.srv.URL, false, lease) // never started
-	dB := hookNode(t, st, rcv.srv.URL, true, lease)
+	dA := hookNode(t, st, rcv.URL(), false, lease) // never started
+	dB := hookNode(t, st, rcv.URL(), true, lease)
 	shared := func(*testing.T) store.Store { return st }
 	a := newEnv(t, shared, func(c *chat.Config) { c.Webhooks = dA })
 	b := newEnv(t, shared, func(c *chat.Config) { c.Webhooks = dB })
@@ -320,18 +246,17 @@ func TestWebhookCrashedNodeDelivers(t *testing.T) {
 	if dA.Len() != n {
 		t.Fatalf("node A queued %d events, want %d", dA.Len(), n)
 	}
-	waitUntil(t, "node B to deliver node A's events", func() bool { return rcv.unique() == n && dB.Stats().Delivered >= n })
-	rcv.mu.Lock()
-	defer rcv.mu.Unlock()
+	waitUntil(t, "node B to deliver node A's events", func() bool { return rcv.Stats().Unique == n && dB.Stats().Delivered >= n })
+	got, events := rcv.Events(), rcv.Stats().Events
 	for id := range want {
-		if ev, ok := rcv.byID[id]; !ok || len(ev.Recipients) != 2 {
+		if ev, ok := got[id]; !ok || len(ev.Recipients) != 2 {
 			t.Fatalf("event %s: %+v", id, ev)
 		}
 	}
-	if rcv.events != n || dA.Stats().Delivered != 0 {
-		t.Fatalf("received %d events for %d messages; node A delivered %d", rcv.events, n, dA.Stats().Delivered)
+	if events != n || dA.Stats().Delivered != 0 {
+		t.Fatalf("received %d events for %d messages; node A delivered %d", events, n, dA.Stats().Delivered)
 	}
-	t.Logf("node A committed %d events and never called; node B's relay delivered %d (duplicates 0)", n, rcv.events)
+	t.Logf("node A committed %d events and never called; node B's relay delivered %d (duplicates 0)", n, events)
 }
 
 // TestWebhookEventsOfRows: the relay's events are built from the store as

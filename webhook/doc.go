@@ -20,4 +20,6 @@
 // of a node that crashed between the commit and the call, those that did
 // not fit a queue, and those rescheduled after a failure), so no event is
 // lost with a node.
+//
+// Package webhooktest provides a receiver for tests.
 package webhook

@@ -4,18 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/chatmux/chatmux/webhook"
+	"github.com/chatmux/chatmux/webhook/webhooktest"
 )
 
 var secret = []byte("0123456789abcdef-test")
@@ -74,71 +71,6 @@ func TestSignVerify(t *testing.T) {
 	}
 }
 
-// receiver is a webhook receiver on loopback: it verifies each request,
-// answers fail() (0: 204), and records the events by id.
-type receiver struct {
-	srv      *httptest.Server
-	mu       sync.Mutex
-	byID     map[uuid.UUID]int
-	events   int // events received, repeats included
-	requests int
-	badSig   int
-	fail     atomic.Int32 // status to answer instead of 204
-	hang     chan struct{}
-	got      chan struct{} // a request arrived (buffered, best effort)
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{byID: map[uuid.UUID]int{}, got: make(chan struct{}, 1000)}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		select {
-		case r.got <- struct{}{}:
-		default:
-		}
-		if r.hang != nil {
-			select {
-			case <-r.hang:
-			case <-req.Context().Done():
-			}
-			return
-		}
-		if st := r.fail.Load(); st != 0 {
-			r.mu.Lock()
-			r.requests++
-			r.mu.Unlock()
-			w.WriteHeader(int(st))
-			return
-		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		r.requests++
-		if err := webhook.Verify(secret, req.Header, body, 0, time.Now()); err != nil || req.Header.Get("Content-Type") != "application/json" {
-			r.badSig++
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		var b webhook.Body
-		if err := json.Unmarshal(body, &b); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		for _, e := range b.Events {
-			r.byID[e.ID]++
-			r.events++
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *receiver) unique() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.byID)
-}
-
 func event() webhook.Event {
 	return webhook.Event{ID: uuid.New(), Type: webhook.TypeMessageOffline, CreatedAt: time.Now().UTC(),
 		Room: webhook.Room{ID: uuid.New(), Name: "r", Type: "GroupChat"}, Message: json.RawMessage(`{"id":"x"}`),
@@ -182,8 +114,8 @@ func TestNewChecks(t *testing.T) {
 // TestDeliverBatched: queued events go in batches of at most MaxBatch,
 // signed; every one arrives once.
 func TestDeliverBatched(t *testing.T) {
-	rcv := newReceiver(t)
-	d := newDispatcher(t, rcv.srv.URL, func(c *webhook.Config) { c.MaxBatch = 7 })
+	rcv := webhooktest.NewReceiver(t, secret, webhooktest.Options{})
+	d := newDispatcher(t, rcv.URL(), func(c *webhook.Config) { c.MaxBatch = 7 })
 	const n = 50
 	for range n {
 		if !d.Enqueue(webhook.Pending{Event: event()}) {
@@ -191,16 +123,15 @@ func TestDeliverBatched(t *testing.T) {
 		}
 	}
 	d.Start()
-	waitFor(t, "every event", func() bool { return rcv.unique() == n && d.Stats().Delivered == n })
-	rcv.mu.Lock()
-	defer rcv.mu.Unlock()
-	if rcv.events != n || rcv.badSig != 0 {
-		t.Fatalf("events %d (want %d), bad signatures %d", rcv.events, n, rcv.badSig)
+	waitFor(t, "every event", func() bool { return rcv.Stats().Unique == n && d.Stats().Delivered == n })
+	got := rcv.Stats()
+	if got.Events != n || got.Bad != 0 {
+		t.Fatalf("events %d (want %d), bad requests %d", got.Events, n, got.Bad)
 	}
-	if rcv.requests != (n+6)/7 {
-		t.Fatalf("%d requests for %d events in batches of 7 (all queued before the start), want %d", rcv.requests, n, (n+6)/7)
+	if got.Requests != (n+6)/7 {
+		t.Fatalf("%d requests for %d events in batches of 7 (all queued before the start), want %d", got.Requests, n, (n+6)/7)
 	}
-	if s := d.Stats(); s.Delivered != n || s.Requests["2xx"] != uint64(rcv.requests) {
+	if s := d.Stats(); s.Delivered != n || s.Requests["2xx"] != uint64(got.Requests) {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -208,22 +139,20 @@ func TestDeliverBatched(t *testing.T) {
 // TestRetryUntilRecovered: a receiver answering 503 for a while gets
 // everything after it recovers, exactly once each.
 func TestRetryUntilRecovered(t *testing.T) {
-	rcv := newReceiver(t)
-	rcv.fail.Store(http.StatusServiceUnavailable)
-	d := newDispatcher(t, rcv.srv.URL, func(c *webhook.Config) { c.MaxBatch = 10 })
+	rcv := webhooktest.NewReceiver(t, secret, webhooktest.Options{})
+	rcv.Fail(http.StatusServiceUnavailable)
+	d := newDispatcher(t, rcv.URL(), func(c *webhook.Config) { c.MaxBatch = 10 })
 	d.Start()
 	const n = 30
 	for range n {
 		d.Enqueue(webhook.Pending{Event: event()})
 	}
 	waitFor(t, "five failed requests", func() bool { return d.Stats().Requests["5xx"] >= 5 })
-	rcv.fail.Store(0)
-	waitFor(t, "every event", func() bool { return rcv.unique() == n && d.Stats().Delivered == n })
+	rcv.Fail(0)
+	waitFor(t, "every event", func() bool { return rcv.Stats().Unique == n && d.Stats().Delivered == n })
 	s := d.Stats()
-	rcv.mu.Lock()
-	defer rcv.mu.Unlock()
-	if rcv.events != n {
-		t.Fatalf("%d events received for %d unique", rcv.events, n)
+	if got := rcv.Stats().Events; got != n {
+		t.Fatalf("%d events received for %d unique", got, n)
 	}
 	if s.Delivered != n || s.Retried == 0 || s.Dropped != 0 {
 		t.Fatalf("stats %+v", s)
@@ -235,10 +164,10 @@ func TestRetryUntilRecovered(t *testing.T) {
 // once; what does not fit the queue is counted as dropped (or deferred
 // with an outbox row), and Shutdown gives up at its deadline.
 func TestEnqueueNeverBlocks(t *testing.T) {
-	rcv := newReceiver(t)
-	rcv.hang = make(chan struct{})
-	defer close(rcv.hang)
-	d := newDispatcher(t, rcv.srv.URL, func(c *webhook.Config) {
+	hang := make(chan struct{})
+	defer close(hang)
+	rcv := webhooktest.NewReceiver(t, secret, webhooktest.Options{Hold: hang})
+	d := newDispatcher(t, rcv.URL(), func(c *webhook.Config) {
 		c.QueueSize = 4
 		c.MaxBatch = 1
 		c.Timeout = time.Hour
@@ -246,7 +175,7 @@ func TestEnqueueNeverBlocks(t *testing.T) {
 	})
 	d.Start()
 	d.Enqueue(webhook.Pending{Event: event()})
-	<-rcv.got // the sender is stuck in its first request
+	<-rcv.Arrived() // the sender is stuck in its first request
 	accepted := 0
 	for range 10 {
 		if d.Enqueue(webhook.Pending{Event: event()}) {
@@ -275,23 +204,23 @@ func TestEnqueueNeverBlocks(t *testing.T) {
 
 // TestShutdownDrains: Shutdown sends what is queued before returning.
 func TestShutdownDrains(t *testing.T) {
-	rcv := newReceiver(t)
-	d := newDispatcher(t, rcv.srv.URL, nil)
+	rcv := webhooktest.NewReceiver(t, secret, webhooktest.Options{})
+	d := newDispatcher(t, rcv.URL(), nil)
 	for range 25 {
 		d.Enqueue(webhook.Pending{Event: event()})
 	}
 	if err := d.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if rcv.unique() != 25 || d.Stats().Delivered != 25 {
-		t.Fatalf("received %d, stats %+v", rcv.unique(), d.Stats())
+	if got := rcv.Stats().Unique; got != 25 || d.Stats().Delivered != 25 {
+		t.Fatalf("received %d, stats %+v", got, d.Stats())
 	}
 }
 
 // TestMaxAge: an event older than MaxAge is dropped unsent.
 func TestMaxAge(t *testing.T) {
-	rcv := newReceiver(t)
-	d := newDispatcher(t, rcv.srv.URL, func(c *webhook.Config) { c.MaxAge = time.Hour })
+	rcv := webhooktest.NewReceiver(t, secret, webhooktest.Options{})
+	d := newDispatcher(t, rcv.URL(), func(c *webhook.Config) { c.MaxAge = time.Hour })
 	old := event()
 	old.CreatedAt = time.Now().Add(-2 * time.Hour)
 	d.Enqueue(webhook.Pending{Event: old})
@@ -299,8 +228,8 @@ func TestMaxAge(t *testing.T) {
 	if err := d.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if s := d.Stats(); s.Expired != 1 || s.Delivered != 1 || rcv.unique() != 1 {
-		t.Fatalf("stats %+v, received %d", s, rcv.unique())
+	if s, got := d.Stats(), rcv.Stats().Unique; s.Expired != 1 || s.Delivered != 1 || got != 1 {
+		t.Fatalf("stats %+v, received %d", s, got)
 	}
 }
 

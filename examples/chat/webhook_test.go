@@ -4,18 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/chatmux/chatmux/internal/testenv"
-	"github.com/chatmux/chatmux/webhook"
+	"github.com/chatmux/chatmux/webhook/webhooktest"
 )
 
 // Offline webhooks in the example server (docs/protocol.md#offline-webhooks):
@@ -74,66 +69,11 @@ func TestWebhookConfig(t *testing.T) {
 	}
 }
 
-// hookSink is a webhook receiver on loopback: /ok verifies and records,
-// /hang holds every request until the test ends.
-type hookSink struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	byID   map[uuid.UUID]webhook.Event
-	events int // at /ok, repeats included
-	hung   int // events of the requests held at /hang
-	bad    int
-}
-
-func newHookSink(t *testing.T) *hookSink {
-	s := &hookSink{byID: map[uuid.UUID]webhook.Event{}}
-	release := make(chan struct{})
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var b webhook.Body
-		err := webhook.Verify([]byte(testWebhookSecret), r.Header, body, 0, time.Now())
-		if err == nil {
-			err = json.Unmarshal(body, &b)
-		}
-		s.mu.Lock()
-		if err != nil {
-			s.bad++
-			s.mu.Unlock()
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		if r.URL.Path == "/hang" {
-			s.hung += len(b.Events)
-			s.mu.Unlock()
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		for _, e := range b.Events {
-			s.events++
-			s.byID[e.ID] = e
-		}
-		s.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(func() { close(release); s.srv.Close() })
-	return s
-}
-
-func (s *hookSink) counts() (unique, events, hung int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.byID), s.events, s.hung
-}
-
 // TestWebhookMetrics: with the memory store, a message to an offline
 // member reaches the receiver and /metrics counts it.
 func TestWebhookMetrics(t *testing.T) {
-	sink := newHookSink(t)
-	ts := newTestServerWith(t, config{Addr: "127.0.0.1:0", WebhookURL: sink.srv.URL + "/ok", WebhookSecret: []byte(testWebhookSecret)})
+	sink := webhooktest.NewReceiver(t, []byte(testWebhookSecret), webhooktest.Options{})
+	ts := newTestServerWith(t, config{Addr: "127.0.0.1:0", WebhookURL: sink.URL(), WebhookSecret: []byte(testWebhookSecret)})
 	hc := newHTTPClient(t)
 	alice := dialClient(t, hc, "A", ts.URL, "alice")
 	bobID, err := userID(hc, ts.URL, "bob") // a user, never connected
@@ -150,8 +90,8 @@ func TestWebhookMetrics(t *testing.T) {
 	if _, ok := alice.send(room.ID, "m1", 10*time.Second); !ok {
 		t.Fatal("no answer to the send")
 	}
-	waitFor(t, 10*time.Second, "the event", func() bool { u, _, _ := sink.counts(); return u == 1 })
-	for _, e := range sink.byID {
+	waitFor(t, 10*time.Second, "the event", func() bool { return sink.Stats().Unique == 1 })
+	for _, e := range sink.Events() {
 		if len(e.Recipients) != 1 || e.Recipients[0].Username != "bob" || e.Room.Name != "hooks" {
 			t.Fatalf("event %+v", e)
 		}
@@ -174,8 +114,8 @@ func TestWebhookMetrics(t *testing.T) {
 }
 
 // TestWebhookNodeKilled (PostgreSQL, processes): node X stores messages
-// for offline members, sends their events to a receiver that never
-// answers it, and is killed with SIGKILL with the request in flight; its
+// for offline members, sends their events to a receiver that holds every
+// request until the test ends, and is killed with SIGKILL with the request in flight; its
 // outbox rows outlive it, and node Y's relay delivers every event once
 // X's lease has ended.
 func TestWebhookNodeKilled(t *testing.T) {
@@ -183,18 +123,21 @@ func TestWebhookNodeKilled(t *testing.T) {
 	rds := testenv.StartRedis(t)
 	db := openFaultDB(t, dbURL)
 	bin := buildChat(t)
-	sink := newHookSink(t)
+	sink := webhooktest.NewReceiver(t, []byte(testWebhookSecret), webhooktest.Options{})
+	// The receiver of X: it records what it gets and holds every request
+	// until it is closed, at the end of the test.
+	held := webhooktest.NewReceiver(t, []byte(testWebhookSecret), webhooktest.Options{Hold: make(chan struct{})})
 	const lease = 4 * time.Second
 	base := nodeEnv{"CHATMUX_WEBHOOK_SECRET": testWebhookSecret, "CHATMUX_WEBHOOK_TIMEOUT": "3s", "CHATMUX_WEBHOOK_LEASE": lease.String()}
-	envOf := func(path string) nodeEnv {
-		e := nodeEnv{"CHATMUX_WEBHOOK_URL": sink.srv.URL + path}
+	envOf := func(url string) nodeEnv {
+		e := nodeEnv{"CHATMUX_WEBHOOK_URL": url}
 		for k, v := range base {
 			e[k] = v
 		}
 		return faultNodeSettings(dbURL, rds.URL(), e)
 	}
-	x := startProcNode(t, bin, "X", envOf("/hang"))
-	y := startProcNode(t, bin, "Y", envOf("/ok"))
+	x := startProcNode(t, bin, "X", envOf(held.URL()))
+	y := startProcNode(t, bin, "Y", envOf(sink.URL()))
 	hc := newHTTPClient(t)
 	sender := dialClient(t, hc, "X", x.httpURL(), "hx")
 	var offline []int64
@@ -218,24 +161,25 @@ func TestWebhookNodeKilled(t *testing.T) {
 			t.Fatalf("send %d: %+v %v", i, fin, ok)
 		}
 	}
-	waitFor(t, 10*time.Second, "X's request in flight", func() bool { _, _, hung := sink.counts(); return hung > 0 })
+	waitFor(t, 10*time.Second, "X's request in flight", func() bool { return held.Stats().Events > 0 })
 	if c := db.count(`SELECT count(*) FROM webhook_outbox`); c != n {
 		t.Fatalf("outbox rows before the kill: %d, want %d", c, n)
 	}
 	killedAt := time.Now()
 	x.signal(t, syscall.SIGKILL)
 	_ = x.wait(t, 10*time.Second)
-	waitFor(t, lease+30*time.Second, "Y to deliver X's events", func() bool { u, _, _ := sink.counts(); return u == n })
+	waitFor(t, lease+30*time.Second, "Y to deliver X's events", func() bool { return sink.Stats().Unique == n })
 	delivered := time.Since(killedAt)
 	waitFor(t, 10*time.Second, "the outbox to empty", func() bool { return db.count(`SELECT count(*) FROM webhook_outbox`) == 0 })
-	unique, events, hung := sink.counts()
-	for _, e := range sink.byID {
+	got, xs := sink.Stats(), held.Stats()
+	unique, events, hung := got.Unique, got.Events, xs.Events
+	for _, e := range sink.Events() {
 		if len(e.Recipients) != 2 || e.Room.Name != "killed" {
 			t.Fatalf("event %+v", e)
 		}
 	}
-	if events != n || sink.bad != 0 {
-		t.Fatalf("events received by Y's receiver: %d for %d messages (bad requests %d)", events, n, sink.bad)
+	if events != n || got.Bad+xs.Bad != 0 {
+		t.Fatalf("events received by Y's receiver: %d for %d messages (bad requests %d)", events, n, got.Bad+xs.Bad)
 	}
 	t.Logf("sigkill between commit and call: %s", figures("messages", n, "held_by_killed_node", hung,
 		"delivered_by_other_node", events, "unique_after_dedup", unique, "duplicates_before_dedup", hung+events-unique,
