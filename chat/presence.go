@@ -155,9 +155,15 @@ func (s *Service) presenceFailed(ctx context.Context, o origin, msg string, err 
 
 // markOnline runs at $connect, after the session is open: the user is
 // announced online when they were not (a failure is logged: the next
-// sweep announces them).
+// sweep announces them). A user announced online already (a second tab, a
+// reload within the grace) costs one read, not a write: a sweep that flips
+// them offline concurrently sees the new session as live at its next run
+// and announces them online again.
 func (s *Service) markOnline(c *chatmux.Context, userID int64) {
 	ctx := c.Context()
+	if ps, err := s.st.Presence(ctx, []int64{userID}); err == nil && len(ps) == 1 && ps[0].Online {
+		return
+	}
 	p, changed, err := s.st.MarkOnline(ctx, userID)
 	if err != nil {
 		s.log.WarnContext(ctx, "chat: failed to mark a user online", "user_id", userID, "err", err)

@@ -9,8 +9,8 @@ import (
 )
 
 // chatRouter returns a router with the chat domain's default event map on
-// store st.
-func chatRouter(st store.Store, notifications bool, logger *slog.Logger) (chatmux.Router, error) {
+// store st, and the service behind it.
+func chatRouter(st store.Store, notifications bool, logger *slog.Logger) (chatmux.Router, *chat.Service) {
 	cfg := chat.DefaultConfig()
 	cfg.Store = st
 	cfg.Notifications = notifications
@@ -18,5 +18,5 @@ func chatRouter(st store.Store, notifications bool, logger *slog.Logger) (chatmu
 	svc := chat.New(cfg)
 	r := chatmux.NewRouter()
 	svc.Register(r)
-	return r, nil
+	return r, svc
 }

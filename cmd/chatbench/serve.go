@@ -26,6 +26,7 @@ import (
 	_ "github.com/lib/pq" // the PostgreSQL driver for -database-url
 
 	"github.com/chatmux/chatmux"
+	"github.com/chatmux/chatmux/chat"
 	"github.com/chatmux/chatmux/groups"
 	"github.com/chatmux/chatmux/internal/devauth"
 	"github.com/chatmux/chatmux/store"
@@ -141,6 +142,7 @@ func startServer(ctx context.Context, cfg serveConfig) (*benchServer, error) {
 		opts.Broker = b
 	}
 	var router chatmux.Router
+	var svc *chat.Service
 	if cfg.Bare {
 		router = bareRouter()
 	} else {
@@ -152,14 +154,21 @@ func startServer(ctx context.Context, cfg serveConfig) (*benchServer, error) {
 		if pg, ok := st.(*postgres.Store); ok {
 			bs.pg = pg
 		}
-		router, err = chatRouter(st, !cfg.NoNotifications, logger)
-		if err != nil {
-			bs.close()
-			return nil, err
-		}
+		router, svc = chatRouter(st, !cfg.NoNotifications, logger)
 		opts.Authenticate = devauth.Authenticator(st)
 	}
 	bs.srv = chatmux.NewServer(router, opts)
+	if svc != nil {
+		// Presence runs as in the example server (docs/protocol.md#presence).
+		svc.Attach(bs.srv)
+		pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			svc.RunPresence(pctx)
+		}()
+		bs.cleanup = append(bs.cleanup, func() { stop(); <-done })
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/messaging/", bs.srv)
 	mux.HandleFunc("/chatbench/stats", func(w http.ResponseWriter, r *http.Request) {
