@@ -433,3 +433,29 @@ func (c *Client) SearchUsers(ctx context.Context, query string, limit int) ([]Us
 	}
 	return r.Users, nil
 }
+
+// RoomPresence sends presence.query for a room: the announced presence of
+// its members (in a channel: its creator and moderators, and the user),
+// ordered by user id (docs/protocol.md#presence-query).
+func (c *Client) RoomPresence(ctx context.Context, roomID string) ([]Presence, error) {
+	return c.queryPresence(ctx, map[string]any{"room_id": roomID})
+}
+
+// UsersPresence sends presence.query for users (1 to 100 ids): the
+// announced presence of those who share a room with the user, ordered by
+// user id; the others are left out (docs/protocol.md#presence-query).
+func (c *Client) UsersPresence(ctx context.Context, userIDs ...int64) ([]Presence, error) {
+	return c.queryPresence(ctx, map[string]any{"user_ids": userIDs})
+}
+
+func (c *Client) queryPresence(ctx context.Context, data map[string]any) ([]Presence, error) {
+	frames, err := c.Request(ctx, "presence.query", data, nil)
+	if err != nil {
+		return nil, err
+	}
+	r, err := answer[PresenceQueryDispatch](frames, "presence.query", DispatchPresenceQuery, nil)
+	if err != nil {
+		return nil, err
+	}
+	return r.Users, nil
+}

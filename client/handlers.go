@@ -65,6 +65,9 @@ type Handlers struct {
 	RoomUpdate func(r RoomDetail)
 	// UserSearch: usersearch.dispatch.
 	UserSearch func(r UserSearchDispatch)
+	// Presence: presence.dispatch, a user of one of the user's rooms went
+	// online or offline (docs/protocol.md#presence).
+	Presence func(p Presence)
 
 	// State: every change of the connection's state.
 	State func(s StateChange)
@@ -141,6 +144,8 @@ func (c *Client) typedHandler(d Dispatch) func() {
 		return decodeFor(d, h.RoomUpdate)
 	case DispatchUserSearch:
 		return decodeFor(d, h.UserSearch)
+	case DispatchPresence:
+		return decodeFor(d, h.Presence)
 	}
 	return nil
 }

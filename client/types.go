@@ -243,6 +243,25 @@ type UserSearchDispatch struct {
 	Users []User `json:"users"`
 }
 
+// Presence is a user's announced presence (docs/protocol.md#presence):
+// one user of presencequery.dispatch, or, with RoomID, the data of
+// presence.dispatch. LastSeen is an RFC 3339 time, "" when the user was
+// never seen.
+type Presence struct {
+	RoomID   string `json:"room_id,omitempty"`
+	UserID   int64  `json:"user_id"`
+	Username string `json:"username"`
+	Online   bool   `json:"online"`
+	LastSeen string `json:"last_seen"`
+}
+
+// PresenceQueryDispatch is the data of presencequery.dispatch: RoomID is
+// set for the room form of presence.query.
+type PresenceQueryDispatch struct {
+	RoomID string     `json:"room_id"`
+	Users  []Presence `json:"users"`
+}
+
 // Dispatch is one frame from the server with an eventType
 // (docs/protocol.md#dispatch-envelope), its data undecoded. RequestID is set
 // on the frames sent to this socket in answer to one of its requests.
@@ -272,4 +291,6 @@ const (
 	DispatchRoomDelete        = "roomdelete.dispatch"
 	DispatchRoomUpdate        = "roomupdate.dispatch"
 	DispatchUserSearch        = "usersearch.dispatch"
+	DispatchPresence          = "presence.dispatch"
+	DispatchPresenceQuery     = "presencequery.dispatch"
 )
