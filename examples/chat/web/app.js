@@ -276,7 +276,9 @@
       if (error instanceof ServerError && error.code === 4029 && !state.conn.paced) { state.conn.paced = true; renderConnection(); }
     });
     on('roomRemoved', ({ roomId }) => { if (state.rooms.has(roomId) || state.details.has(roomId)) { dropRoom(roomId); renderRoomList(); } });
-    on('resync', () => refreshRooms());
+    // After a broker outage: the rooms, and the open room's presence
+    // (presence dispatches published during the outage are lost).
+    on('resync', () => { refreshRooms(); if (state.current) queryPresence(state.current); });
     on('error', (err) => console.warn('chat:', err && err.message));
     on('chat.notifications', onNotifications);
     on('roomlist.dispatch', onRoomList);
