@@ -66,8 +66,8 @@ const (
 // server's resync event) and the chatmux additions EventUserSearch and
 // EventPresenceQuery, each mapped to its handler; every event but the
 // reserved ones and session.heartbeat (which touches its session at once)
-// counts as activity of its connection's session
-// (docs/protocol.md#presence). The map is a fresh
+// counts as activity of its connection's session (Activity,
+// docs/protocol.md#presence). The map is a fresh
 // copy: delete, replace or add entries, then register it with
 // RegisterEvents. Every handler checks its own permissions, so it can be
 // wrapped by more middleware but never needs any.
@@ -76,24 +76,24 @@ func (s *Service) Events() map[string]chatmux.Handler {
 		chatmux.EventConnect:     s.handleConnect,
 		chatmux.EventDisconnect:  s.handleDisconnect,
 		chatmux.EventResync:      s.handleResync,
-		EventMessageSend:         s.active(s.handleSendMessage),
-		EventMessageAcknowledged: s.active(s.handleAcknowledge),
-		EventMessageRead:         s.active(s.handleRead),
-		EventMessageReact:        s.active(s.handleReact),
-		EventMessageTyping:       s.active(s.handleTyping),
-		EventMessageModify:       s.active(s.handleModifyMessages),
-		EventRoomCreate:          s.active(s.handleCreateRoom),
-		EventRoomList:            s.active(s.handleListRooms),
-		EventRoomInfo:            s.active(s.handleRoomInfo),
-		EventRoomAddMembers:      s.active(s.handleAddMembers),
-		EventRoomRemoveMembers:   s.active(s.handleRemoveMembers),
-		EventRoomMessages:        s.active(s.handleRoomMessages),
-		EventRoomJoin:            s.active(s.handleJoinRoom),
-		EventRoomLeave:           s.active(s.handleLeaveRoom),
-		EventRoomModify:          s.active(s.handleModifyRoom),
+		EventMessageSend:         s.Activity(s.handleSendMessage),
+		EventMessageAcknowledged: s.Activity(s.handleAcknowledge),
+		EventMessageRead:         s.Activity(s.handleRead),
+		EventMessageReact:        s.Activity(s.handleReact),
+		EventMessageTyping:       s.Activity(s.handleTyping),
+		EventMessageModify:       s.Activity(s.handleModifyMessages),
+		EventRoomCreate:          s.Activity(s.handleCreateRoom),
+		EventRoomList:            s.Activity(s.handleListRooms),
+		EventRoomInfo:            s.Activity(s.handleRoomInfo),
+		EventRoomAddMembers:      s.Activity(s.handleAddMembers),
+		EventRoomRemoveMembers:   s.Activity(s.handleRemoveMembers),
+		EventRoomMessages:        s.Activity(s.handleRoomMessages),
+		EventRoomJoin:            s.Activity(s.handleJoinRoom),
+		EventRoomLeave:           s.Activity(s.handleLeaveRoom),
+		EventRoomModify:          s.Activity(s.handleModifyRoom),
 		EventSessionHeartbeat:    s.handleHeartbeat,
-		EventUserSearch:          s.active(s.handleSearchUsers),
-		EventPresenceQuery:       s.active(s.handlePresenceQuery),
+		EventUserSearch:          s.Activity(s.handleSearchUsers),
+		EventPresenceQuery:       s.Activity(s.handlePresenceQuery),
 	}
 }
 

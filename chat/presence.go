@@ -63,14 +63,21 @@ func (a *activity) take() []int64 {
 	return out
 }
 
-// active wraps an event's handler so that the event counts as activity of
-// its connection's session (flushed by RunPresence).
-func (s *Service) active(h chatmux.Handler) chatmux.Handler {
+// Activity is middleware that counts an event as activity of its
+// connection's session (docs/protocol.md#presence): RunPresence writes the
+// sessions that had some in one store call per PresenceInterval, and a
+// session keeps its user online while it had activity within
+// InactivityThreshold. Events() wraps every event of the default map with
+// it but $connect, $disconnect, $resync and session.heartbeat (which
+// writes at once); wrap a host's own events with it too:
+//
+//	events.With(svc.Activity).Handle("message.pin", pin)
+func (s *Service) Activity(next chatmux.Handler) chatmux.Handler {
 	return func(c *chatmux.Context) error {
 		if id, ok := sessionID(c); ok {
 			s.activity.add(id)
 		}
-		return h(c)
+		return next(c)
 	}
 }
 

@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -347,6 +348,49 @@ func TestPresenceActivity(t *testing.T) {
 				t.Fatalf("want roomlist.dispatch, got %s", f.Raw)
 			}
 		}
+		wantPresence(t, awaitPresence(t, watcher, e), group, 2, true)
+	})
+}
+
+// TestPresenceActivityCustomEvent: a host's own event wrapped with
+// Activity counts as activity as the default events do; unwrapped, it
+// does not.
+func TestPresenceActivityCustomEvent(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore factory) {
+		e := newEnvWith(t, newStore, func(svc *chat.Service, r chatmux.Router) {
+			svc.Register(r)
+			ok := func(c *chatmux.Context) error { return c.ReplyRaw([]byte(`{"ok":true}`)) }
+			r.Handle("custom.plain", ok)
+			r.With(svc.Activity).Handle("custom.active", ok)
+		}, func(c *chat.Config) {
+			c.InactivityThreshold = 200 * time.Millisecond
+			c.PresenceGrace = 100 * time.Millisecond
+			c.Notifications = false
+		})
+		e.presence = true
+		e.users(2)
+		group := e.room(store.Group, 1, 1, 2)
+		watcher := e.dial(1)
+		bob := e.dial(2)
+		wantPresence(t, awaitPresence(t, watcher, e), group, 2, true)
+		wantPresence(t, awaitPresence(t, watcher, e), group, 2, false)
+		// An event that is not activity: bob stays offline through two
+		// ticks of the sweep.
+		reply := func(event string) {
+			t.Helper()
+			bob.send(event, nil)
+			for f := bob.next(); f.EventType == chat.DispatchPresence; f = bob.next() {
+			} // user 1's, idle too
+		}
+		reply("custom.plain")
+		for range 2 {
+			for _, p := range e.svc.PresenceTick(context.Background()) {
+				if p.UserID == 2 {
+					t.Fatalf("an event without Activity changed bob's presence: %+v", p)
+				}
+			}
+		}
+		reply("custom.active")
 		wantPresence(t, awaitPresence(t, watcher, e), group, 2, true)
 	})
 }
