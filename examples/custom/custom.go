@@ -135,9 +135,12 @@ func Events(svc *chat.Service, analytics *Analytics, pins *Pins, opts Options) c
 	delete(events, chat.EventMessageTyping)
 	chat.RegisterEvents(r, events)
 
-	r.With(svc.RequireRoomAdmin("room_id")).HandleFunc("message.pin", c.pin)
-	r.With(svc.RequireRoomMember("room_id")).HandleFunc("message.flag", c.flag)
-	r.With(middleware.RequireAuth).HandleFunc("message.analytics", c.analyticsEvent)
+	// The host's own events, counted as activity for presence
+	// (docs/protocol.md#presence) as the default events are.
+	own := r.With(svc.Activity)
+	own.With(svc.RequireRoomAdmin("room_id")).HandleFunc("message.pin", c.pin)
+	own.With(svc.RequireRoomMember("room_id")).HandleFunc("message.flag", c.flag)
+	own.With(middleware.RequireAuth).HandleFunc("message.analytics", c.analyticsEvent)
 	return r
 }
 
