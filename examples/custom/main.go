@@ -47,6 +47,10 @@ func run(ctx context.Context, addr string, logger *slog.Logger) error {
 	svc := chat.New(cfg)
 	events := Events(svc, NewAnalytics(), &Pins{}, Options{Logger: logger})
 	srv := chatmux.NewServer(events, chatmux.ServerOptions{Authenticate: devauth.Authenticator(st), Logger: logger})
+	// Presence (docs/protocol.md#presence): the service publishes through
+	// the server, and sweeps until ctx ends.
+	svc.Attach(srv)
+	go svc.RunPresence(ctx)
 
 	r := chi.NewRouter()
 	r.Handle(wsPath, srv)
