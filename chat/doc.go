@@ -53,6 +53,28 @@
 // A NodeKeeper per node keeps the node's heartbeat in the store and
 // expires the sessions of nodes that died without closing them.
 //
+// # Presence
+//
+// A user is online while one of their sessions was seen (connect,
+// heartbeat, any event wrapped with Activity) within
+// Config.InactivityThreshold. The announced state lives in the store, so
+// every node agrees; each change is announced once, by the node whose
+// write flipped it, as presence.dispatch to the user's rooms (in a channel,
+// only its creator's and moderators'), and presence.query answers it
+// (docs/protocol.md#presence). Every node runs RunPresence after Attach:
+// it writes the activity of its connections and sweeps for users going
+// online or offline, with Config.PresenceGrace so that a reload announces
+// nothing.
+//
+// # Offline webhooks
+//
+// With Config.Webhooks (a webhook.Dispatcher), a stored message whose room
+// has members without a live session makes one signed event for the host,
+// its recipients computed in the send's transaction; on PostgreSQL the
+// event is written to an outbox in that transaction, and WebhookRelay,
+// run on every node, sends what a crashed node left
+// (docs/protocol.md#offline-webhooks).
+//
 // # Permissions
 //
 // Every handler checks its own permissions, with the rules of
