@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/chatmux/chatmux"
 	"github.com/chatmux/chatmux/store"
 )
@@ -136,49 +138,34 @@ func (s *Service) announce(ctx context.Context, o origin, changes []store.Presen
 			s.presenceFailed(ctx, o, "failed to read the rooms of a presence change", err)
 			continue
 		}
-		if len(rooms) == 0 {
+		s.announceIn(ctx, o, p, names[p.UserID], rooms)
+	}
+}
+
+// announceIn publishes the presence change p of the user named username
+// to each of rooms (the user's) where their presence is shown.
+func (s *Service) announceIn(ctx context.Context, o origin, p store.Presence, username string, rooms []uuid.UUID) {
+	if len(rooms) == 0 {
+		return
+	}
+	ms, err := s.st.Memberships(ctx, rooms, p.UserID)
+	if err != nil {
+		s.presenceFailed(ctx, o, "failed to read the memberships of a presence change", err)
+		return
+	}
+	w := presenceJSON(p, username)
+	for _, id := range rooms {
+		if !seesPresence(ms[id], p.UserID) {
 			continue
 		}
-		ms, err := s.st.Memberships(ctx, rooms, p.UserID)
-		if err != nil {
-			s.presenceFailed(ctx, o, "failed to read the memberships of a presence change", err)
-			continue
-		}
-		w := presenceJSON(p, names[p.UserID])
-		for _, id := range rooms {
-			if !seesPresence(ms[id], p.UserID) {
-				continue
-			}
-			w.RoomID = id.String()
-			_, _ = s.broadcast(ctx, o, RoomGroup(id), DispatchPresence, w)
-		}
+		w.RoomID = id.String()
+		_, _ = s.broadcast(ctx, o, RoomGroup(id), DispatchPresence, w)
 	}
 }
 
 func (s *Service) presenceFailed(ctx context.Context, o origin, msg string, err error) {
 	s.publishFailures.Add(1)
 	s.log.WarnContext(ctx, "chat: "+msg, "event", o.name, "err", err)
-}
-
-// markOnline runs at $connect, after the session is open: the user is
-// announced online when they were not (a failure is logged: the next
-// sweep announces them). A user announced online already (a second tab, a
-// reload within the grace) costs one read, not a write: a sweep that flips
-// them offline concurrently sees the new session as live at its next run
-// and announces them online again.
-func (s *Service) markOnline(c *chatmux.Context, userID int64) {
-	ctx := c.Context()
-	if ps, err := s.st.Presence(ctx, []int64{userID}); err == nil && len(ps) == 1 && ps[0].Online {
-		return
-	}
-	p, changed, err := s.st.MarkOnline(ctx, userID)
-	if err != nil {
-		s.log.WarnContext(ctx, "chat: failed to mark a user online", "user_id", userID, "err", err)
-		return
-	}
-	if changed {
-		s.announce(ctx, ev(c), []store.Presence{p})
-	}
 }
 
 // RunPresence keeps presence (docs/protocol.md#presence) until ctx ends:

@@ -32,7 +32,8 @@ func (s *Service) handleConnect(c *chatmux.Context) error {
 		FirstName: u.FirstName, LastName: u.LastName}); err != nil {
 		return connectError(err)
 	}
-	if err := s.openSession(c, u); err != nil {
+	sess, err := s.openSession(c, u, true)
+	if err != nil {
 		return err
 	}
 	rooms, err := s.st.UserRoomIDs(ctx, u.ID)
@@ -63,7 +64,9 @@ func (s *Service) handleConnect(c *chatmux.Context) error {
 			}
 		}
 	}
-	s.markOnline(c, u.ID)
+	if sess.WentOnline {
+		s.announceIn(ctx, ev(c), store.Presence{UserID: u.ID, Online: true, LastSeen: sess.LastSeen}, u.Username, again)
+	}
 	if !s.cfg.Notifications {
 		return nil
 	}
@@ -88,14 +91,19 @@ func connectError(err error) error {
 	return StoreError(err)
 }
 
-// openSession opens the connection's session, on this node.
-func (s *Service) openSession(c *chatmux.Context, u *chatmux.User) error {
-	sess, err := s.st.CreateSession(c.Context(), store.NewSession{UserID: u.ID, ConnID: c.Conn().ID(), NodeID: s.cfg.NodeID})
+// openSession opens the connection's session, on this node; with
+// markOnline it also flips the user's announced presence to online when it
+// was not (Session.WentOnline, docs/protocol.md#presence): $connect then
+// announces them, in the rooms it read (a second tab, a reload within the
+// grace flip nothing).
+func (s *Service) openSession(c *chatmux.Context, u *chatmux.User, markOnline bool) (store.Session, error) {
+	sess, err := s.st.CreateSession(c.Context(), store.NewSession{UserID: u.ID, ConnID: c.Conn().ID(), NodeID: s.cfg.NodeID,
+		MarkOnline: markOnline})
 	if err != nil {
-		return connectError(err)
+		return store.Session{}, connectError(err)
 	}
 	c.Conn().SetValue(connSessionKey, sess.ID)
-	return nil
+	return sess, nil
 }
 
 // handleDisconnect handles $disconnect: it closes the connection's session (the
@@ -138,7 +146,8 @@ func (s *Service) handleHeartbeat(c *chatmux.Context) error {
 			if !errors.Is(err, store.ErrNotFound) {
 				return StoreError(err)
 			}
-			if err := s.openSession(c, u); err != nil {
+			// Announced online again, if at all, by the next sweep.
+			if _, err := s.openSession(c, u, false); err != nil {
 				return err
 			}
 		}

@@ -150,6 +150,11 @@ type NewSession struct {
 	// NodeStore); at most MaxNodeIDLen characters, may be empty when no
 	// node keeps a heartbeat.
 	NodeID string
+	// MarkOnline also sets the user's announced presence to online, in
+	// the same transaction, when it was not (docs/protocol.md#presence);
+	// Session.WentOnline reports whether this call flipped it (of
+	// concurrent calls for one user, one at most).
+	MarkOnline bool
 }
 
 // Session is one open connection of a user.
@@ -160,4 +165,7 @@ type Session struct {
 	NodeID   string    `db:"node_id"`
 	LastSeen time.Time `db:"last_seen"`
 	Created  time.Time `db:"created_at"`
+	// WentOnline is set by CreateSession with NewSession.MarkOnline when
+	// it flipped the user's announced presence to online.
+	WentOnline bool `db:"-"`
 }

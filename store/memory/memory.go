@@ -245,7 +245,12 @@ func (s *Store) CreateSession(ctx context.Context, ns store.NewSession) (store.S
 	sess := store.Session{ID: s.nextSessID, UserID: ns.UserID, ConnID: ns.ConnID, NodeID: ns.NodeID, LastSeen: now, Created: now}
 	s.sessions[sess.ID] = &sess
 	s.seen(ns.UserID, now)
-	return sess, nil
+	out := sess
+	if ns.MarkOnline && !s.online[ns.UserID] {
+		s.online[ns.UserID] = true
+		out.WentOnline = true
+	}
+	return out, nil
 }
 
 // seen moves a user's last seen time forward to t. s.mu is held.

@@ -29,14 +29,22 @@ func (s *Store) CreateSession(ctx context.Context, ns store.NewSession) (store.S
 	// The user's row is read with a key share lock: a DeleteUser in
 	// progress (which holds it for update) is waited for, and the row is
 	// then read again, deleted.
+	// With MarkOnline the presence row is flipped in the same statement
+	// (a conditional write, as MarkOnline's), so that a connect costs no
+	// second commit.
 	err := s.db.QueryRowxContext(ctx, `
 		WITH t AS (SELECT clock_timestamp() AS now),
+		live AS (SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE),
 		s AS (INSERT INTO sessions (user_id, conn_id, node_id, last_seen, created_at)
-		      SELECT $1, $2, $3, t.now, t.now
-		      FROM t, (SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE) live
+		      SELECT $1, $2, $3, t.now, t.now FROM t, live
 		      RETURNING id, last_seen),
-		u AS (UPDATE users SET last_seen = greatest(users.last_seen, (SELECT now FROM t)) WHERE id = $1 AND deleted_at IS NULL)
-		SELECT id, last_seen FROM s`, ns.UserID, ns.ConnID, ns.NodeID).Scan(&out.ID, &out.LastSeen)
+		u AS (UPDATE users SET last_seen = greatest(users.last_seen, (SELECT now FROM t)) WHERE id = $1 AND deleted_at IS NULL),
+		p AS (INSERT INTO presence (user_id, online, changed_at)
+		      SELECT live.id, true, t.now FROM t, live WHERE $4
+		      ON CONFLICT (user_id) DO UPDATE SET online = true, changed_at = EXCLUDED.changed_at
+		      WHERE NOT presence.online
+		      RETURNING user_id)
+		SELECT id, last_seen, EXISTS (SELECT 1 FROM p) FROM s`, ns.UserID, ns.ConnID, ns.NodeID, ns.MarkOnline).Scan(&out.ID, &out.LastSeen, &out.WentOnline)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Nothing inserted: the user is deleted, or not a user at all.
 		var exists bool

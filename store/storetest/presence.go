@@ -224,3 +224,83 @@ func testPresenceDeletedUser(t *testing.T, st store.Store) {
 	}
 	wantFlips(t, "sweep after the deletion", sweep(t, st, never, never))
 }
+
+// testPresenceOnConnect: CreateSession with MarkOnline flips the user's
+// announced presence to online in its own transaction: of concurrent
+// connects of an offline user exactly one reports it, later ones none;
+// without MarkOnline nothing flips.
+func testPresenceOnConnect(t *testing.T, st store.Store) {
+	users(t, st, 2)
+	s, err := st.CreateSession(ctx, store.NewSession{UserID: 2, ConnID: "plain", NodeID: "n"})
+	ok(t, err)
+	if s.WentOnline {
+		t.Fatal("a session without MarkOnline flipped the presence")
+	}
+	if ps, err := st.Presence(ctx, []int64{2}); err != nil || len(ps) != 1 || ps[0].Online {
+		t.Fatalf("Presence after a session without MarkOnline = %+v, %v: want offline", ps, err)
+	}
+	ok(t, st.CloseSession(ctx, s.ID))
+
+	connect := func(workers int) (flips int, ids []int64) {
+		t.Helper()
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for i := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := st.CreateSession(ctx, store.NewSession{UserID: 1, ConnID: fmt.Sprintf("c%d", i), NodeID: "n", MarkOnline: true})
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				ids = append(ids, s.ID)
+				if s.WentOnline {
+					flips++
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		return flips, ids
+	}
+	if flips, _ := connect(6); flips != 1 {
+		t.Fatalf("6 concurrent connects of an offline user: %d flips, want 1", flips)
+	}
+	if ps, err := st.Presence(ctx, []int64{1}); err != nil || len(ps) != 1 || !ps[0].Online {
+		t.Fatalf("Presence after the connects = %+v, %v: want online", ps, err)
+	}
+	// A second tab while online flips nothing, and leaves no flip for a
+	// sweep either.
+	if flips, _ := connect(1); flips != 0 {
+		t.Fatal("a connect of a user online already flipped the presence")
+	}
+	ps, err := st.SweepPresence(ctx, always, always)
+	ok(t, err)
+	for _, p := range ps {
+		if p.UserID == 1 {
+			t.Fatalf("the sweep flipped a user that connected online: %+v", p)
+		}
+	}
+	// Offline (every session closed, the sweep), then a connect flips
+	// again.
+	got, err := st.UserSessions(ctx, 1)
+	ok(t, err)
+	for _, s := range got {
+		ok(t, st.CloseSession(ctx, s.ID))
+	}
+	ps, err = st.SweepPresence(ctx, always, never)
+	ok(t, err)
+	if len(ps) != 1 || ps[0].UserID != 1 || ps[0].Online {
+		t.Fatalf("sweep after closing every session = %+v, want user 1 offline", ps)
+	}
+	if flips, _ := connect(1); flips != 1 {
+		t.Fatal("a connect after going offline did not flip the presence")
+	}
+}

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Nodes", testNodes},
 		{"Presence", testPresence},
 		{"PresenceConcurrent", testPresenceConcurrent},
+		{"PresenceOnConnect", testPresenceOnConnect},
 		{"PresenceDeletedUser", testPresenceDeletedUser},
 		{"UserRoomSeqs", testUserRoomSeqs},
 		{"CreateOneToOne", testCreateOneToOne},
