@@ -102,16 +102,6 @@ func presenceJSON(p store.Presence, username string) wirePresence {
 	return w
 }
 
-// seesPresence reports whether the presence of userID, with membership m,
-// is shown in the room: always in one-to-one chats and groups; in a
-// channel, only for its creator and moderators (docs/protocol.md#presence).
-func seesPresence(m store.Membership, userID int64) bool {
-	if !m.IsMember {
-		return false
-	}
-	return m.RoomType != store.Channel || IsRoomAdmin(m, userID)
-}
-
 // announce publishes the presence changes to each room of each user where
 // their presence is shown. Failures are logged and counted
 // (PublishFailures): the change is stored and is not announced again.
@@ -123,41 +113,54 @@ func (s *Service) announce(ctx context.Context, o origin, changes []store.Presen
 	for i, p := range changes {
 		ids[i] = p.UserID
 	}
-	names := map[int64]string{}
 	us, err := s.st.Users(ctx, ids)
 	if err != nil {
 		s.presenceFailed(ctx, o, "failed to read the users of presence changes", err)
 		return
 	}
+	names := make(map[int64]string, len(us))
 	for _, u := range us {
 		names[u.ID] = u.Username
 	}
+	shown, err := s.st.PresenceRooms(ctx, ids)
+	if err != nil {
+		s.presenceFailed(ctx, o, "failed to read the rooms of presence changes", err)
+		return
+	}
 	for _, p := range changes {
-		rooms, err := s.st.UserRoomIDs(ctx, p.UserID)
-		if err != nil {
-			s.presenceFailed(ctx, o, "failed to read the rooms of a presence change", err)
-			continue
-		}
-		s.announceIn(ctx, o, p, names[p.UserID], rooms)
+		s.publishPresence(ctx, o, p, names[p.UserID], shown[p.UserID])
 	}
 }
 
 // announceIn publishes the presence change p of the user named username
-// to each of rooms (the user's) where their presence is shown.
+// to those of rooms (the user's, as the caller read them) where their
+// presence is shown.
 func (s *Service) announceIn(ctx context.Context, o origin, p store.Presence, username string, rooms []uuid.UUID) {
 	if len(rooms) == 0 {
 		return
 	}
-	ms, err := s.st.Memberships(ctx, rooms, p.UserID)
+	shown, err := s.st.PresenceRooms(ctx, []int64{p.UserID})
 	if err != nil {
-		s.presenceFailed(ctx, o, "failed to read the memberships of a presence change", err)
+		s.presenceFailed(ctx, o, "failed to read the rooms of a presence change", err)
 		return
 	}
+	in := make(map[uuid.UUID]bool, len(rooms))
+	for _, id := range rooms {
+		in[id] = true
+	}
+	var to []uuid.UUID
+	for _, id := range shown[p.UserID] {
+		if in[id] {
+			to = append(to, id)
+		}
+	}
+	s.publishPresence(ctx, o, p, username, to)
+}
+
+// publishPresence publishes presence.dispatch about p to each of rooms.
+func (s *Service) publishPresence(ctx context.Context, o origin, p store.Presence, username string, rooms []uuid.UUID) {
 	w := presenceJSON(p, username)
 	for _, id := range rooms {
-		if !seesPresence(ms[id], p.UserID) {
-			continue
-		}
 		w.RoomID = id.String()
 		_, _ = s.broadcast(ctx, o, RoomGroup(id), DispatchPresence, w)
 	}
@@ -302,9 +305,18 @@ func (s *Service) handlePresenceQuery(c *chatmux.Context) error {
 }
 
 // sharedUsers returns the ids among ids that share a room with askerID
-// where their presence is shown (seesPresence), and askerID itself.
+// where their presence is shown, and askerID itself: two store reads
+// whatever the number of ids.
 func (s *Service) sharedUsers(ctx context.Context, askerID int64, ids []int64) ([]int64, error) {
 	rooms, err := s.st.UserRoomIDs(ctx, askerID)
+	if err != nil {
+		return nil, StoreError(err)
+	}
+	mine := make(map[uuid.UUID]bool, len(rooms))
+	for _, id := range rooms {
+		mine[id] = true
+	}
+	shown, err := s.st.PresenceRooms(ctx, ids)
 	if err != nil {
 		return nil, StoreError(err)
 	}
@@ -314,15 +326,8 @@ func (s *Service) sharedUsers(ctx context.Context, askerID int64, ids []int64) (
 			out = append(out, id)
 			continue
 		}
-		if id <= 0 || len(rooms) == 0 {
-			continue
-		}
-		ms, err := s.st.Memberships(ctx, rooms, id)
-		if err != nil {
-			return nil, StoreError(err)
-		}
-		for _, room := range rooms {
-			if seesPresence(ms[room], id) {
+		for _, room := range shown[id] {
+			if mine[room] {
 				out = append(out, id)
 				break
 			}
@@ -359,4 +364,9 @@ func (b *boundedStore) SweepPresence(ctx context.Context, threshold, grace time.
 // Presence implements store.Store under the deadline.
 func (b *boundedStore) Presence(ctx context.Context, userIDs []int64) ([]store.Presence, error) {
 	return bounded(ctx, b.d, func(ctx context.Context) ([]store.Presence, error) { return b.st.Presence(ctx, userIDs) })
+}
+
+// PresenceRooms implements store.Store under the deadline.
+func (b *boundedStore) PresenceRooms(ctx context.Context, userIDs []int64) (map[int64][]uuid.UUID, error) {
+	return bounded(ctx, b.d, func(ctx context.Context) (map[int64][]uuid.UUID, error) { return b.st.PresenceRooms(ctx, userIDs) })
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // PresenceStore keeps the announced presence of each user: whether the
@@ -34,6 +36,12 @@ type PresenceStore interface {
 	// users that exist, ordered by id, duplicates removed: a user never
 	// announced is offline; a deleted user is offline, never seen.
 	Presence(ctx context.Context, userIDs []int64) ([]Presence, error)
+	// PresenceRooms returns, for each of the given users, the rooms they
+	// are a member of where their presence is shown
+	// (docs/protocol.md#presence): every one-to-one chat and group, and
+	// the channels they created or moderate; each list ordered by room id
+	// (byte order). Users in no such room are absent.
+	PresenceRooms(ctx context.Context, userIDs []int64) (map[int64][]uuid.UUID, error)
 }
 
 // Presence is a user's announced presence.

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/chatmux/chatmux/store"
 )
 
@@ -89,6 +91,33 @@ func (s *Store) Presence(ctx context.Context, userIDs []int64) ([]store.Presence
 	for _, id := range slices.Compact(store.SortedInt64(userIDs)) {
 		if _, ok := s.users[id]; ok {
 			out = append(out, store.Presence{UserID: id, Online: s.online[id], LastSeen: s.lastSeen[id]})
+		}
+	}
+	return out, nil
+}
+
+// PresenceRooms implements store.Store.
+func (s *Store) PresenceRooms(ctx context.Context, userIDs []int64) (map[int64][]uuid.UUID, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[int64][]uuid.UUID{}
+	for _, id := range userIDs {
+		if _, done := out[id]; done {
+			continue
+		}
+		var rooms []uuid.UUID
+		for roomID := range s.userRooms[id] {
+			r := s.rooms[roomID]
+			if m := r.members[id]; m != nil && (r.r.Type != store.Channel || r.r.CreatorID == id || m.admin) {
+				rooms = append(rooms, roomID)
+			}
+		}
+		if len(rooms) > 0 {
+			slices.SortFunc(rooms, uuidLess)
+			out[id] = rooms
 		}
 	}
 	return out, nil

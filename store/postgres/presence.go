@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
@@ -134,6 +135,29 @@ func (s *Store) Presence(ctx context.Context, userIDs []int64) ([]store.Presence
 	}
 	for _, r := range rows {
 		out = append(out, r.presence())
+	}
+	return out, nil
+}
+
+// PresenceRooms implements store.Store: one scan of the users'
+// memberships (memberships_user_idx).
+func (s *Store) PresenceRooms(ctx context.Context, userIDs []int64) (map[int64][]uuid.UUID, error) {
+	out := map[int64][]uuid.UUID{}
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		UserID int64     `db:"user_id"`
+		RoomID uuid.UUID `db:"room_id"`
+	}
+	if err := sqlx.SelectContext(ctx, s.db, &rows, `
+		SELECT m.user_id, m.room_id FROM memberships m JOIN rooms r ON r.id = m.room_id
+		WHERE m.user_id = ANY($1) AND (r.type <> 'Channel' OR r.creator_id = m.user_id OR m.is_admin)
+		ORDER BY m.user_id, m.room_id`, pq.Int64Array(userIDs)); err != nil {
+		return nil, mapErr(err)
+	}
+	for _, r := range rows {
+		out[r.UserID] = append(out[r.UserID], r.RoomID)
 	}
 	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/chatmux/chatmux/store"
 )
 
@@ -302,5 +304,35 @@ func testPresenceOnConnect(t *testing.T, st store.Store) {
 	}
 	if flips, _ := connect(1); flips != 1 {
 		t.Fatal("a connect after going offline did not flip the presence")
+	}
+}
+
+// testPresenceRooms: the rooms where a user's presence is shown are their
+// one-to-one chats and groups, and the channels they created or moderate;
+// a subscriber's channel is not one, nor is a room they left.
+func testPresenceRooms(t *testing.T, st store.Store) {
+	users(t, st, 5)
+	g := group(t, st, 1, 2)
+	ch := channel(t, st, 1, 2, 3)
+	_, err := st.SetRole(ctx, ch.ID, []int64{3}, true)
+	ok(t, err)
+	pair, err := st.CreateRoom(ctx, store.NewRoom{Type: store.OneToOne, CreatorID: 1, Members: []int64{4}})
+	ok(t, err)
+	left := group(t, st, 5, 1)
+	_, err = st.RemoveMembers(ctx, store.RemoveMembers{RoomID: left.ID, ActorID: 1, UserIDs: []int64{1}})
+	ok(t, err)
+	got, err := st.PresenceRooms(ctx, []int64{1, 2, 3, 4, 99, 2})
+	ok(t, err)
+	want := map[int64][]uuid.UUID{
+		1: sortedUUIDs(g.ID, ch.ID, pair.ID),
+		2: {g.ID},
+		3: {ch.ID},
+		4: {pair.ID},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("PresenceRooms = %v, want %v", got, want)
+	}
+	if got, err := st.PresenceRooms(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("PresenceRooms(nil) = %v, %v", got, err)
 	}
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Presence", testPresence},
 		{"PresenceConcurrent", testPresenceConcurrent},
 		{"PresenceOnConnect", testPresenceOnConnect},
+		{"PresenceRooms", testPresenceRooms},
 		{"PresenceDeletedUser", testPresenceDeletedUser},
 		{"UserRoomSeqs", testUserRoomSeqs},
 		{"CreateOneToOne", testCreateOneToOne},
