@@ -325,28 +325,45 @@ func TestPresenceDeletedUser(t *testing.T) {
 	})
 }
 
+// idleBob sets up the activity tests: with a short threshold, watcher
+// (user 1) sees bob (user 2) of their group go online, then offline while
+// his connection stays open (idle). register is the node's event map.
+func idleBob(t *testing.T, newStore factory, register func(*chat.Service, chatmux.Router)) (e *env, group uuid.UUID, watcher, bob *client) {
+	t.Helper()
+	e = newEnvWith(t, newStore, register, func(c *chat.Config) {
+		c.InactivityThreshold = 200 * time.Millisecond
+		c.PresenceGrace = 100 * time.Millisecond
+		c.Notifications = false
+	})
+	e.presence = true
+	e.users(2)
+	group = e.room(store.Group, 1, 1, 2)
+	watcher = e.dial(1)
+	bob = e.dial(2)
+	wantPresence(t, awaitPresence(t, watcher, e), group, 2, true)
+	wantPresence(t, awaitPresence(t, watcher, e), group, 2, false)
+	return e, group, watcher, bob
+}
+
+// answer sends event from c and reads up to its answer, skipping the
+// presence dispatches (user 1's: idle too).
+func answer(t *testing.T, c *client, event string) frame {
+	t.Helper()
+	c.send(event, nil)
+	f := c.next()
+	for f.EventType == chat.DispatchPresence {
+		f = c.next()
+	}
+	return f
+}
+
 // TestPresenceActivity: an idle session goes offline though its connection
 // is open, and any event (flushed by the next tick) brings it back.
 func TestPresenceActivity(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore factory) {
-		e := newEnv(t, newStore, func(c *chat.Config) {
-			c.InactivityThreshold = 200 * time.Millisecond
-			c.PresenceGrace = 100 * time.Millisecond
-			c.Notifications = false
-		})
-		e.presence = true
-		e.users(2)
-		group := e.room(store.Group, 1, 1, 2)
-		watcher := e.dial(1)
-		bob := e.dial(2)
-		wantPresence(t, awaitPresence(t, watcher, e), group, 2, true)
-		// Idle: offline, its connection open.
-		wantPresence(t, awaitPresence(t, watcher, e), group, 2, false)
-		bob.send(chat.EventRoomList, nil)
-		for f := bob.next(); f.EventType != chat.DispatchRoomList; f = bob.next() {
-			if f.EventType != chat.DispatchPresence { // user 1's, idle too
-				t.Fatalf("want roomlist.dispatch, got %s", f.Raw)
-			}
+		e, group, watcher, bob := idleBob(t, newStore, func(svc *chat.Service, r chatmux.Router) { svc.Register(r) })
+		if f := answer(t, bob, chat.EventRoomList); f.EventType != chat.DispatchRoomList {
+			t.Fatalf("want roomlist.dispatch, got %s", f.Raw)
 		}
 		wantPresence(t, awaitPresence(t, watcher, e), group, 2, true)
 	})
@@ -357,32 +374,15 @@ func TestPresenceActivity(t *testing.T) {
 // does not.
 func TestPresenceActivityCustomEvent(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore factory) {
-		e := newEnvWith(t, newStore, func(svc *chat.Service, r chatmux.Router) {
+		e, group, watcher, bob := idleBob(t, newStore, func(svc *chat.Service, r chatmux.Router) {
 			svc.Register(r)
 			ok := func(c *chatmux.Context) error { return c.ReplyRaw([]byte(`{"ok":true}`)) }
 			r.Handle("custom.plain", ok)
 			r.With(svc.Activity).Handle("custom.active", ok)
-		}, func(c *chat.Config) {
-			c.InactivityThreshold = 200 * time.Millisecond
-			c.PresenceGrace = 100 * time.Millisecond
-			c.Notifications = false
 		})
-		e.presence = true
-		e.users(2)
-		group := e.room(store.Group, 1, 1, 2)
-		watcher := e.dial(1)
-		bob := e.dial(2)
-		wantPresence(t, awaitPresence(t, watcher, e), group, 2, true)
-		wantPresence(t, awaitPresence(t, watcher, e), group, 2, false)
 		// An event that is not activity: bob stays offline through two
 		// ticks of the sweep.
-		reply := func(event string) {
-			t.Helper()
-			bob.send(event, nil)
-			for f := bob.next(); f.EventType == chat.DispatchPresence; f = bob.next() {
-			} // user 1's, idle too
-		}
-		reply("custom.plain")
+		answer(t, bob, "custom.plain")
 		for range 2 {
 			for _, p := range e.svc.PresenceTick(context.Background()) {
 				if p.UserID == 2 {
@@ -390,7 +390,7 @@ func TestPresenceActivityCustomEvent(t *testing.T) {
 				}
 			}
 		}
-		reply("custom.active")
+		answer(t, bob, "custom.active")
 		wantPresence(t, awaitPresence(t, watcher, e), group, 2, true)
 	})
 }
