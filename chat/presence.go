@@ -341,19 +341,6 @@ func (b *boundedStore) TouchSessions(ctx context.Context, sessionIDs []int64) er
 	return b.exec(ctx, func(ctx context.Context) error { return b.st.TouchSessions(ctx, sessionIDs) })
 }
 
-// MarkOnline implements store.Store under the deadline.
-func (b *boundedStore) MarkOnline(ctx context.Context, userID int64) (store.Presence, bool, error) {
-	type r struct {
-		p       store.Presence
-		changed bool
-	}
-	v, err := bounded(ctx, b.d, func(ctx context.Context) (r, error) {
-		p, changed, err := b.st.MarkOnline(ctx, userID)
-		return r{p, changed}, err
-	})
-	return v.p, v.changed, err
-}
-
 // SweepPresence implements store.Store under the deadline.
 func (b *boundedStore) SweepPresence(ctx context.Context, threshold, grace time.Duration) ([]store.Presence, error) {
 	return bounded(ctx, b.d, func(ctx context.Context) ([]store.Presence, error) {

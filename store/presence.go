@@ -20,11 +20,6 @@ type PresenceStore interface {
 	// flushed in one call. Missing sessions (closed, or expired with their
 	// node) are skipped.
 	TouchSessions(ctx context.Context, sessionIDs []int64) error
-	// MarkOnline announces userID online unless it is already: changed
-	// reports whether this call flipped it (then the caller announces
-	// it). LastSeen is the user's last seen time. A deleted or unknown
-	// user is never announced: changed is false.
-	MarkOnline(ctx context.Context, userID int64) (p Presence, changed bool, err error)
 	// SweepPresence flips, in one step, the users whose announced state
 	// no longer holds, and returns each flip once (ordered by user id):
 	// announced offline (or never announced) with a session seen within

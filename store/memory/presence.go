@@ -27,22 +27,6 @@ func (s *Store) TouchSessions(ctx context.Context, sessionIDs []int64) error {
 	return nil
 }
 
-// MarkOnline implements store.Store.
-func (s *Store) MarkOnline(ctx context.Context, userID int64) (store.Presence, bool, error) {
-	if err := ctxErr(ctx); err != nil {
-		return store.Presence{}, false, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := store.Presence{UserID: userID, Online: s.online[userID], LastSeen: s.lastSeen[userID]}
-	if u, ok := s.users[userID]; !ok || u.Deleted || p.Online {
-		return p, false, nil
-	}
-	s.online[userID] = true
-	p.Online = true
-	return p, true, nil
-}
-
 // SweepPresence implements store.Store. It holds the store's lock, so no
 // two sweeps see the same flip.
 func (s *Store) SweepPresence(ctx context.Context, threshold, grace time.Duration) ([]store.Presence, error) {

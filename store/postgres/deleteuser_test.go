@@ -103,9 +103,7 @@ func TestDeleteUserLeavesNoPersonalData(t *testing.T) {
 		}
 	}
 	mustDo(st.TouchNode(ctx, "node-1"))
-	_, err = st.CreateSession(ctx, store.NewSession{UserID: 7, ConnID: "conn-1", NodeID: "node-1"})
-	mustDo(err)
-	_, _, err = st.MarkOnline(ctx, 7)
+	_, err = st.CreateSession(ctx, store.NewSession{UserID: 7, ConnID: "conn-1", NodeID: "node-1", MarkOnline: true})
 	mustDo(err)
 
 	// The search finds the data while the user exists (it can fail).

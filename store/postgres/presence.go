@@ -48,31 +48,6 @@ func (s *Store) TouchSessions(ctx context.Context, sessionIDs []int64) error {
 	return mapErr(err)
 }
 
-// MarkOnline implements store.Store. The user's row is read with a key
-// share lock, as CreateSession does: a DeleteUser in progress is waited
-// for, and a deleted user gets no row.
-func (s *Store) MarkOnline(ctx context.Context, userID int64) (store.Presence, bool, error) {
-	var r presenceRow
-	err := s.db.QueryRowxContext(ctx, `
-		WITH live AS (SELECT id, last_seen FROM users WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE),
-		f AS (INSERT INTO presence (user_id, online, changed_at)
-		      SELECT id, true, clock_timestamp() FROM live
-		      ON CONFLICT (user_id) DO UPDATE SET online = true, changed_at = EXCLUDED.changed_at
-		      WHERE NOT presence.online
-		      RETURNING user_id)
-		SELECT u.id AS user_id, u.last_seen,
-		       EXISTS (SELECT 1 FROM f) AS changed,
-		       EXISTS (SELECT 1 FROM f) OR coalesce((SELECT online FROM presence WHERE user_id = u.id), false) AS online
-		FROM users u WHERE u.id = $1`, userID).StructScan(&r)
-	if err == sql.ErrNoRows {
-		return store.Presence{UserID: userID}, false, nil
-	}
-	if err != nil {
-		return store.Presence{}, false, mapErr(err)
-	}
-	return r.presence(), r.Changed, nil
-}
-
 // SweepPresence implements store.Store in one statement: the users to
 // announce online are those with a live session (a scan of the sessions,
 // one row per open connection) not announced online; the users to announce

@@ -30,8 +30,8 @@ func (s *Store) CreateSession(ctx context.Context, ns store.NewSession) (store.S
 	// progress (which holds it for update) is waited for, and the row is
 	// then read again, deleted.
 	// With MarkOnline the presence row is flipped in the same statement
-	// (a conditional write, as MarkOnline's), so that a connect costs no
-	// second commit.
+	// (a conditional write: of concurrent connects one flips it), so that
+	// a connect costs no second commit.
 	err := s.db.QueryRowxContext(ctx, `
 		WITH t AS (SELECT clock_timestamp() AS now),
 		live AS (SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE),

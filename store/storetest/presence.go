@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -64,22 +65,23 @@ func testPresence(t *testing.T, st store.Store) {
 		t.Fatalf("Presence(nil) = %v %v", ps, err)
 	}
 
-	// Connect: MarkOnline flips once.
-	s1, err := st.CreateSession(ctx, store.NewSession{UserID: 1, ConnID: "c1", NodeID: "n"})
+	// Connect: the session's MarkOnline flips once.
+	s1, err := st.CreateSession(ctx, store.NewSession{UserID: 1, ConnID: "c1", NodeID: "n", MarkOnline: true})
 	ok(t, err)
-	p, changed, err := st.MarkOnline(ctx, 1)
+	if !s1.WentOnline {
+		t.Fatalf("CreateSession with MarkOnline = %+v, want a flip to online", s1)
+	}
+	tab, err := st.CreateSession(ctx, store.NewSession{UserID: 1, ConnID: "c2", NodeID: "n", MarkOnline: true})
 	ok(t, err)
-	if !changed || !p.Online || p.UserID != 1 || p.LastSeen.Before(s1.LastSeen) {
-		t.Fatalf("MarkOnline = %+v %v, want a flip to online, last seen at or after %v", p, changed, s1.LastSeen)
+	if tab.WentOnline {
+		t.Fatalf("a second session of a user online = %+v, want no flip", tab)
 	}
-	p, changed, err = st.MarkOnline(ctx, 1)
+	ps, err = st.Presence(ctx, []int64{1})
 	ok(t, err)
-	if changed || !p.Online {
-		t.Fatalf("MarkOnline again = %+v %v, want online, no flip", p, changed)
+	if len(ps) != 1 || !ps[0].Online || ps[0].LastSeen.Before(s1.LastSeen) {
+		t.Fatalf("Presence after the connects = %+v, want online, last seen at or after %v", ps, s1.LastSeen)
 	}
-	if _, changed, err := st.MarkOnline(ctx, 99); err != nil || changed {
-		t.Fatalf("MarkOnline of no user = %v %v, want no flip, no error", changed, err)
-	}
+	ok(t, st.CloseSession(ctx, tab.ID))
 	wantFlips(t, "sweep with user 1 live", sweep(t, st, always, always))
 
 	// Disconnect: offline only once the grace has passed, and only once.
@@ -131,16 +133,14 @@ func testPresence(t *testing.T, st store.Store) {
 	wantFlips(t, "Presence", got, "1:off", "2:on", "3:off")
 }
 
-// testPresenceConcurrent: sweeps and MarkOnline running at once on many
-// users return each flip exactly once.
+// testPresenceConcurrent: sweeps and connects with MarkOnline running at
+// once on many users return each flip exactly once.
 func testPresenceConcurrent(t *testing.T, st store.Store) {
 	const n, workers = 30, 6
 	users(t, st, n)
-	sessions := make([]int64, n)
 	for i := range n {
-		s, err := st.CreateSession(ctx, store.NewSession{UserID: int64(i + 1), ConnID: "c", NodeID: "n"})
+		_, err := st.CreateSession(ctx, store.NewSession{UserID: int64(i + 1), ConnID: "c", NodeID: "n"})
 		ok(t, err)
-		sessions[i] = s.ID
 	}
 	run := func(f func() ([]store.Presence, error)) map[string]int {
 		t.Helper()
@@ -182,24 +182,29 @@ func testPresenceConcurrent(t *testing.T, st store.Store) {
 			}
 		}
 	}
-	// Online: half by MarkOnline, all by the sweeps, at once.
+	// Online: half by connects with MarkOnline (every worker connects
+	// each of them), all by the sweeps, at once.
 	on := run(func() ([]store.Presence, error) {
 		var out []store.Presence
 		for i := 1; i <= n; i += 2 {
-			p, changed, err := st.MarkOnline(ctx, int64(i))
+			s, err := st.CreateSession(ctx, store.NewSession{UserID: int64(i), ConnID: "m", NodeID: "n", MarkOnline: true})
 			if err != nil {
 				return nil, err
 			}
-			if changed {
-				out = append(out, p)
+			if s.WentOnline {
+				out = append(out, store.Presence{UserID: s.UserID, Online: true, LastSeen: s.LastSeen})
 			}
 		}
 		ps, err := st.SweepPresence(ctx, always, always)
 		return append(out, ps...), err
 	})
 	check("online", on, "on")
-	for _, id := range sessions {
-		ok(t, st.CloseSession(ctx, id))
+	for i := range n {
+		open, err := st.UserSessions(ctx, int64(i+1))
+		ok(t, err)
+		for _, s := range open {
+			ok(t, st.CloseSession(ctx, s.ID))
+		}
 	}
 	off := run(func() ([]store.Presence, error) { return st.SweepPresence(ctx, always, never) })
 	check("offline", off, "off")
@@ -209,20 +214,18 @@ func testPresenceConcurrent(t *testing.T, st store.Store) {
 // never announced again.
 func testPresenceDeletedUser(t *testing.T, st store.Store) {
 	users(t, st, 2)
-	_, err := st.CreateSession(ctx, store.NewSession{UserID: 2, ConnID: "c", NodeID: "n"})
-	ok(t, err)
-	if _, changed, err := st.MarkOnline(ctx, 2); err != nil || !changed {
-		t.Fatalf("MarkOnline = %v %v", changed, err)
+	if s, err := st.CreateSession(ctx, store.NewSession{UserID: 2, ConnID: "c", NodeID: "n", MarkOnline: true}); err != nil || !s.WentOnline {
+		t.Fatalf("CreateSession with MarkOnline = %+v %v, want a flip", s, err)
 	}
-	_, err = st.DeleteUser(ctx, 2)
+	_, err := st.DeleteUser(ctx, 2)
 	ok(t, err)
 	ps, err := st.Presence(ctx, []int64{2})
 	ok(t, err)
 	if len(ps) != 1 || ps[0].Online || !ps[0].LastSeen.IsZero() {
 		t.Fatalf("Presence of a deleted user = %+v, want offline, never seen", ps)
 	}
-	if _, changed, err := st.MarkOnline(ctx, 2); err != nil || changed {
-		t.Fatalf("MarkOnline of a deleted user = %v %v, want no flip", changed, err)
+	if s, err := st.CreateSession(ctx, store.NewSession{UserID: 2, ConnID: "c2", NodeID: "n", MarkOnline: true}); !errors.Is(err, store.ErrUserDeleted) || s.WentOnline {
+		t.Fatalf("CreateSession of a deleted user = %+v %v, want ErrUserDeleted, no flip", s, err)
 	}
 	wantFlips(t, "sweep after the deletion", sweep(t, st, never, never))
 }
