@@ -122,6 +122,15 @@ func (s *Service) announce(ctx context.Context, o origin, changes []store.Presen
 	for _, u := range us {
 		names[u.ID] = u.Username
 	}
+	s.announceNamed(ctx, o, changes, names)
+}
+
+// announceNamed is announce with the users' names known (by user id).
+func (s *Service) announceNamed(ctx context.Context, o origin, changes []store.Presence, names map[int64]string) {
+	ids := make([]int64, len(changes))
+	for i, p := range changes {
+		ids[i] = p.UserID
+	}
 	shown, err := s.st.PresenceRooms(ctx, ids)
 	if err != nil {
 		s.presenceFailed(ctx, o, "failed to read the rooms of presence changes", err)
@@ -130,31 +139,6 @@ func (s *Service) announce(ctx context.Context, o origin, changes []store.Presen
 	for _, p := range changes {
 		s.publishPresence(ctx, o, p, names[p.UserID], shown[p.UserID])
 	}
-}
-
-// announceIn publishes the presence change p of the user named username
-// to those of rooms (the user's, as the caller read them) where their
-// presence is shown.
-func (s *Service) announceIn(ctx context.Context, o origin, p store.Presence, username string, rooms []uuid.UUID) {
-	if len(rooms) == 0 {
-		return
-	}
-	shown, err := s.st.PresenceRooms(ctx, []int64{p.UserID})
-	if err != nil {
-		s.presenceFailed(ctx, o, "failed to read the rooms of a presence change", err)
-		return
-	}
-	in := make(map[uuid.UUID]bool, len(rooms))
-	for _, id := range rooms {
-		in[id] = true
-	}
-	var to []uuid.UUID
-	for _, id := range shown[p.UserID] {
-		if in[id] {
-			to = append(to, id)
-		}
-	}
-	s.publishPresence(ctx, o, p, username, to)
 }
 
 // publishPresence publishes presence.dispatch about p to each of rooms.

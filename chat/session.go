@@ -64,8 +64,9 @@ func (s *Service) handleConnect(c *chatmux.Context) error {
 			}
 		}
 	}
-	if sess.WentOnline {
-		s.announceIn(ctx, ev(c), store.Presence{UserID: u.ID, Online: true, LastSeen: sess.LastSeen}, u.Username, again)
+	if sess.WentOnline && len(again) > 0 {
+		s.announceNamed(ctx, ev(c), []store.Presence{{UserID: u.ID, Online: true, LastSeen: sess.LastSeen}},
+			map[int64]string{u.ID: u.Username})
 	}
 	if !s.cfg.Notifications {
 		return nil
@@ -94,8 +95,7 @@ func connectError(err error) error {
 // openSession opens the connection's session, on this node; with
 // markOnline it also flips the user's announced presence to online when it
 // was not (Session.WentOnline, docs/protocol.md#presence): $connect then
-// announces them, in the rooms it read (a second tab, a reload within the
-// grace flip nothing).
+// announces them (a second tab, a reload within the grace flip nothing).
 func (s *Service) openSession(c *chatmux.Context, u *chatmux.User, markOnline bool) (store.Session, error) {
 	sess, err := s.st.CreateSession(c.Context(), store.NewSession{UserID: u.ID, ConnID: c.Conn().ID(), NodeID: s.cfg.NodeID,
 		MarkOnline: markOnline})
